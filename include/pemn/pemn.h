@@ -11,5 +11,6 @@
 #include <pemn/pkg.h>
 #include <pemn/builder.h>
 #include <pemn/safetensors.h>
+#include <pemn/pack.h>
 
 #endif
