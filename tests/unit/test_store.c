@@ -371,7 +371,7 @@ static void test_cache_eviction(void **state)
     uint8_t *b[4];
     bool created;
     for (int i = 0; i < 4; i++) {
-        char ver[8];
+        char ver[16];
         snprintf(ver, sizeof ver, "%d", i);
         b[i] = fake_pkg("m", ver, (uint64_t)i + 1, 1000, &m[i]);
         assert_int_equal(store_put_package(st, &m[i], b[i], 1000, "t", &created, NULL, NULL),
