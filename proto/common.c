@@ -69,13 +69,13 @@ static const struct {
     const char *name;
     size_t size;
 } dt_table[PEMN_DT_COUNT_] = {
-    [PEMN_DT_BOOL] = {"BOOL", 1},   [PEMN_DT_U8] = {"U8", 1},
-    [PEMN_DT_I8] = {"I8", 1},       [PEMN_DT_I16] = {"I16", 2},
-    [PEMN_DT_U16] = {"U16", 2},     [PEMN_DT_F16] = {"F16", 2},
-    [PEMN_DT_BF16] = {"BF16", 2},   [PEMN_DT_I32] = {"I32", 4},
-    [PEMN_DT_U32] = {"U32", 4},     [PEMN_DT_F32] = {"F32", 4},
-    [PEMN_DT_F64] = {"F64", 8},     [PEMN_DT_I64] = {"I64", 8},
-    [PEMN_DT_U64] = {"U64", 8},     [PEMN_DT_F8_E4M3] = {"F8_E4M3", 1},
+    [PEMN_DT_BOOL] = {"BOOL", 1},       [PEMN_DT_U8] = {"U8", 1},
+    [PEMN_DT_I8] = {"I8", 1},           [PEMN_DT_I16] = {"I16", 2},
+    [PEMN_DT_U16] = {"U16", 2},         [PEMN_DT_F16] = {"F16", 2},
+    [PEMN_DT_BF16] = {"BF16", 2},       [PEMN_DT_I32] = {"I32", 4},
+    [PEMN_DT_U32] = {"U32", 4},         [PEMN_DT_F32] = {"F32", 4},
+    [PEMN_DT_F64] = {"F64", 8},         [PEMN_DT_I64] = {"I64", 8},
+    [PEMN_DT_U64] = {"U64", 8},         [PEMN_DT_F8_E4M3] = {"F8_E4M3", 1},
     [PEMN_DT_F8_E5M2] = {"F8_E5M2", 1},
 };
 

@@ -15,8 +15,8 @@ void proto_expand_f32_scalar(float *out, const uint8_t *bits, uint64_t n, const 
     }
 }
 
-void proto_expand_f32(float *out, const uint8_t *bits, uint64_t n, const float *proto,
-                      uint64_t d_v, uint64_t offset, float scale)
+void proto_expand_f32(float *out, const uint8_t *bits, uint64_t n, const float *proto, uint64_t d_v,
+                      uint64_t offset, float scale)
 {
     proto_expand_f32_scalar(out, bits, n, proto, d_v, offset, scale);
 }

@@ -11,8 +11,8 @@
 
 #include <stdint.h>
 
-void proto_expand_f32(float *out, const uint8_t *bits, uint64_t n, const float *proto,
-                      uint64_t d_v, uint64_t offset, float scale);
+void proto_expand_f32(float *out, const uint8_t *bits, uint64_t n, const float *proto, uint64_t d_v,
+                      uint64_t offset, float scale);
 /* The portable reference, always available (tests compare against it). */
 void proto_expand_f32_scalar(float *out, const uint8_t *bits, uint64_t n, const float *proto,
                              uint64_t d_v, uint64_t offset, float scale);

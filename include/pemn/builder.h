@@ -34,31 +34,30 @@ pemn_rc pemn_builder_add_meta(pemn_builder *b, const char *key, const char *valu
 /* Prototypes; *id receives the index to name in add_masked. */
 pemn_rc pemn_builder_add_proto_values(pemn_builder *b, const float *values, uint64_t n,
                                       uint32_t *id);
-pemn_rc pemn_builder_add_proto_seeded(pemn_builder *b, uint32_t generator,
-                                      const uint8_t seed[32], float scale, uint64_t n,
-                                      uint32_t *id);
+pemn_rc pemn_builder_add_proto_seeded(pemn_builder *b, uint32_t generator, const uint8_t seed[32],
+                                      float scale, uint64_t n, uint32_t *id);
 
 /* A masked tensor: element i = mask[i] ? scale * proto[(offset + i) mod d_v] : 0.
  * `mask` has one byte per element (nonzero keeps the weight). */
 pemn_rc pemn_builder_add_masked(pemn_builder *b, const char *name, uint32_t ndim,
-                                const uint64_t *shape, uint32_t proto, uint64_t offset,
-                                float scale, const uint8_t *mask, struct pemn_err *err);
+                                const uint64_t *shape, uint32_t proto, uint64_t offset, float scale,
+                                const uint8_t *mask, struct pemn_err *err);
 /* The same with the mask already packed (1 bit per element, LSB-first). */
 pemn_rc pemn_builder_add_masked_bits(pemn_builder *b, const char *name, uint32_t ndim,
                                      const uint64_t *shape, uint32_t proto, uint64_t offset,
                                      float scale, const uint8_t *bits, struct pemn_err *err);
 /* A dense tensor stored raw (little-endian) in its dtype; nbytes must equal
  * numel * dtype size. */
-pemn_rc pemn_builder_add_dense(pemn_builder *b, const char *name, pemn_dtype dtype,
-                               uint32_t ndim, const uint64_t *shape, const void *data,
-                               uint64_t nbytes, struct pemn_err *err);
+pemn_rc pemn_builder_add_dense(pemn_builder *b, const char *name, pemn_dtype dtype, uint32_t ndim,
+                               const uint64_t *shape, const void *data, uint64_t nbytes,
+                               struct pemn_err *err);
 
 /* Serialises and signs. *out is malloc'ed (release with free()). */
 pemn_rc pemn_builder_finish(pemn_builder *b, const struct pemn_seckey *key, uint8_t **out,
                             size_t *out_len, struct pemn_err *err);
 /* Serialises, signs and writes path atomically (temporary file, fsync, rename). */
-pemn_rc pemn_builder_write_file(pemn_builder *b, const struct pemn_seckey *key,
-                                const char *path, struct pemn_err *err);
+pemn_rc pemn_builder_write_file(pemn_builder *b, const struct pemn_seckey *key, const char *path,
+                                struct pemn_err *err);
 
 #ifdef __cplusplus
 }

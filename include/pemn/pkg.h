@@ -66,9 +66,9 @@ struct pemn_pkg_info {
     uint16_t format_major, format_minor;
     uint32_t n_tensors, n_protos, n_meta;
     uint64_t file_size;
-    uint64_t n_params;       /* total elements over all tensors */
-    uint64_t n_masked;       /* elements of masked tensors */
-    uint64_t f32_size;       /* size of the same network as a float32 safetensors file */
+    uint64_t n_params; /* total elements over all tensors */
+    uint64_t n_masked; /* elements of masked tensors */
+    uint64_t f32_size; /* size of the same network as a float32 safetensors file */
     struct pemn_pubkey signer;
     uint8_t signer_id[PEMN_KEYID_BYTES];
 };
@@ -108,8 +108,8 @@ struct pemn_tensor_info {
     uint64_t offset;
     float scale;
     uint32_t mask_encoding;
-    uint64_t kept;         /* number of 1 bits */
-    const uint8_t *mask;   /* borrowed: the packed bits */
+    uint64_t kept;       /* number of 1 bits */
+    const uint8_t *mask; /* borrowed: the packed bits */
     /* dense only */
     const void *data;      /* borrowed: raw little-endian data in dtype */
     uint64_t stored_bytes; /* bytes this tensor occupies in the file (mask or data) */

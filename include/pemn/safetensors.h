@@ -35,8 +35,7 @@ struct pemn_st_tensor {
 /* Borrows data unless PEMN_OPEN_COPY (pemn/pkg.h) is given. */
 PEMN_WARN_UNUSED pemn_rc pemn_st_open_mem(const void *data, size_t len, unsigned flags,
                                           pemn_st **out, struct pemn_err *err);
-PEMN_WARN_UNUSED pemn_rc pemn_st_open_file(const char *path, pemn_st **out,
-                                           struct pemn_err *err);
+PEMN_WARN_UNUSED pemn_rc pemn_st_open_file(const char *path, pemn_st **out, struct pemn_err *err);
 void pemn_st_free(pemn_st *st); /* NULL is a no-op */
 
 /* Tensors in data-offset order. */
@@ -54,9 +53,9 @@ typedef struct pemn_st_writer pemn_st_writer;
 pemn_rc pemn_st_writer_new(pemn_st_writer **out);
 void pemn_st_writer_free(pemn_st_writer *w); /* NULL is a no-op */
 /* Adds a tensor. The data is borrowed until the writer writes or is freed. */
-pemn_rc pemn_st_writer_add(pemn_st_writer *w, const char *name, pemn_dtype dtype,
-                           uint32_t ndim, const uint64_t *shape, const void *data,
-                           uint64_t nbytes, struct pemn_err *err);
+pemn_rc pemn_st_writer_add(pemn_st_writer *w, const char *name, pemn_dtype dtype, uint32_t ndim,
+                           const uint64_t *shape, const void *data, uint64_t nbytes,
+                           struct pemn_err *err);
 pemn_rc pemn_st_writer_add_meta(pemn_st_writer *w, const char *key, const char *value);
 /* Writes atomically (temporary file, fsync, rename). */
 pemn_rc pemn_st_writer_write_file(pemn_st_writer *w, const char *path, struct pemn_err *err);

@@ -55,7 +55,8 @@ static void test_digest_text(void **state)
     char txt[PEMN_DIGEST_TEXT_MAX];
     pemn_sha256("abc", 3, d);
     pemn_digest_format(d, txt);
-    assert_string_equal(txt, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal(txt,
+                        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal(pemn_digest_parse(txt, back), PEMN_OK);
     assert_memory_equal(d, back, 32);
     assert_int_equal(pemn_digest_parse("sha256:zz", back), PEMN_EINVAL);
