@@ -34,8 +34,8 @@ pemn_rc proto_write_atomic(const char *path, const void *data, size_t len, mode_
 
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "create temporary file for %s: %s",
-                         path, strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "create temporary file for %s: %s", path,
+                         strerror(errno));
     pemn_rc rc = PEMN_OK;
     const uint8_t *p = data;
     size_t left = len;
@@ -58,8 +58,7 @@ pemn_rc proto_write_atomic(const char *path, const void *data, size_t len, mode_
     if (close(fd) != 0 && rc == PEMN_OK)
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "close %s: %s", tmp, strerror(errno));
     if (rc == PEMN_OK && rename(tmp, path) != 0)
-        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename to %s: %s", path,
-                       strerror(errno));
+        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename to %s: %s", path, strerror(errno));
     if (rc != PEMN_OK) {
         unlink(tmp);
         return rc;

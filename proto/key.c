@@ -104,16 +104,14 @@ pemn_rc pemn_pubkey_parse(const char *text, size_t len, struct pemn_pubkey *pk,
 }
 
 /* ---- key files -------------------------------------------------------------------------- */
-static pemn_rc write_all(int fd, const char *buf, size_t n, const char *path,
-                         struct pemn_err *err)
+static pemn_rc write_all(int fd, const char *buf, size_t n, const char *path, struct pemn_err *err)
 {
     while (n > 0) {
         ssize_t w = write(fd, buf, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "write %s: %s", path,
-                             strerror(errno));
+            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "write %s: %s", path, strerror(errno));
         }
         buf += w;
         n -= (size_t)w;
@@ -186,8 +184,7 @@ pemn_rc pemn_key_save(const char *base, const struct pemn_seckey *sk, struct pem
 }
 
 /* Reads a small text file into buf (NUL-terminated); *n receives its length. */
-static pemn_rc read_small(const char *path, char *buf, size_t cap, size_t *n,
-                          struct pemn_err *err)
+static pemn_rc read_small(const char *path, char *buf, size_t cap, size_t *n, struct pemn_err *err)
 {
     if (!path)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no key path");

@@ -14,8 +14,8 @@ struct pkg_proto {
     uint64_t length;
     float scale;
     uint8_t seed[32];
-    const uint8_t *data;          /* explicit: little-endian f32 values in the file */
-    _Atomic(float *) values;      /* generated/converted values, or NULL until first use */
+    const uint8_t *data;     /* explicit: little-endian f32 values in the file */
+    _Atomic(float *) values; /* generated/converted values, or NULL until first use */
 };
 
 struct pkg_tensor {
@@ -43,8 +43,8 @@ struct pkg_meta {
 struct pemn_pkg {
     const uint8_t *bytes;
     size_t len;
-    void *owned;     /* malloc'ed copy, or NULL */
-    void *map;       /* mmap base, or NULL */
+    void *owned; /* malloc'ed copy, or NULL */
+    void *map;   /* mmap base, or NULL */
     size_t map_len;
 
     uint16_t major, minor;

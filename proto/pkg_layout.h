@@ -77,27 +77,27 @@
 
 /* PROTOS entry (64 bytes) */
 #define PKG_PROTO_ENTRY 64
-#define PKG_P_KIND 0       /* u32: 1 explicit, 2 seeded */
-#define PKG_P_GEN 4        /* u32: seeded generator, 0 for explicit */
-#define PKG_P_LENGTH 8     /* u64: d_v */
-#define PKG_P_SCALE 16     /* f32: seeded scale, 0 for explicit */
-#define PKG_P_RESERVED 20  /* u32 */
-#define PKG_P_DATA_OFF 24  /* u64: explicit: offset in DATA (multiple of 64); seeded: 0 */
-#define PKG_P_SEED 32      /* u8[32]: seeded only, zero for explicit */
+#define PKG_P_KIND 0      /* u32: 1 explicit, 2 seeded */
+#define PKG_P_GEN 4       /* u32: seeded generator, 0 for explicit */
+#define PKG_P_LENGTH 8    /* u64: d_v */
+#define PKG_P_SCALE 16    /* f32: seeded scale, 0 for explicit */
+#define PKG_P_RESERVED 20 /* u32 */
+#define PKG_P_DATA_OFF 24 /* u64: explicit: offset in DATA (multiple of 64); seeded: 0 */
+#define PKG_P_SEED 32     /* u8[32]: seeded only, zero for explicit */
 
 /* TENSORS entry (128 bytes) */
 #define PKG_TENSOR_ENTRY 128
-#define PKG_T_NAME 0       /* strref */
-#define PKG_T_KIND 8       /* u32: 1 masked, 2 dense */
-#define PKG_T_DTYPE 12     /* u32: pemn_dtype code */
-#define PKG_T_NDIM 16      /* u32 */
-#define PKG_T_PROTO 20     /* u32: masked only */
-#define PKG_T_OFFSET 24    /* u64: masked only */
-#define PKG_T_SCALE 32     /* f32: masked only */
-#define PKG_T_ENCODING 36  /* u32: masked: mask encoding (1); dense: 0 */
-#define PKG_T_DATA_OFF 40  /* u64: offset in DATA (multiple of 64) */
-#define PKG_T_DATA_LEN 48  /* u64 */
-#define PKG_T_SHAPE 56     /* u64[8]; unused dims are 0 */
+#define PKG_T_NAME 0      /* strref */
+#define PKG_T_KIND 8      /* u32: 1 masked, 2 dense */
+#define PKG_T_DTYPE 12    /* u32: pemn_dtype code */
+#define PKG_T_NDIM 16     /* u32 */
+#define PKG_T_PROTO 20    /* u32: masked only */
+#define PKG_T_OFFSET 24   /* u64: masked only */
+#define PKG_T_SCALE 32    /* f32: masked only */
+#define PKG_T_ENCODING 36 /* u32: masked: mask encoding (1); dense: 0 */
+#define PKG_T_DATA_OFF 40 /* u64: offset in DATA (multiple of 64) */
+#define PKG_T_DATA_LEN 48 /* u64 */
+#define PKG_T_SHAPE 56    /* u64[8]; unused dims are 0 */
 /* 120..128 reserved */
 
 #define PKG_TENSOR_MASKED 1

@@ -48,8 +48,8 @@ struct strtab {
 };
 
 /* Resolves the string reference at p (u32 offset, u32 length). */
-static pemn_rc get_str(const struct strtab *st, const uint8_t *p, uint64_t where,
-                       const char **out, uint32_t *out_len, struct pemn_err *err)
+static pemn_rc get_str(const struct strtab *st, const uint8_t *p, uint64_t where, const char **out,
+                       uint32_t *out_len, struct pemn_err *err)
 {
     uint64_t o = proto_le32(p), l = proto_le32(p + 4);
     if (o + l >= st->len) /* no overflow: both < 2^32 */
@@ -101,8 +101,8 @@ static pemn_rc table(const pemn_pkg *pkg, const struct sect *s, uint32_t min_ent
     const uint8_t *p = pkg->bytes + s->off;
     uint32_t n = proto_le32(p), es = proto_le32(p + 4);
     if (es < min_entry || es > 4096 || es % 8 != 0)
-        return BAD(s->off + 4, "%s entry size %u invalid (minimum %u, multiple of 8)", what,
-                   es, min_entry);
+        return BAD(s->off + 4, "%s entry size %u invalid (minimum %u, multiple of 8)", what, es,
+                   min_entry);
     if (n > max_count)
         return proto_err(err, PEMN_ETOOBIG, s->off, "%s count %u over the limit %u", what, n,
                          max_count);
@@ -129,8 +129,8 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
     pkg->minor = proto_le16(b + PKG_H_MINOR);
     if (pkg->major != PKG_MAJOR)
         return proto_err(err, PEMN_EVERSION, PKG_H_MAJOR,
-                         "format major version %u is not supported (this reader: %u)",
-                         pkg->major, PKG_MAJOR);
+                         "format major version %u is not supported (this reader: %u)", pkg->major,
+                         PKG_MAJOR);
     uint64_t flen = proto_le64(b + PKG_H_FILE_LEN);
     if (flen != len)
         return BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
@@ -144,16 +144,15 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
         return BAD(PKG_H_NSECT, "%u sections (at most %u)", nsect, PKG_MAX_SECTIONS);
     if (toff < PKG_HEADER_SIZE || toff % 8 != 0 || toff > body_end ||
         (uint64_t)nsect * PKG_SECT_ENTRY > body_end - toff)
-        return BAD(PKG_H_TABLE_OFF, "section table offset %llu invalid",
-                   (unsigned long long)toff);
+        return BAD(PKG_H_TABLE_OFF, "section table offset %llu invalid", (unsigned long long)toff);
     uint64_t table_end = toff + (uint64_t)nsect * PKG_SECT_ENTRY;
 
     uint64_t prev_end = table_end;
     for (uint32_t i = 0; i < nsect; i++) {
         const uint8_t *e = b + toff + (uint64_t)i * PKG_SECT_ENTRY;
         uint64_t where = toff + (uint64_t)i * PKG_SECT_ENTRY;
-        struct sect s = {proto_le32(e), proto_le32(e + 4), proto_le64(e + 8),
-                         proto_le64(e + 16), 1};
+        struct sect s = {proto_le32(e), proto_le32(e + 4), proto_le64(e + 8), proto_le64(e + 16),
+                         1};
         if (s.flags & ~PKG_SECF_OPTIONAL)
             return BAD(where + 4, "section %u: unknown flags 0x%x", i, s.flags);
         if (s.off % PKG_ALIGN != 0)
@@ -170,8 +169,8 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
                 return BAD(where, "section type %u appears twice", s.type);
             known[s.type] = s;
         } else if (!(s.flags & PKG_SECF_OPTIONAL)) {
-            return proto_err(err, PEMN_EUNSUPPORTED, where,
-                             "unknown required section type %u", s.type);
+            return proto_err(err, PEMN_EUNSUPPORTED, where, "unknown required section type %u",
+                             s.type);
         }
     }
     for (uint32_t t = 1; t <= PKG_SEC_KNOWN_MAX; t++)
@@ -347,9 +346,8 @@ static uint64_t popcount_bytes(const uint8_t *p, uint64_t n)
     return c;
 }
 
-static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e,
-                            const struct strtab *st, const struct sect *data,
-                            struct pemn_err *err)
+static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const struct strtab *st,
+                            const struct sect *data, struct pemn_err *err)
 {
     uint64_t where = (uint64_t)(e - pkg->bytes);
     struct pkg_tensor *t = &pkg->tensors[i];
@@ -390,8 +388,7 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e,
         t->offset = proto_le64(e + PKG_T_OFFSET);
         t->scale = le_f32(e + PKG_T_SCALE);
         if (t->proto >= pkg->n_protos)
-            return BAD(where + PKG_T_PROTO, "tensor %u: prototype %u does not exist", i,
-                       t->proto);
+            return BAD(where + PKG_T_PROTO, "tensor %u: prototype %u does not exist", i, t->proto);
         if (t->offset >= pkg->protos[t->proto].length)
             return BAD(where + PKG_T_OFFSET, "tensor %u: offset %llu >= prototype length", i,
                        (unsigned long long)t->offset);
@@ -402,8 +399,8 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e,
                              "tensor %u: unknown mask encoding %u", i, t->encoding);
         uint64_t want = numel / 8 + (numel % 8 != 0);
         if (len != want)
-            return BAD(where + PKG_T_DATA_LEN, "tensor %u: mask is %llu bytes, expected %llu",
-                       i, (unsigned long long)len, (unsigned long long)want);
+            return BAD(where + PKG_T_DATA_LEN, "tensor %u: mask is %llu bytes, expected %llu", i,
+                       (unsigned long long)len, (unsigned long long)want);
     } else if (kind == PKG_TENSOR_DENSE) {
         t->masked = 0;
         if (dt >= PEMN_DT_COUNT_)
@@ -413,8 +410,8 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e,
             return BAD(where + PKG_T_ENCODING, "tensor %u: dense tensor with an encoding", i);
         uint64_t want;
         if (proto_mul_overflow(numel, pemn_dtype_size(t->dtype), &want) || len != want)
-            return BAD(where + PKG_T_DATA_LEN, "tensor %u: data is %llu bytes, expected %llu",
-                       i, (unsigned long long)len, (unsigned long long)want);
+            return BAD(where + PKG_T_DATA_LEN, "tensor %u: data is %llu bytes, expected %llu", i,
+                       (unsigned long long)len, (unsigned long long)want);
     } else {
         return BAD(where + PKG_T_KIND, "tensor %u: unknown kind %u", i, kind);
     }
@@ -443,8 +440,7 @@ static uint64_t json_len(const char *s, uint32_t n)
     uint64_t l = 2;
     for (uint32_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
-            c == '\t')
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
             l += 2;
         else if (c < 0x20)
             l += 6;
@@ -645,8 +641,7 @@ pemn_rc pemn_pkg_open_mem(const void *data, size_t len, unsigned flags, pemn_pkg
     return finish_open(pkg, out, err);
 }
 
-pemn_rc pemn_pkg_open_file(const char *path, unsigned flags, pemn_pkg **out,
-                           struct pemn_err *err)
+pemn_rc pemn_pkg_open_file(const char *path, unsigned flags, pemn_pkg **out, struct pemn_err *err)
 {
     if (!out || !path)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");

@@ -12,10 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* TEMPORARY until proto-fast's gen.c is on main: a weak reference so the library links
- * without it. Removed as soon as pemn_gen_fill lands. */
-#pragma weak pemn_gen_fill
-
 /* ---- identity and verification ---------------------------------------------------------- */
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES])
 {
@@ -95,7 +91,7 @@ pemn_rc proto_pkg_values(const pemn_pkg *cpkg, uint32_t i, const float **values,
             for (uint64_t j = 0; j < pr->length; j++)
                 v[j] = proto_f32_from_bits(proto_le32(pr->data + 4 * j));
         } else {
-            rc = !pemn_gen_fill ? PEMN_EUNSUPPORTED : pemn_gen_fill(pr->gen, pr->seed, pr->scale, 0, v, (size_t)pr->length);
+            rc = pemn_gen_fill(pr->gen, pr->seed, pr->scale, 0, v, (size_t)pr->length);
             if (rc)
                 proto_err(err, rc, PEMN_NO_OFFSET, "prototype %u: generator %u failed: %s", i,
                           pr->gen, pemn_strerror(rc));
@@ -144,8 +140,7 @@ pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_
         pemn_rc rc = proto_pkg_values(pkg, t->proto, &v, err);
         if (rc)
             return rc;
-        proto_expand_f32(out, p, t->numel, v, pkg->protos[t->proto].length, t->offset,
-                         t->scale);
+        proto_expand_f32(out, p, t->numel, v, pkg->protos[t->proto].length, t->offset, t->scale);
         return PEMN_OK;
     }
     switch (t->dtype) {

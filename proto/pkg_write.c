@@ -280,8 +280,8 @@ pemn_rc pemn_builder_add_meta(pemn_builder *b, const char *key, const char *valu
 /* ---- prototypes ------------------------------------------------------------------------- */
 static pemn_rc add_proto(pemn_builder *b, const struct bproto *p, uint32_t *id)
 {
-    pemn_rc rc = grow((void **)&b->protos, &b->cap_protos, b->n_protos, PEMN_MAX_PROTOS,
-                      sizeof *b->protos);
+    pemn_rc rc =
+        grow((void **)&b->protos, &b->cap_protos, b->n_protos, PEMN_MAX_PROTOS, sizeof *b->protos);
     if (rc)
         return rc;
     if (id)
@@ -315,9 +315,8 @@ pemn_rc pemn_builder_add_proto_values(pemn_builder *b, const float *values, uint
     return rc;
 }
 
-pemn_rc pemn_builder_add_proto_seeded(pemn_builder *b, uint32_t generator,
-                                      const uint8_t seed[32], float scale, uint64_t n,
-                                      uint32_t *id)
+pemn_rc pemn_builder_add_proto_seeded(pemn_builder *b, uint32_t generator, const uint8_t seed[32],
+                                      float scale, uint64_t n, uint32_t *id)
 {
     if (!b || !seed || n == 0 || !isfinite(scale))
         return PEMN_EINVAL;
@@ -349,8 +348,8 @@ static pemn_rc check_shape(uint32_t ndim, const uint64_t *shape, uint64_t *numel
 }
 
 /* Validates the name and the shape and fills the common fields of t. */
-static pemn_rc tensor_start(pemn_builder *b, const char *name, uint32_t ndim,
-                            const uint64_t *shape, struct btensor *t, struct pemn_err *err)
+static pemn_rc tensor_start(pemn_builder *b, const char *name, uint32_t ndim, const uint64_t *shape,
+                            struct btensor *t, struct pemn_err *err)
 {
     if (!b || !name)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
@@ -410,8 +409,8 @@ static pemn_rc tensor_commit(pemn_builder *b, const char *name, struct btensor *
 }
 
 static pemn_rc masked_common(pemn_builder *b, const char *name, uint32_t ndim,
-                             const uint64_t *shape, uint32_t proto, uint64_t offset,
-                             float scale, const uint8_t *mask, int packed, struct pemn_err *err)
+                             const uint64_t *shape, uint32_t proto, uint64_t offset, float scale,
+                             const uint8_t *mask, int packed, struct pemn_err *err)
 {
     struct btensor t;
     pemn_rc rc = tensor_start(b, name, ndim, shape, &t, err);
@@ -423,8 +422,7 @@ static pemn_rc masked_common(pemn_builder *b, const char *name, uint32_t ndim,
     if (offset >= b->protos[proto].length)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
                          "tensor %s: offset %llu >= prototype length %llu", name,
-                         (unsigned long long)offset,
-                         (unsigned long long)b->protos[proto].length);
+                         (unsigned long long)offset, (unsigned long long)b->protos[proto].length);
     if (!isfinite(scale))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "tensor %s: scale not finite", name);
     if (!mask && t.numel)
@@ -454,8 +452,8 @@ static pemn_rc masked_common(pemn_builder *b, const char *name, uint32_t ndim,
 }
 
 pemn_rc pemn_builder_add_masked(pemn_builder *b, const char *name, uint32_t ndim,
-                                const uint64_t *shape, uint32_t proto, uint64_t offset,
-                                float scale, const uint8_t *mask, struct pemn_err *err)
+                                const uint64_t *shape, uint32_t proto, uint64_t offset, float scale,
+                                const uint8_t *mask, struct pemn_err *err)
 {
     return masked_common(b, name, ndim, shape, proto, offset, scale, mask, 0, err);
 }
@@ -467,9 +465,9 @@ pemn_rc pemn_builder_add_masked_bits(pemn_builder *b, const char *name, uint32_t
     return masked_common(b, name, ndim, shape, proto, offset, scale, bits, 1, err);
 }
 
-pemn_rc pemn_builder_add_dense(pemn_builder *b, const char *name, pemn_dtype dtype,
-                               uint32_t ndim, const uint64_t *shape, const void *data,
-                               uint64_t nbytes, struct pemn_err *err)
+pemn_rc pemn_builder_add_dense(pemn_builder *b, const char *name, pemn_dtype dtype, uint32_t ndim,
+                               const uint64_t *shape, const void *data, uint64_t nbytes,
+                               struct pemn_err *err)
 {
     struct btensor t;
     pemn_rc rc = tensor_start(b, name, ndim, shape, &t, err);
@@ -522,8 +520,7 @@ struct layout {
 };
 
 /* Writes (or, with out == NULL, measures) every string of the package. */
-static void strings(const pemn_builder *b, uint8_t *out, const struct layout *L,
-                    struct strbuf *sb)
+static void strings(const pemn_builder *b, uint8_t *out, const struct layout *L, struct strbuf *sb)
 {
     uint8_t *m = out ? out + L->off[PKG_SEC_MANIFEST] : NULL;
     uint8_t *meta = out ? out + L->off[PKG_SEC_META] + PKG_TABLE_HDR : NULL;
@@ -701,8 +698,8 @@ pemn_rc pemn_builder_finish(pemn_builder *b, const struct pemn_seckey *key, uint
     return PEMN_OK;
 }
 
-pemn_rc pemn_builder_write_file(pemn_builder *b, const struct pemn_seckey *key,
-                                const char *path, struct pemn_err *err)
+pemn_rc pemn_builder_write_file(pemn_builder *b, const struct pemn_seckey *key, const char *path,
+                                struct pemn_err *err)
 {
     if (!path || !*path)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no output path");

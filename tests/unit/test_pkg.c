@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +68,7 @@ static void build_rich(const struct pemn_seckey *sk, uint8_t **out, size_t *len)
                      PEMN_OK);
     assert_int_equal(pemn_builder_add_masked(b, "eight", 8, s8, p0, 3, 1.5f, big_mask, &e),
                      PEMN_OK);
-    assert_int_equal(pemn_builder_add_masked(b, "empty", 1, s0, p0, 0, 1.0f, NULL, &e),
-                     PEMN_OK);
+    assert_int_equal(pemn_builder_add_masked(b, "empty", 1, s0, p0, 0, 1.0f, NULL, &e), PEMN_OK);
     uint64_t s2[2] = {10, 30};
     assert_int_equal(pemn_builder_add_masked(b, "seeded.w", 2, s2, p1, 249, 1.0f, big_mask, &e),
                      PEMN_OK);
@@ -80,11 +80,10 @@ static void build_rich(const struct pemn_seckey *sk, uint8_t **out, size_t *len)
                      PEMN_OK);
     assert_int_equal(pemn_builder_add_dense(b, "f64", PEMN_DT_F64, 2, n4, f64_vals, 32, &e),
                      PEMN_OK);
-    assert_int_equal(pemn_builder_add_dense(b, "bn.num_batches_tracked", PEMN_DT_I64, 1, n2,
-                                            i64_vals, 16, &e),
-                     PEMN_OK);
-    assert_int_equal(pemn_builder_add_dense(b, "u8", PEMN_DT_U8, 1, n3b, u8_vals, 3, &e),
-                     PEMN_OK);
+    assert_int_equal(
+        pemn_builder_add_dense(b, "bn.num_batches_tracked", PEMN_DT_I64, 1, n2, i64_vals, 16, &e),
+        PEMN_OK);
+    assert_int_equal(pemn_builder_add_dense(b, "u8", PEMN_DT_U8, 1, n3b, u8_vals, 3, &e), PEMN_OK);
     uint64_t nb[2] = {1, 2};
     assert_int_equal(pemn_builder_add_dense(b, "flags", PEMN_DT_BOOL, 2, nb, bool_vals, 2, &e),
                      PEMN_OK);
@@ -206,8 +205,8 @@ static void check_rich(const pemn_pkg *pkg, const struct pemn_pubkey *pk)
     }
 }
 
-static void expect_masked(const pemn_pkg *pkg, const char *name, const float *proto,
-                          uint64_t dv, const uint8_t *mask)
+static void expect_masked(const pemn_pkg *pkg, const char *name, const float *proto, uint64_t dv,
+                          const uint8_t *mask)
 {
     uint32_t idx;
     struct pemn_tensor_info t;
@@ -242,6 +241,20 @@ static void test_roundtrip_rich(void **state)
     expect_masked(pkg, "scalar", pkgfix_proto, 7, &one);
     expect_masked(pkg, "eight", pkgfix_proto, 7, big_mask);
     expect_masked(pkg, "empty", pkgfix_proto, 7, NULL);
+
+    /* the seeded prototype: pemn_gen_fill's values, generated once */
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)(255 - i);
+    float gen[250];
+    assert_int_equal(pemn_gen_fill(PEMN_GEN_NORMAL, seed, 0.75f, 0, gen, 250), PEMN_OK);
+    const float *sv, *sv2;
+    assert_int_equal(pemn_pkg_proto_values(pkg, 1, &sv, &e), PEMN_OK);
+    assert_memory_equal(sv, gen, sizeof gen);
+    assert_int_equal(pemn_pkg_proto_values(pkg, 1, &sv2, &e), PEMN_OK);
+    assert_ptr_equal(sv, sv2);
+    assert_int_equal(pemn_pkg_proto_values(pkg, 2, &sv2, &e), PEMN_ENOTFOUND);
+    expect_masked(pkg, "seeded.w", gen, 250, big_mask);
 
     /* dense conversions, exact */
     uint32_t idx;
@@ -537,19 +550,15 @@ static void test_builder_errors(void **state)
     assert_int_equal(pemn_builder_add_masked_bits(b, "m5", 1, sh5, 0, 0, 1.0f, &bits, &e),
                      PEMN_EINVAL);
     bits = 0x11;
-    assert_int_equal(pemn_builder_add_masked_bits(b, "m5", 1, sh5, 0, 0, 1.0f, &bits, &e),
-                     PEMN_OK);
+    assert_int_equal(pemn_builder_add_masked_bits(b, "m5", 1, sh5, 0, 0, 1.0f, &bits, &e), PEMN_OK);
     uint64_t huge[3] = {UINT64_C(1) << 32, UINT64_C(1) << 32, 2};
-    assert_int_equal(pemn_builder_add_dense(b, "h", PEMN_DT_F32, 3, huge, v, 16, &e),
-                     PEMN_ETOOBIG);
+    assert_int_equal(pemn_builder_add_dense(b, "h", PEMN_DT_F32, 3, huge, v, 16, &e), PEMN_ETOOBIG);
     uint64_t sh4[1] = {4};
-    assert_int_equal(pemn_builder_add_dense(b, "d", PEMN_DT_F32, 1, sh4, v, 12, &e),
-                     PEMN_EINVAL);
+    assert_int_equal(pemn_builder_add_dense(b, "d", PEMN_DT_F32, 1, sh4, v, 12, &e), PEMN_EINVAL);
     assert_int_equal(pemn_builder_add_dense(b, "d", (pemn_dtype)77, 1, sh4, v, 16, &e),
                      PEMN_EINVAL);
     assert_int_equal(pemn_builder_add_dense(b, "d", PEMN_DT_F32, 1, sh4, v, 16, &e), PEMN_OK);
-    assert_int_equal(pemn_builder_add_dense(b, "d", PEMN_DT_F32, 1, sh4, v, 16, &e),
-                     PEMN_EEXIST);
+    assert_int_equal(pemn_builder_add_dense(b, "d", PEMN_DT_F32, 1, sh4, v, 16, &e), PEMN_EEXIST);
 
     /* a seeded prototype longer than anything that uses it */
     assert_int_equal(pemn_builder_add_proto_seeded(b, PEMN_GEN_SIGNED, seed, 1.0f, 70000, &p),
@@ -621,6 +630,54 @@ static void test_write_file(void **state)
     pemn_builder_free(b);
 }
 
+struct thr_arg {
+    const pemn_pkg *pkg;
+    const float *v;
+    pemn_rc rc;
+};
+
+static void *thr_values(void *p)
+{
+    struct thr_arg *a = p;
+    a->rc = pemn_pkg_proto_values(a->pkg, 0, &a->v, NULL);
+    return NULL;
+}
+
+/* Lazy seeded generation from several threads at once yields one buffer. */
+static void test_seeded_threads(void **state)
+{
+    (void)state;
+    struct pemn_seckey sk;
+    struct pemn_pubkey pk;
+    pkgfix_key(12, &sk, &pk);
+    uint8_t *buf;
+    size_t len;
+    pkgfix_small_seeded(&sk, &buf, &len);
+    pemn_pkg *pkg;
+    assert_int_equal(pemn_pkg_open_mem(buf, len, 0, &pkg, NULL), PEMN_OK);
+    pthread_t th[4];
+    struct thr_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct thr_arg){pkg, NULL, PEMN_EINVAL};
+        assert_int_equal(pthread_create(&th[i], NULL, thr_values, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(a[i].rc, PEMN_OK);
+        assert_ptr_equal(a[i].v, a[0].v);
+    }
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)(i * 7 + 1);
+    float gen[7];
+    assert_int_equal(pemn_gen_fill(PEMN_GEN_UNIFORM, seed, 0.1f, 0, gen, 7), PEMN_OK);
+    assert_memory_equal(a[0].v, gen, sizeof gen);
+    expect_masked(pkg, "w", gen, 7, pkgfix_mask);
+    pemn_pkg_free(pkg);
+    free(buf);
+}
+
 /* binary16 -> binary32 for all 65536 inputs against the compiler's own conversion */
 static void test_half_exhaustive(void **state)
 {
@@ -659,14 +716,11 @@ static void test_half_exhaustive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_rich),
-        cmocka_unit_test(test_small_fixture_and_f32_size),
-        cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_tamper_every_byte),
-        cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_builder_errors),
-        cmocka_unit_test(test_write_file),
-        cmocka_unit_test(test_half_exhaustive),
+        cmocka_unit_test(test_roundtrip_rich), cmocka_unit_test(test_small_fixture_and_f32_size),
+        cmocka_unit_test(test_verify),         cmocka_unit_test(test_tamper_every_byte),
+        cmocka_unit_test(test_truncation),     cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_write_file),     cmocka_unit_test(test_half_exhaustive),
+        cmocka_unit_test(test_seeded_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
