@@ -153,6 +153,8 @@ struct srv_req {
     unsigned status;
     uint64_t bytes;
     bool queued;
+    bool has_body;
+    bool admitted;
     struct timespec t0;
 };
 

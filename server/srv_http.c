@@ -94,7 +94,7 @@ static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text
 
 enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
 {
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(obj);
     if (!text)
         return MHD_NO;
@@ -289,7 +289,7 @@ static enum MHD_Result reply_405(struct srv_req *r, unsigned allow)
         }
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
                             "method not allowed on this resource");
-    char *text = json_dumps(obj, JSON_COMPACT);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(obj);
     if (!text)
         return MHD_NO;
@@ -304,27 +304,34 @@ static enum MHD_Result reply_405(struct srv_req *r, unsigned allow)
     return srv_queue(r, 405, resp, strlen(text));
 }
 
-static enum MHD_Result first_call(struct srv_req *r)
+/* Route, parameters, token and declared body size. Returns true when the request may
+ * proceed; otherwise a refusal has been queued (*ret). */
+static bool admit(struct srv_req *r, enum MHD_Result *ret)
 {
     r->method = method_of(r->method_text);
     unsigned allow = 0;
     const char *which = NULL;
     int m = srv_route_match(r, r->path, r->method ? r->method : 0, &allow, &which);
-    if (m == -405 || (m == -404 && !r->method && allow))
-        return reply_405(r, allow);
-    if (m == -404)
-        return srv_reply_error(r, 404, "not_found", "no such resource");
+    if (m == -405 || (m == -404 && !r->method && allow)) {
+        *ret = reply_405(r, allow);
+        return false;
+    }
+    if (m == -404) {
+        *ret = srv_reply_error(r, 404, "not_found", "no such resource");
+        return false;
+    }
     if (m == -400) {
         size_t wl = which ? strcspn(which, "}") : 0;
-        return srv_reply_error(r, 400, "bad_request",
+        *ret = srv_reply_error(r, 400, "bad_request",
                                "invalid %.*s in path: names, versions and tags match "
                                "[A-Za-z0-9][A-Za-z0-9._-]{0,127}; digests are sha256:<64 hex>",
                                (int)wl, which ? which : "");
+        return false;
     }
     bool refused = false;
-    enum MHD_Result ret = srv_auth_check(r, &refused);
+    *ret = srv_auth_check(r, &refused);
     if (refused)
-        return ret;
+        return false;
 
     const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t lim = body_limit(r);
@@ -332,23 +339,41 @@ static enum MHD_Result first_call(struct srv_req *r)
         char *end;
         errno = 0;
         unsigned long long v = strtoull(cl, &end, 10);
-        if (errno || *end || end == cl)
-            return srv_reply_error(r, 400, "bad_request", "bad Content-Length");
+        if (errno || *end || end == cl) {
+            *ret = srv_reply_error(r, 400, "bad_request", "bad Content-Length");
+            return false;
+        }
         if (v > lim) {
             if (r->route->max_body == SRV_BODY_PACKAGE)
                 srv_metrics_push_rejected(r->srv->metrics, "too_large");
-            return srv_reply_error(r, 413, "too_large",
+            *ret = srv_reply_error(r, 413, "too_large",
                                    "request body of %llu bytes is over the limit of %llu bytes",
                                    v, (unsigned long long)lim);
+            return false;
         }
-        if (v && v <= r->srv->cfg.upload_memory_max) {
+        if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
             r->body.buf = malloc((size_t)v);
             if (r->body.buf)
                 r->body.cap = (size_t)v;
         }
     }
-    if (lim == 0 && !cl && !srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-        return r->route->handler(r);
+    return true;
+}
+
+/* First callback (headers only). A request that carries a body is checked now, so a refusal
+ * goes out before the body is read (MHD then closes that connection). Requests without a body
+ * are checked on the final callback: answering then keeps the connection alive. */
+static enum MHD_Result first_call(struct srv_req *r)
+{
+    const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    r->has_body = (cl && strcmp(cl, "0") != 0) ||
+                  srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    if (!r->has_body)
+        return MHD_YES;
+    enum MHD_Result ret = MHD_YES;
+    if (!admit(r, &ret))
+        return ret;
+    r->admitted = true;
     return MHD_YES;
 }
 
@@ -389,6 +414,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (k > 0 && r->body.size > body_limit(r) + (16u << 20))
             return MHD_NO;
         return MHD_YES;
+    }
+    if (!r->admitted) {
+        enum MHD_Result ret = MHD_YES;
+        if (!admit(r, &ret))
+            return ret;
+        r->admitted = true;
     }
     if (r->body.too_large) {
         if (r->route->max_body == SRV_BODY_PACKAGE)
@@ -485,14 +516,14 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         flags |= MHD_USE_IPv6;
     unsigned threads = (unsigned)cfg->threads;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_complete, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
