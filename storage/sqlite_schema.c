@@ -7,6 +7,7 @@
  * processes opening the same file at once migrate it exactly once.
  */
 #include "storage/sqlite_int.h"
+#include "storage/sqlite_fleet.h"
 
 #include "proto/err.h"
 
@@ -73,6 +74,7 @@ static const struct {
     const char *sql;
 } migrations[] = {
     {1, schema_v1},
+    {2, sq_schema_v2_fleets},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
