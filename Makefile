@@ -97,7 +97,7 @@ REPLAY_BINS:= $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all lib bins tests deps test unit asan valgrind fuzz fuzzers bench run install uninstall \
+.PHONY: all lib bins tests deps test unit asan valgrind fuzz fuzzers bench run demo install uninstall \
         format format-check lint clean results
 
 all: lib bins
@@ -204,6 +204,12 @@ results: deps all
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash deploy/run.sh
+
+# The end-to-end demo (deploy/demo.sh), kept apart from `make run`, which starts pemnd.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@if [ -f deploy/demo.sh ]; then BUILD=$(BUILD) bash deploy/demo.sh; \
+	 else echo "make demo: no deploy/demo.sh in this tree yet"; fi
 
 # ---- install ---------------------------------------------------------------------------
 install: all
