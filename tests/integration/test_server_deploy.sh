@@ -6,7 +6,8 @@ DEP=$PEMN_ROOT/deploy
 
 OUT=$("$PEMND_BIN" --config "$DEP/pemnd.conf.example" --print-config 2>&1)
 check_eq "example config parses" 0 "$?"
-check "example config: values applied" bash -c "echo '$OUT' | grep -q '^per_ip_connection_limit = 64'"
+echo "$OUT" >"$T_TMP/effective.conf"
+check "example config: values applied" grep -q '^per_ip_connection_limit = 64' "$T_TMP/effective.conf"
 U=$DEP/pemnd.service
 for d in 'DynamicUser=yes' 'StateDirectory=pemnd' 'ProtectSystem=strict' 'NoNewPrivileges=yes' \
     'Restart=on-failure' 'KillSignal=SIGTERM'; do
