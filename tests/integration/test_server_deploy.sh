@@ -25,11 +25,18 @@ check "Containerfile: health check on /v1/health" grep -q '/v1/health' "$C"
 check "nginx example caches blobs" grep -q 'location /v1/blobs/' "$DEP/nginx-pemnd.conf"
 
 # deploy/run.sh (what `make run` calls) starts pemnd in the foreground
-PORT=$(free_port)
-PEMND_DB=$T_TMP/run/pemn.db PEMND_LISTEN=127.0.0.1:$PORT bash "$DEP/run.sh" >"$T_TMP/run.log" 2>&1 &
-RUNPID=$!
-T_PIDS+=("$RUNPID")
-wait_http "http://127.0.0.1:$PORT/v1/health" 10
+for attempt in 1 2 3; do
+    PORT=$(free_port)
+    PEMND_DB=$T_TMP/run/pemn.db PEMND_LISTEN=127.0.0.1:$PORT bash "$DEP/run.sh" >"$T_TMP/run.log" 2>&1 &
+    RUNPID=$!
+    T_PIDS+=("$RUNPID")
+    for i in $(seq 1 150); do
+        kill -0 "$RUNPID" 2>/dev/null || break
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/v1/health" && break
+        sleep 0.1
+    done
+    kill -0 "$RUNPID" 2>/dev/null && break # else the port was taken meanwhile: retry
+done
 check_eq "run.sh: pemnd answers" ok "$(curl -s "http://127.0.0.1:$PORT/v1/health" | jq -r .status)"
 check "run.sh: prints the URL and how to make a token" bash -c "grep -q 'http://127.0.0.1:$PORT' '$T_TMP/run.log' && grep -q 'token create' '$T_TMP/run.log'"
 kill "$RUNPID"
