@@ -5,6 +5,10 @@
 
 #include <pemn/builder.h>
 #include <pemn/gen.h>
+#include <pemn/pkg.h>
+
+#include <errno.h>
+#include <inttypes.h>
 
 #include <ftw.h>
 #include <sodium.h>
@@ -133,4 +137,120 @@ uint8_t *fx_read(const char *path, size_t *len)
     if (p)
         *len = (size_t)n;
     return p;
+}
+
+/* ---- tool mode ------------------------------------------------------------------------ */
+static int tool_make_pkg(char **a)
+{
+    struct pemn_seckey sk;
+    struct pemn_err e = {0};
+    if (pemn_seckey_load(a[0], &sk, &e) != PEMN_OK) {
+        fprintf(stderr, "make-pkg: %s\n", e.msg);
+        return 1;
+    }
+    char *end;
+    errno = 0;
+    uint64_t release = strtoull(a[3], &end, 10);
+    pemn_builder *b = NULL;
+    int ret = 1;
+    float *proto = NULL, *bias = NULL;
+    uint8_t *mask = NULL;
+    if (*end || errno || pemn_builder_new(a[1], a[2], release, &b, &e) != PEMN_OK) {
+        fprintf(stderr, "make-pkg: bad name/version/release %s\n", e.msg);
+        goto out;
+    }
+    enum { DV = 4096 };
+    proto = malloc(DV * sizeof *proto);
+    if (!proto)
+        goto out;
+    uint32_t rnd[DV];
+    randombytes_buf(rnd, sizeof rnd);
+    for (int i = 0; i < DV; i++)
+        proto[i] = ((float)(rnd[i] >> 8) / 8388608.0f - 1.0f) * 0.05f;
+    uint32_t pid;
+    if (pemn_builder_set_strategy(b, "rp") != PEMN_OK ||
+        pemn_builder_set_density(b, 0.5f) != PEMN_OK ||
+        pemn_builder_add_proto_values(b, proto, DV, &pid) != PEMN_OK)
+        goto out;
+    char layers[1024];
+    snprintf(layers, sizeof layers, "%s", a[4]);
+    int li = 0;
+    for (char *save = NULL, *tok = strtok_r(layers, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save), li++) {
+        unsigned long long rows, cols;
+        if (sscanf(tok, "%llux%llu", &rows, &cols) != 2 || !rows || !cols ||
+            rows * cols > (1ull << 32)) {
+            fprintf(stderr, "make-pkg: bad layer '%s'\n", tok);
+            goto out;
+        }
+        uint64_t n = rows * cols, shape[2] = {rows, cols}, bshape[1] = {cols};
+        mask = malloc(n);
+        bias = malloc(cols * sizeof *bias);
+        if (!mask || !bias)
+            goto out;
+        randombytes_buf(mask, n);
+        for (uint64_t i = 0; i < n; i++)
+            mask[i] &= 1;
+        for (uint64_t i = 0; i < cols; i++)
+            bias[i] = (float)i * 0.001f - 0.05f;
+        char wn[64], bn[64];
+        snprintf(wn, sizeof wn, "fc%d.weight", li + 1);
+        snprintf(bn, sizeof bn, "fc%d.bias", li + 1);
+        if (pemn_builder_add_masked(b, wn, 2, shape, pid, 0, 1.0f, mask, &e) != PEMN_OK ||
+            pemn_builder_add_dense(b, bn, PEMN_DT_F32, 1, bshape, bias, cols * sizeof *bias,
+                                   &e) != PEMN_OK) {
+            fprintf(stderr, "make-pkg: %s\n", e.msg);
+            goto out;
+        }
+        free(mask);
+        free(bias);
+        mask = NULL;
+        bias = NULL;
+    }
+    if (pemn_builder_write_file(b, &sk, a[5], &e) != PEMN_OK) {
+        fprintf(stderr, "make-pkg: %s\n", e.msg);
+        goto out;
+    }
+    ret = 0;
+out:
+    pemn_seckey_wipe(&sk);
+    pemn_builder_free(b);
+    free(proto);
+    free(mask);
+    free(bias);
+    return ret;
+}
+
+int fx_tool(int argc, char **argv)
+{
+    struct pemn_err e = {0};
+    if (pemn_init() != PEMN_OK)
+        return 1;
+    if (argc == 3 && !strcmp(argv[1], "keygen")) {
+        struct pemn_seckey sk;
+        struct pemn_pubkey pk;
+        pemn_rc rc = pemn_key_generate(&sk, &pk);
+        if (!rc)
+            rc = pemn_key_save(argv[2], &sk, &e);
+        pemn_seckey_wipe(&sk);
+        if (rc)
+            fprintf(stderr, "keygen: %s\n", e.msg);
+        return rc ? 1 : 0;
+    }
+    if (argc == 8 && !strcmp(argv[1], "make-pkg"))
+        return tool_make_pkg(argv + 2);
+    if (argc == 4 && !strcmp(argv[1], "expand")) {
+        pemn_pkg *pkg = NULL;
+        pemn_rc rc = pemn_pkg_open_file(argv[2], 0, &pkg, &e);
+        if (!rc)
+            rc = pemn_pkg_write_safetensors(pkg, argv[3], &e);
+        pemn_pkg_free(pkg);
+        if (rc)
+            fprintf(stderr, "expand: %s\n", e.msg);
+        return rc ? 1 : 0;
+    }
+    fprintf(stderr, "usage: %s keygen BASE | make-pkg KEY NAME VERSION RELEASE LAYERS OUT | "
+                    "expand PKG OUT\n",
+            argv[0]);
+    return 2;
 }

@@ -30,4 +30,14 @@ int fx_exists(const char *path);
 /* Reads a whole file (malloc'ed) or NULL. */
 uint8_t *fx_read(const char *path, size_t *len);
 
+/* Tool mode of test_client_pull, for integration tests and benchmarks:
+ *   keygen BASE                      BASE.key + BASE.pub
+ *   make-pkg KEY NAME VERSION RELEASE LAYERS OUT
+ *       LAYERS = "784x300,300x100,100x10": per layer a masked weight fcI.weight [rows,cols]
+ *       (random mask, density 0.5) over one shared explicit prototype of 4096 values (rp),
+ *       and a dense F32 bias fcI.bias [cols]
+ *   expand PKG OUT                   pemn_pkg_write_safetensors
+ * Returns a process exit code. */
+int fx_tool(int argc, char **argv);
+
 #endif

@@ -638,8 +638,10 @@ static void test_bad_arguments(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        return fx_tool(argc, argv); /* keygen / make-pkg / expand for scripts */
     const struct CMUnitTest tests[] = {
         T(test_fetch_plain),
         T(test_resume_several_offsets),
