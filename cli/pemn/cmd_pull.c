@@ -64,8 +64,7 @@ static int load_trust(char **files, size_t n, pemn_keyring **out)
         pemn_rc rc = pemn_keyring_add_file(kr, files[i], &e);
         if (rc) {
             pemn_keyring_free(kr);
-            fprintf(stderr, "pemn pull: --trust %s: ", files[i]);
-            return cli_net_fail("pull", rc, &e);
+            return cli_net_fail("pull", rc, &e); /* the message names the file */
         }
     }
     *out = kr;
@@ -81,7 +80,7 @@ static int expand(const char *pkg_path, const char *st_path, bool quiet)
         rc = pemn_pkg_write_safetensors(pkg, st_path, &e);
     pemn_pkg_free(pkg);
     if (rc) {
-        fprintf(stderr, "pemn pull: --expand %s: ", st_path);
+        fprintf(stderr, "pemn pull: package installed, but --expand %s failed:\n", st_path);
         return cli_net_fail("pull", rc, &e);
     }
     return 0;

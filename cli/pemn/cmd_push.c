@@ -92,7 +92,7 @@ int cmd_push(int argc, char **argv)
         rc = pemn_client_push(c, argv[i], &r, &created, &e);
         cli_bar_end(&bar);
         if (rc) {
-            fprintf(stderr, "pemn push: %s: ", argv[i]);
+            fprintf(stderr, "pemn push: %s not pushed:\n", argv[i]);
             int x = cli_net_fail("push", rc, &e);
             if (worst == CLI_EXIT_OK)
                 worst = x;
