@@ -293,6 +293,9 @@ pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_r
     long stall_s = (long)((c->o.stall_timeout_ms + 999) / 1000);
     bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)c->o.stall_bytes_per_s) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s) != CURLE_OK;
+    if (c->o.max_recv_bytes_per_s)
+        bad |= curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE,
+                                (curl_off_t)c->o.max_recv_bytes_per_s) != CURLE_OK;
     if (c->token) {
         bad |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->token) != CURLE_OK;

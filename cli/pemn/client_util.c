@@ -59,6 +59,23 @@ int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg)
     case 1004:
         n->cache = NULL;
         return 1;
+    case 1005: {
+        double v = strtod(arg, &end);
+        double mul = 1;
+        if (*end == 'k' || *end == 'K')
+            mul = 1e3, end++;
+        else if (*end == 'm' || *end == 'M')
+            mul = 1e6, end++;
+        else if (*end == 'g' || *end == 'G')
+            mul = 1e9, end++;
+        if (*end || !(v > 0) || v * mul < 1 || v * mul > 1e12) {
+            fprintf(stderr, "pemn %s: --limit-rate wants bytes/s (e.g. 500k, 10M), not '%s'\n",
+                    cmd, arg);
+            return -1;
+        }
+        n->rate = (uint64_t)(v * mul);
+        return 1;
+    }
     default:
         return 0;
     }
@@ -87,6 +104,7 @@ int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring 
         o.deadline_ms = (uint64_t)(n->timeout_s * 1000.0);
     if (n->retries)
         o.max_attempts = n->retries;
+    o.max_recv_bytes_per_s = n->rate;
     struct pemn_err e = {0};
     pemn_rc rc = pemn_client_new(n->server, &o, out, &e);
     return rc ? cli_net_fail(cmd, rc, &e) : 0;

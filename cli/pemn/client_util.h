@@ -21,6 +21,7 @@ struct cli_net {
     bool quiet;
     double timeout_s; /* --timeout: whole-operation deadline, 0 = library default */
     uint32_t retries; /* --retries: attempts without progress, 0 = library default */
+    uint64_t rate;    /* --limit-rate: bytes per second, 0 = unlimited */
 };
 
 /* getopt_long entries shared by the registry commands (short options "s:t:q"). */
@@ -28,7 +29,7 @@ struct cli_net {
     {"server", required_argument, NULL, 's'}, {"token", required_argument, NULL, 't'},         \
         {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1001},         \
         {"retries", required_argument, NULL, 1002}, {"cache", required_argument, NULL, 1003},  \
-        {"no-cache", no_argument, NULL, 1004}
+        {"no-cache", no_argument, NULL, 1004}, {"limit-rate", required_argument, NULL, 1005}
 /* Handles one of those options: 1 handled, 0 not one of them, -1 bad value (printed). */
 int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg);
 

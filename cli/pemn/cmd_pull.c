@@ -44,6 +44,7 @@ static void pull_usage(FILE *f)
             "      --min-release N refuse a package whose release is below N (rollback)\n"
             "      --timeout S     give up after S seconds in total (default 600)\n"
             "      --retries N     attempts without progress before giving up (default 6)\n"
+            "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
             "  -q, --quiet         no progress bar, no summary\n"
             "      --json          print a JSON summary (bytes received, requests, time...)\n"
             "\n"

@@ -88,6 +88,8 @@ struct pemn_client_options {
                                     deadline); default 60000 */
     uint64_t max_package_size; /* largest package fetched or pushed; default 16 GiB */
     uint32_t max_json_bytes;   /* largest JSON response accepted; default 16 MiB */
+    uint64_t max_recv_bytes_per_s; /* download rate cap (polite devices, benchmarks);
+                                      0 = unlimited */
     pemn_progress_fn progress; /* default progress callback for push and fetch, or NULL */
     void *progress_user;
 };

@@ -447,6 +447,34 @@ static void test_stall_resumes(void **state)
     pemn_client_free(c2);
 }
 
+static void test_rate_limit(void **state)
+{
+    /* libcurl checks the cap between socket reads, so the package must be several MB */
+    struct fx *f = *state;
+    size_t len;
+    uint8_t *big = fx_make_pkg("net", "1.0.0", 3, &f->sk, 40000000, &len);
+    assert_non_null(big);
+    fakesrv_set_blob(f->srv, BLOB, big, len, NULL);
+    fx_resolved(&f->r, "net", "1.0.0", 3, big, len, BLOB);
+    struct pemn_client_options o;
+    opts_fast(&o, f->trusted);
+    o.max_recv_bytes_per_s = len; /* about one second */
+    pemn_client *c2 = mk_client(f, &o);
+    struct pemn_err e;
+    uint64_t t0 = now_ms();
+    assert_int_equal(pemn_client_fetch(c2, &f->r, f->dest, NULL, NULL, &e), PEMN_OK);
+    uint64_t dt = now_ms() - t0;
+    assert_true(dt >= 500);
+    assert_true(dt < 10000);
+    pemn_client_free(c2);
+    /* and without the cap it is much faster */
+    unlink(f->dest);
+    t0 = now_ms();
+    assert_int_equal(pemn_client_fetch(f->c, &f->r, f->dest, NULL, NULL, &e), PEMN_OK);
+    assert_true(now_ms() - t0 < dt);
+    free(big);
+}
+
 static void test_cache_hit_no_download(void **state)
 {
     struct fx *f = *state;
@@ -661,6 +689,7 @@ int main(int argc, char **argv)
         T(test_server_down_bounded),
         T(test_not_found),
         T(test_stall_resumes),
+        T(test_rate_limit),
         T(test_cache_hit_no_download),
         T(test_cache_hit_still_checks_trust),
         T(test_dest_already_current),
