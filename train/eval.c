@@ -45,15 +45,13 @@ static pemn_rc fetch_st(const void *src, const char *name, float *out, uint64_t 
     uint32_t idx;
     struct pemn_st_tensor t;
     if (pemn_st_find(s->st, name, &idx) != PEMN_OK)
-        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "checkpoint has no tensor %s",
-                         name);
+        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "checkpoint has no tensor %s", name);
     pemn_rc rc = pemn_st_tensor(s->st, idx, &t);
     if (rc)
         return proto_err(err, rc, PEMN_NO_OFFSET, "tensor %s unreadable", name);
     if (t.dtype != PEMN_DT_F32 || t.numel != n)
         return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
-                         "tensor %s: expected F32 with %llu elements", name,
-                         (unsigned long long)n);
+                         "tensor %s: expected F32 with %llu elements", name, (unsigned long long)n);
     memcpy(out, t.data, n * sizeof(float)); /* little-endian host (x86-64, arm64) */
     /* edge-popup checkpoint: weight + scores -> weight masked by top-k of |scores| */
     size_t len = strlen(name);
@@ -126,9 +124,9 @@ static pemn_rc build_model(const char *model_meta, const void *src, fetch_fn fet
     const char *type = get_str(root, "type");
     double scale, mean, sd;
     if (!type || strcmp(type, "mlp") != 0 || !json_is_array(layers) || !json_is_array(classes) ||
-        !json_is_array(shape) || json_array_size(shape) != 2 ||
-        get_real(input, "scale", &scale) || get_real(input, "mean", &mean) ||
-        get_real(input, "std", &sd) || !(sd > 0) || !isfinite(scale) || !isfinite(mean)) {
+        !json_is_array(shape) || json_array_size(shape) != 2 || get_real(input, "scale", &scale) ||
+        get_real(input, "mean", &mean) || get_real(input, "std", &sd) || !(sd > 0) ||
+        !isfinite(scale) || !isfinite(mean)) {
         rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
                        "pemn.model: missing or invalid type/input/layers/classes");
         goto out;
@@ -149,8 +147,8 @@ static pemn_rc build_model(const char *model_meta, const void *src, fetch_fn fet
             int has_bias = json_object_get(l, "bias") != NULL;
             size_t cap = sizeof spec.sizes / sizeof spec.sizes[0];
             if (in <= 0 || o <= 0 || in > TRAIN_MAX_WIDTH || o > TRAIN_MAX_WIDTH ||
-                spec.n_sizes + 1 >= cap || (spec.n_sizes && spec.sizes[spec.n_sizes - 1] !=
-                                                                (size_t)in) ||
+                spec.n_sizes + 1 >= cap ||
+                (spec.n_sizes && spec.sizes[spec.n_sizes - 1] != (size_t)in) ||
                 (bias >= 0 && bias != has_bias)) {
                 rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
                                "pemn.model: linear layer %zu does not fit", i);
@@ -170,8 +168,8 @@ static pemn_rc build_model(const char *model_meta, const void *src, fetch_fn fet
     }
     spec.bias = bias > 0;
     spec.batchnorm = bn;
-    if (spec.n_sizes < 2 || rows <= 0 || cols <= 0 || (uint64_t)rows * (uint64_t)cols !=
-                                                           spec.sizes[0]) {
+    if (spec.n_sizes < 2 || rows <= 0 || cols <= 0 ||
+        (uint64_t)rows * (uint64_t)cols != spec.sizes[0]) {
         rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
                        "pemn.model: input shape does not match the first layer");
         goto out;
@@ -272,8 +270,7 @@ out:
     return PEMN_OK;
 }
 
-pemn_rc train_model_from_pkg(const pemn_pkg *pkg, struct train_model **out,
-                             struct pemn_err *err)
+pemn_rc train_model_from_pkg(const pemn_pkg *pkg, struct train_model **out, struct pemn_err *err)
 {
     return build_model(pemn_pkg_meta_get(pkg, "pemn.model"), pkg, fetch_pkg, out, err);
 }
@@ -298,8 +295,10 @@ double train_recorded_accuracy(const char *train_meta_json)
         return -1;
     json_t *t = json_loads(train_meta_json, 0, NULL);
     double v = -1;
-    if (t && get_real(t, "test_accuracy", &v))
-        v = -1;
+    json_int_t c = json_integer_value(json_object_get(t, "test_correct"));
+    json_int_t n = json_integer_value(json_object_get(t, "test_samples"));
+    if (n > 0 && c >= 0 && c <= n)
+        v = (double)c / (double)n;
     json_decref(t);
     return v;
 }

@@ -16,8 +16,7 @@
 
 /* *out is new (train_model_free), a dense network ready for train_evaluate.
  * PEMN_ECORRUPT / PEMN_EINVAL with a message when the metadata or a tensor does not fit. */
-pemn_rc train_model_from_pkg(const pemn_pkg *pkg, struct train_model **out,
-                             struct pemn_err *err);
+pemn_rc train_model_from_pkg(const pemn_pkg *pkg, struct train_model **out, struct pemn_err *err);
 pemn_rc train_model_from_safetensors(const pemn_st *st, struct train_model **out,
                                      struct pemn_err *err);
 

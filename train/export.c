@@ -4,6 +4,7 @@
 #include "train/export.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,9 @@ static json_t *model_json(const struct train_model *m)
     json_t *classes = json_array();
     json_object_set_new(root, "type", json_string("mlp"));
     json_object_set_new(input, "shape", json_pack("[ii]", m->input.rows, m->input.cols));
-    json_object_set_new(input, "dtype", json_string("u8"));
     json_object_set_new(input, "scale", json_real(m->input.scale));
     json_object_set_new(input, "mean", json_real(m->input.mean));
     json_object_set_new(input, "std", json_real(m->input.std));
-    json_object_set_new(input, "formula", json_string("(pixel*scale-mean)/std, row-major"));
     json_object_set_new(root, "input", input);
     for (size_t i = 0; i < net->n_layers; i++) {
         const struct train_layer *l = &net->layers[i];
@@ -91,8 +90,11 @@ static json_t *train_json(const struct train_model *m, const struct train_opts *
     }
     if (r) {
         json_object_set_new(t, "samples", json_integer((json_int_t)r->samples));
-        if (r->test_acc >= 0)
-            json_object_set_new(t, "test_accuracy", json_real(r->test_acc));
+        if (r->test_acc >= 0) { /* as counts: exact, for `pemn eval` to compare */
+            json_object_set_new(t, "test_correct",
+                                json_integer((json_int_t)llround(r->test_acc * r->test_n)));
+            json_object_set_new(t, "test_samples", json_integer((json_int_t)r->test_n));
+        }
         if (r->val_acc >= 0)
             json_object_set_new(t, "val_accuracy", json_real(r->val_acc));
     }
@@ -139,10 +141,12 @@ pemn_rc train_meta_build(const struct train_model *m, const struct train_opts *o
     memset(meta, 0, sizeof *meta);
     int bad = 0;
     json_t *mj = model_json(m);
-    bad |= meta_add(meta, "pemn.model", json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    bad |= meta_add(meta, "pemn.model",
+                    json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)));
     json_decref(mj);
     json_t *tj = train_json(m, o, r);
-    bad |= meta_add(meta, "pemn.train", json_dumps(tj, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    bad |= meta_add(meta, "pemn.train",
+                    json_dumps(tj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)));
     json_decref(tj);
     if (m->masked && with_seeds) {
         char hex[2 * PEMN_SEED_BYTES + 1];
@@ -157,7 +161,9 @@ pemn_rc train_meta_build(const struct train_model *m, const struct train_opts *o
             json_array_append_new(pa, json_pack("{s:s,s:I}", "seed", hex, "length",
                                                 (json_int_t)m->protos.p[j].length));
         }
-        bad |= meta_add(meta, "pemn.protos", json_dumps(pa, JSON_COMPACT | JSON_PRESERVE_ORDER));
+        bad |=
+            meta_add(meta, "pemn.protos",
+                     json_dumps(pa, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)));
         json_decref(pa);
         for (size_t i = 0; i < m->net->n_layers; i++) {
             const struct train_layer *l = &m->net->layers[i];
@@ -235,8 +241,8 @@ static size_t list_tensors(const struct train_model *m, int with_scores, struct 
 
 pemn_rc train_export_pkg(const struct train_model *m, const struct train_opts *o,
                          const struct train_result *r, const struct pemn_seckey *key,
-                         const char *name, const char *version, uint64_t release,
-                         const char *path, struct pemn_err *err)
+                         const char *name, const char *version, uint64_t release, const char *path,
+                         struct pemn_err *err)
 {
     pemn_builder *b = NULL;
     struct train_meta meta;
@@ -295,8 +301,8 @@ pemn_rc train_export_pkg(const struct train_model *m, const struct train_opts *o
                                          l->scale, mask, err);
         } else {
             uint64_t numel = t[i].ndim == 2 ? t[i].shape[0] * t[i].shape[1] : t[i].shape[0];
-            rc = pemn_builder_add_dense(b, t[i].name, PEMN_DT_F32, t[i].ndim, t[i].shape,
-                                        t[i].data, numel * sizeof(float), err);
+            rc = pemn_builder_add_dense(b, t[i].name, PEMN_DT_F32, t[i].ndim, t[i].shape, t[i].data,
+                                        numel * sizeof(float), err);
         }
         if (rc)
             goto out;

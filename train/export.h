@@ -34,8 +34,8 @@ void train_meta_free(struct train_meta *meta);
  * weights, biases and batch-norm tensors are stored dense F32. */
 pemn_rc train_export_pkg(const struct train_model *m, const struct train_opts *o,
                          const struct train_result *r, const struct pemn_seckey *key,
-                         const char *name, const char *version, uint64_t release,
-                         const char *path, struct pemn_err *err);
+                         const char *name, const char *version, uint64_t release, const char *path,
+                         struct pemn_err *err);
 
 /* Writes a safetensors checkpoint: X.weight (frozen, already scaled, or trained) and
  * X.scores for masked layers, then biases and batch-norm tensors. */

@@ -49,8 +49,7 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
 {
     *data = NULL;
     if (want_ndim == 0 || want_ndim > IDX_MAX_DIM_COUNT)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad dimension count %u",
-                         want_ndim);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad dimension count %u", want_ndim);
     gzFile f = gzopen(path, "rb");
     if (!f)
         return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET,
@@ -72,8 +71,8 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
     }
     if (hdr[0] != 0 || hdr[1] != 0) {
         rc = proto_err(err, PEMN_ECORRUPT, 0,
-                       "%s: not an IDX file (magic %02x%02x%02x%02x, expected 0000%02x%02x)",
-                       path, hdr[0], hdr[1], hdr[2], hdr[3], IDX_TYPE_UBYTE, want_ndim);
+                       "%s: not an IDX file (magic %02x%02x%02x%02x, expected 0000%02x%02x)", path,
+                       hdr[0], hdr[1], hdr[2], hdr[3], IDX_TYPE_UBYTE, want_ndim);
         goto out;
     }
     if (hdr[2] != IDX_TYPE_UBYTE) {
@@ -83,8 +82,8 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
         goto out;
     }
     if (hdr[3] != want_ndim) {
-        rc = proto_err(err, PEMN_ECORRUPT, 3, "%s: IDX file has %u dimensions, expected %u",
-                       path, hdr[3], want_ndim);
+        rc = proto_err(err, PEMN_ECORRUPT, 3, "%s: IDX file has %u dimensions, expected %u", path,
+                       hdr[3], want_ndim);
         goto out;
     }
     uint64_t total = 1;
@@ -105,8 +104,7 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
     /* Sanity bound against the file before allocating: a gzip stream expands at most
      * ~1032:1; a plain file must be at least as large as its payload. */
     struct stat st;
-    if (stat(path, &st) == 0 && st.st_size > 0 &&
-        total > (uint64_t)st.st_size * 1100u + 4096u) {
+    if (stat(path, &st) == 0 && st.st_size > 0 && total > (uint64_t)st.st_size * 1100u + 4096u) {
         rc = proto_err(err, PEMN_ECORRUPT, 4,
                        "%s: header announces %llu bytes, more than the file can hold", path,
                        (unsigned long long)total);
@@ -125,8 +123,8 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
     }
     if ((uint64_t)got < total) {
         rc = proto_err(err, PEMN_ECORRUPT, hlen + (uint64_t)got,
-                       "%s: truncated: %llu of %llu payload bytes", path,
-                       (unsigned long long)got, (unsigned long long)total);
+                       "%s: truncated: %llu of %llu payload bytes", path, (unsigned long long)got,
+                       (unsigned long long)total);
         goto out;
     }
     uint8_t extra;
@@ -151,8 +149,8 @@ out:
     return PEMN_OK;
 }
 
-pemn_rc train_data_load(const char *images_path, const char *labels_path,
-                        struct train_data *out, struct pemn_err *err)
+pemn_rc train_data_load(const char *images_path, const char *labels_path, struct train_data *out,
+                        struct pemn_err *err)
 {
     memset(out, 0, sizeof *out);
     uint32_t idims[3], ldims[1];

@@ -39,8 +39,8 @@ pemn_rc train_idx_read(const char *path, uint32_t want_ndim, uint32_t *dims, uin
                        struct pemn_err *err);
 
 /* Loads an image file (3 dims) and a label file (1 dim) and checks they agree. */
-pemn_rc train_data_load(const char *images_path, const char *labels_path,
-                        struct train_data *out, struct pemn_err *err);
+pemn_rc train_data_load(const char *images_path, const char *labels_path, struct train_data *out,
+                        struct pemn_err *err);
 
 /* Loads split "train" or "t10k" from a folder holding <split>-images-idx3-ubyte[.gz] and
  * <split>-labels-idx1-ubyte[.gz]. PEMN_ENOTFOUND (naming the file) when absent. */

@@ -13,6 +13,38 @@
 
 #include "proto/err.h"
 
+/* ---- matrix products ------------------------------------------------------------------- */
+
+static int use_naive_gemm;
+
+void train_set_naive_gemm(int on)
+{
+    use_naive_gemm = on;
+}
+
+/* Row-major C = alpha * op(A) op(B) + beta * C. The naive triple loop exists only as the
+ * in-run peer of `make bench`; training uses OpenBLAS. */
+static void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (!use_naive_gemm) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += a * b;
+            }
+            C[(size_t)i * ldc + j] =
+                alpha * acc + (beta != 0.0f ? beta * C[(size_t)i * ldc + j] : 0.0f);
+        }
+}
+
 /* ---- linear ---------------------------------------------------------------------------- */
 
 static void linear_forward(struct train_layer *l, const float *x, float *y, size_t batch,
@@ -26,19 +58,17 @@ static void linear_forward(struct train_layer *l, const float *x, float *y, size
             memcpy(y + b * l->out_dim, l->bias, l->out_dim * sizeof(float));
     }
     /* y[B x out] = x[B x in] * w^T  (w is [out x in]) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, w, in,
-                l->bias ? 1.0f : 0.0f, y, out);
+    gemm(0, 1, B, out, in, 1.0f, x, in, w, in, l->bias ? 1.0f : 0.0f, y, out);
 }
 
-static void linear_backward(struct train_layer *l, const float *x, const float *y,
-                            const float *dy, float *dx, size_t batch)
+static void linear_backward(struct train_layer *l, const float *x, const float *y, const float *dy,
+                            float *dx, size_t batch)
 {
     (void)y;
     int B = (int)batch, in = (int)l->in_dim, out = (int)l->out_dim;
     const float *w = l->masked ? l->weff : l->weight;
     /* dW[out x in] = dy^T[out x B] * x[B x in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, x, in, 0.0f,
-                l->weight_grad, in);
+    gemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 0.0f, l->weight_grad, in);
     if (l->bias) {
         memset(l->bias_grad, 0, l->out_dim * sizeof(float));
         for (size_t b = 0; b < batch; b++)
@@ -56,8 +86,7 @@ static void linear_backward(struct train_layer *l, const float *x, const float *
         }
     }
     if (dx) /* dx[B x in] = dy[B x out] * w[out x in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, w, in,
-                    0.0f, dx, in);
+        gemm(0, 0, B, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
 }
 
 static const struct train_layer_vt linear_vt = {"linear", linear_forward, linear_backward};
@@ -73,8 +102,8 @@ static void relu_forward(struct train_layer *l, const float *x, float *y, size_t
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_backward(struct train_layer *l, const float *x, const float *y,
-                          const float *dy, float *dx, size_t batch)
+static void relu_backward(struct train_layer *l, const float *x, const float *y, const float *dy,
+                          float *dx, size_t batch)
 {
     (void)x;
     if (!dx)
@@ -89,8 +118,7 @@ static const struct train_layer_vt relu_vt = {"relu", relu_forward, relu_backwar
 /* ---- batchnorm1d (PyTorch semantics: biased variance to normalise, unbiased in the
  * running estimate, running = (1 - momentum) * running + momentum * batch) ----------- */
 
-static void bn_forward(struct train_layer *l, const float *x, float *y, size_t batch,
-                       int training)
+static void bn_forward(struct train_layer *l, const float *x, float *y, size_t batch, int training)
 {
     size_t C = l->out_dim;
     if (!training || batch < 2) {
@@ -125,8 +153,8 @@ static void bn_forward(struct train_layer *l, const float *x, float *y, size_t b
     }
 }
 
-static void bn_backward(struct train_layer *l, const float *x, const float *y,
-                        const float *dy, float *dx, size_t batch)
+static void bn_backward(struct train_layer *l, const float *x, const float *y, const float *dy,
+                        float *dx, size_t batch)
 {
     (void)x;
     (void)y;
@@ -144,8 +172,7 @@ static void bn_backward(struct train_layer *l, const float *x, const float *y,
         float k = l->gamma[c] * l->invstd[c] / (float)batch;
         float mdy = (float)sdy, mdyx = (float)sdyx;
         for (size_t i = 0; i < batch; i++)
-            dx[i * C + c] =
-                k * ((float)batch * dy[i * C + c] - mdy - l->xhat[i * C + c] * mdyx);
+            dx[i * C + c] = k * ((float)batch * dy[i * C + c] - mdy - l->xhat[i * C + c] * mdyx);
     }
 }
 
@@ -217,8 +244,7 @@ pemn_rc train_net_new(const struct train_mlp_spec *spec, int masked, double dens
     if (max_batch == 0 || max_batch > (1u << 20))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad batch size %zu", max_batch);
     if (masked && !(density > 0.0 && density <= 1.0))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "density %g outside (0, 1]",
-                         density);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "density %g outside (0, 1]", density);
     for (size_t i = 0; i < spec->n_sizes; i++)
         if (spec->sizes[i] == 0 || spec->sizes[i] > TRAIN_MAX_WIDTH)
             return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad layer size %zu",
@@ -310,9 +336,9 @@ void train_net_free(struct train_net *net)
         return;
     for (size_t i = 0; i < net->n_layers; i++) {
         struct train_layer *l = &net->layers[i];
-        float *fs[] = {l->weight, l->weight_grad, l->bias,       l->bias_grad, l->scores,
-                       l->scores_grad, l->weff, l->gamma,        l->beta,      l->gamma_grad,
-                       l->beta_grad, l->run_mean, l->run_var,    l->xhat,      l->invstd};
+        float *fs[] = {l->weight,      l->weight_grad, l->bias,    l->bias_grad, l->scores,
+                       l->scores_grad, l->weff,        l->gamma,   l->beta,      l->gamma_grad,
+                       l->beta_grad,   l->run_mean,    l->run_var, l->xhat,      l->invstd};
         for (size_t j = 0; j < sizeof fs / sizeof fs[0]; j++)
             free(fs[j]);
         free(l->mask);
@@ -370,8 +396,7 @@ pemn_rc train_net_update_masks(struct train_net *net)
     return PEMN_OK;
 }
 
-const float *train_net_forward(struct train_net *net, const float *x, size_t batch,
-                               int training)
+const float *train_net_forward(struct train_net *net, const float *x, size_t batch, int training)
 {
     const float *in = x;
     net->input = x;
@@ -398,8 +423,8 @@ void train_net_backward(struct train_net *net, const float *dlogits, size_t batc
     }
 }
 
-double train_softmax_xent(const float *logits, const uint8_t *labels, size_t batch,
-                          size_t classes, float *dlogits, size_t *correct)
+double train_softmax_xent(const float *logits, const uint8_t *labels, size_t batch, size_t classes,
+                          float *dlogits, size_t *correct)
 {
     double loss = 0;
     for (size_t b = 0; b < batch; b++) {

@@ -27,8 +27,7 @@ struct train_layer;
 struct train_layer_vt {
     const char *op; /* "linear", "relu", "batchnorm1d" */
     /* y = f(x) for a batch; training selects batch statistics (batchnorm). */
-    void (*forward)(struct train_layer *l, const float *x, float *y, size_t batch,
-                    int training);
+    void (*forward)(struct train_layer *l, const float *x, float *y, size_t batch, int training);
     /* From dy: parameter gradients (overwritten, not accumulated) and, when dx is not
      * NULL, the input gradient. x and y are the forward pass's input and output. */
     void (*backward)(struct train_layer *l, const float *x, const float *y, const float *dy,
@@ -40,8 +39,8 @@ struct train_layer {
     char name[TRAIN_NAME_MAX]; /* tensor prefix: "fc1", "bn1"; "" for relu */
     size_t in_dim, out_dim;
     /* linear */
-    float *weight;      /* [out x in]: trained (dense) or frozen (masked) */
-    float *weight_grad; /* dL/dweight (dense) or dL/dweff (masked) */
+    float *weight;           /* [out x in]: trained (dense) or frozen (masked) */
+    float *weight_grad;      /* dL/dweight (dense) or dL/dweff (masked) */
     float *bias, *bias_grad; /* NULL when the layer has no bias */
     int masked;
     float *scores, *scores_grad; /* masked only */
@@ -105,19 +104,22 @@ void train_net_collect_params(struct train_net *net);
 pemn_rc train_net_update_masks(struct train_net *net);
 
 /* Forward pass on x ([batch x in_dim]); returns the logits (borrowed, act[n_layers]). */
-const float *train_net_forward(struct train_net *net, const float *x, size_t batch,
-                               int training);
+const float *train_net_forward(struct train_net *net, const float *x, size_t batch, int training);
 /* Backward from dlogits (call right after a training forward of the same batch; its input
  * must still be valid). */
 void train_net_backward(struct train_net *net, const float *dlogits, size_t batch);
 
 /* Mean softmax cross-entropy of logits against labels; writes dL/dlogits (of the mean)
  * into dlogits when not NULL; *correct += number of argmax hits. */
-double train_softmax_xent(const float *logits, const uint8_t *labels, size_t batch,
-                          size_t classes, float *dlogits, size_t *correct);
+double train_softmax_xent(const float *logits, const uint8_t *labels, size_t batch, size_t classes,
+                          float *dlogits, size_t *correct);
 
 /* Index of the largest logit (first on ties). */
 size_t train_argmax(const float *v, size_t n);
+
+/* Process-wide: 1 replaces cblas_sgemm by a naive triple loop (the benchmark's in-run peer;
+ * never used for real training). */
+void train_set_naive_gemm(int on);
 
 /* Looks a layer up by name; NULL when absent. */
 struct train_layer *train_net_layer(struct train_net *net, const char *name);

@@ -20,10 +20,17 @@ double train_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double train_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* ---- input ----------------------------------------------------------------------------- */
 
-void train_input_init(struct train_input *in, uint32_t rows, uint32_t cols, float scale,
-                      float mean, float std)
+void train_input_init(struct train_input *in, uint32_t rows, uint32_t cols, float scale, float mean,
+                      float std)
 {
     in->rows = rows;
     in->cols = cols;
@@ -53,8 +60,7 @@ void train_input_stats(const struct train_data *d, float scale, float *mean, flo
 }
 
 static void fill_batch(const struct train_input *in, const struct train_data *d,
-                       const uint32_t *idx, uint32_t first, size_t batch, float *x,
-                       uint8_t *labels)
+                       const uint32_t *idx, uint32_t first, size_t batch, float *x, uint8_t *labels)
 {
     size_t dim = d->dim;
     for (size_t b = 0; b < batch; b++) {
@@ -117,8 +123,8 @@ pemn_rc train_model_set_classes(struct train_model *m, const char *list, uint32_
             free(names[i]);
         if (oom)
             return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                         "%u class names given for %u classes", got, n);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%u class names given for %u classes",
+                         got, n);
     }
     for (size_t i = 0; i < TRAIN_MAX_CLASSES; i++) {
         free(m->classes[i]);
@@ -157,8 +163,7 @@ void train_opts_default(struct train_opts *o)
 /* ---- evaluation ------------------------------------------------------------------------ */
 
 pemn_rc train_evaluate(struct train_model *m, const struct train_data *d, uint32_t first,
-                       uint32_t n, double *accuracy, uint64_t *confusion,
-                       struct pemn_err *err)
+                       uint32_t n, double *accuracy, uint64_t *confusion, struct pemn_err *err)
 {
     struct train_net *net = m->net;
     if (d->dim != net->in_dim)
@@ -217,8 +222,8 @@ static pemn_rc check_opts(const struct train_opts *o, const struct train_data *t
                          train->n_classes - 1, o->arch.sizes[o->arch.n_sizes - 1]);
     if (o->holdout >= train->n || train->n - o->holdout < 2)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                         "hold-out of %u leaves too few of the %u training samples",
-                         o->holdout, train->n);
+                         "hold-out of %u leaves too few of the %u training samples", o->holdout,
+                         train->n);
     return PEMN_OK;
 }
 
@@ -234,8 +239,8 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
         return rc;
     if (test && test->dim != train->dim)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                         "test images are %ux%u, training images %ux%u", test->rows,
-                         test->cols, train->rows, train->cols);
+                         "test images are %ux%u, training images %ux%u", test->rows, test->cols,
+                         train->rows, train->cols);
     openblas_set_num_threads(o->threads);
 
     struct train_model *m = calloc(1, sizeof *m);
@@ -311,13 +316,13 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
         double loss_sum = 0;
         size_t correct = 0, seen = 0;
         for (uint64_t st = 0; st < steps_epoch; st++) {
-            double ts = train_now();
+            double ts = train_now(), tc = train_cpu_now();
             size_t b0 = st * o->batch;
             size_t bs = n_train - b0 < o->batch ? n_train - b0 : o->batch;
             fill_batch(&m->input, train, perm + b0, 0, bs, m->net->act[0], labels);
             const float *logits = train_net_forward(m->net, m->net->act[0], bs, 1);
-            double loss = train_softmax_xent(logits, labels, bs, m->net->out_dim, dlogits,
-                                             &correct);
+            double loss =
+                train_softmax_xent(logits, labels, bs, m->net->out_dim, dlogits, &correct);
             train_net_backward(m->net, dlogits, bs);
             double lr = o->cosine ? train_cosine_lr(o->lr, gstep, total_steps) : o->lr;
             train_optim_step(&opt, m->net, lr);
@@ -329,6 +334,7 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
                 }
             }
             train_secs += train_now() - ts;
+            res->cpu_seconds += train_cpu_now() - tc;
             gstep++;
             if (!isfinite(loss)) {
                 rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
@@ -365,6 +371,7 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
         }
         if (test && (o->eval_each_epoch || ep == o->epochs)) {
             rc = train_evaluate(m, test, 0, test->n, &res->test_acc, NULL, err);
+            res->test_n = test->n;
             if (rc)
                 goto fail;
             pr.test_acc = res->test_acc;

@@ -25,8 +25,8 @@ struct train_input {
     float scale, mean, std;
     float lut[256]; /* the 256 possible inputs, precomputed */
 };
-void train_input_init(struct train_input *in, uint32_t rows, uint32_t cols, float scale,
-                      float mean, float std);
+void train_input_init(struct train_input *in, uint32_t rows, uint32_t cols, float scale, float mean,
+                      float std);
 /* Mean and standard deviation of pixel * scale over a data set (computed in double). */
 void train_input_stats(const struct train_data *d, float scale, float *mean, float *std);
 
@@ -51,12 +51,12 @@ pemn_rc train_model_set_classes(struct train_model *m, const char *list, uint32_
                                 struct pemn_err *err);
 
 /* The ten Fashion-MNIST class names, comma-separated. */
-#define TRAIN_FASHION_CLASSES                                                                 \
+#define TRAIN_FASHION_CLASSES                                                                      \
     "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
 
 struct train_opts {
     struct train_mlp_spec arch;
-    int masked;                  /* 0 dense, 1 edge-popup */
+    int masked; /* 0 dense, 1 edge-popup */
     enum train_strategy strategy;
     double ratio;   /* rp */
     double density; /* k */
@@ -68,9 +68,9 @@ struct train_opts {
     uint32_t epochs;
     uint32_t batch;
     uint64_t seed;
-    int threads;           /* OpenBLAS threads (>= 1) */
-    uint32_t holdout;      /* last N training samples held out for validation (0: none) */
-    int eval_each_epoch;   /* test accuracy after every epoch (monitoring only) */
+    int threads;         /* OpenBLAS threads (>= 1) */
+    uint32_t holdout;    /* last N training samples held out for validation (0: none) */
+    int eval_each_epoch; /* test accuracy after every epoch (monitoring only) */
 };
 /* The defaults of `pemn train`. */
 void train_opts_default(struct train_opts *o);
@@ -83,8 +83,8 @@ struct train_progress {
     double train_acc;           /* running, over the epoch so far */
     double val_acc, test_acc;   /* end of epoch; < 0 when not measured */
     double lr;
-    double train_seconds;       /* time spent in training steps so far (no evaluation) */
-    double elapsed;             /* wall time since the start */
+    double train_seconds; /* time spent in training steps so far (no evaluation) */
+    double elapsed;       /* wall time since the start */
 };
 /* Return nonzero to stop (the run then fails with PEMN_ECANCELED). */
 typedef int (*train_progress_fn)(const struct train_progress *p, void *ud);
@@ -95,7 +95,10 @@ struct train_result {
     double train_acc;       /* running accuracy over the final epoch */
     double val_acc;         /* final model on the held-out part, or -1 */
     double test_acc;        /* final model on the test set, or -1 without a test set */
-    double train_seconds;   /* training steps only */
+    uint32_t test_n;        /* test samples evaluated */
+    double train_seconds;   /* training steps only (wall clock) */
+    double cpu_seconds;     /* process CPU time over the training steps (all threads):
+                               robust to other load on the machine */
     double samples_per_sec; /* training samples / train_seconds */
     uint64_t samples;       /* training samples processed */
 };
@@ -109,10 +112,11 @@ pemn_rc train_run(const struct train_opts *opts, const struct train_data *train,
 /* Accuracy of m on samples [first, first+n) of d, in batches of TRAIN_EVAL_BATCH.
  * confusion (n_classes^2 counts, row = true class) is filled when not NULL. */
 pemn_rc train_evaluate(struct train_model *m, const struct train_data *d, uint32_t first,
-                       uint32_t n, double *accuracy, uint64_t *confusion,
-                       struct pemn_err *err);
+                       uint32_t n, double *accuracy, uint64_t *confusion, struct pemn_err *err);
 
 /* Wall-clock seconds (monotonic). */
 double train_now(void);
+/* Process CPU seconds (all threads). */
+double train_cpu_now(void);
 
 #endif

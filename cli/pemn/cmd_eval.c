@@ -63,8 +63,9 @@ int cmd_eval(int argc, char **argv)
 {
     enum { O_DATA = 256, O_TRUST, O_SPLIT, O_LIMIT, O_THREADS, O_VERBOSE, O_HELP };
     static const struct option lo[] = {
-        {"data", 1, 0, O_DATA},       {"trust", 1, 0, O_TRUST},     {"split", 1, 0, O_SPLIT},
-        {"limit", 1, 0, O_LIMIT},     {"threads", 1, 0, O_THREADS}, {"verbose", 0, 0, O_VERBOSE},
+        {"data", 1, 0, O_DATA},       {"trust", 1, 0, O_TRUST},
+        {"split", 1, 0, O_SPLIT},     {"limit", 1, 0, O_LIMIT},
+        {"threads", 1, 0, O_THREADS}, {"verbose", 0, 0, O_VERBOSE},
         {"help", 0, 0, O_HELP},       {0, 0, 0, 0},
     };
     const char *data = TRAIN_DEFAULT_DATA_DIR, *split = "t10k";
@@ -89,8 +90,12 @@ int cmd_eval(int argc, char **argv)
     char *end;
     while ((c = getopt_long(argc, argv, "v", lo, NULL)) != -1) {
         switch (c) {
-        case O_DATA: data = optarg; break;
-        case O_SPLIT: split = optarg; break;
+        case O_DATA:
+            data = optarg;
+            break;
+        case O_SPLIT:
+            split = optarg;
+            break;
         case O_TRUST:
             rc = pemn_keyring_add_file(kr, optarg, &err);
             if (rc) {
@@ -118,14 +123,15 @@ int cmd_eval(int argc, char **argv)
             }
             break;
         case 'v':
-        case O_VERBOSE: verbose = 1; break;
+        case O_VERBOSE:
+            verbose = 1;
+            break;
         case O_HELP:
             eval_usage(stdout);
             ret = CLI_EXIT_OK;
             goto done;
         default:
-            fprintf(stderr, "pemn eval: unknown option or missing value: %s\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "pemn eval: unknown option or missing value: %s\n", argv[optind - 1]);
             ret = CLI_EXIT_USAGE;
             goto done;
         }

@@ -33,8 +33,8 @@ static void train_usage(FILE *f)
             "  --train-limit N    use only the first N training samples (smoke runs)\n"
             "  --test-limit N     evaluate on the first N test samples only\n"
             "  --holdout N        hold out the last N training samples for validation\n"
-            "  --classes A,B,...  class names (default: Fashion-MNIST's for the default\n"
-            "                     data folder, else 0..C-1)\n"
+            "  --classes A,B,...  class names (default: Fashion-MNIST's when the data folder's\n"
+            "                     path contains \"fashion\", else 0..C-1)\n"
             "network:\n"
             "  --arch SIZES       MLP layer sizes, ReLU between (default 784-300-100-10)\n"
             "  --bias             linear layers with biases (default none)\n"
@@ -63,6 +63,7 @@ static void train_usage(FILE *f)
             "  --checkpoint FILE  safetensors checkpoint (X.weight + X.scores)\n"
             "  --report FILE      JSON summary of the run (for scripts)\n"
             "  --quiet            no progress\n"
+            "  --naive-gemm       naive matrix products instead of OpenBLAS (benchmark peer)\n"
             "Same seed, options and --threads give identical results.\n",
             TRAIN_DEFAULT_DATA_DIR);
 }
@@ -92,8 +93,8 @@ static int on_progress(const struct train_progress *p, void *ud)
         fprintf(stderr, "  val %.2f%%", 100 * p->val_acc);
     if (p->test_acc >= 0)
         fprintf(stderr, "  test %.2f%%", 100 * p->test_acc);
-    fprintf(stderr, "  lr %.4g  %.1fs (training %.1fs)%s\n", p->lr, p->elapsed,
-            p->train_seconds, s->tty ? "          " : "");
+    fprintf(stderr, "  lr %.4g  %.1fs (training %.1fs)%s\n", p->lr, p->elapsed, p->train_seconds,
+            s->tty ? "          " : "");
     return 0;
 }
 
@@ -121,9 +122,8 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
-static int write_report(const char *path, const struct train_opts *o,
-                        const struct train_result *r, const char *pkg_path, const char *st_path,
-                        const struct train_model *m)
+static int write_report(const char *path, const struct train_opts *o, const struct train_result *r,
+                        const char *pkg_path, const char *st_path, const struct train_model *m)
 {
     json_t *j = json_object();
     char arch[256];
@@ -151,6 +151,7 @@ static int write_report(const char *path, const struct train_opts *o,
     json_object_set_new(j, "final_loss", json_real(r->final_loss));
     json_object_set_new(j, "train_seconds", json_real(r->train_seconds));
     json_object_set_new(j, "samples_per_sec", json_real(r->samples_per_sec));
+    json_object_set_new(j, "cpu_seconds", json_real(r->cpu_seconds));
     if (pkg_path) {
         pemn_pkg *pkg = NULL;
         struct pemn_pkg_info info;
@@ -171,29 +172,77 @@ static int write_report(const char *path, const struct train_opts *o,
 int cmd_train(int argc, char **argv)
 {
     enum {
-        O_DATA = 256, O_MODE, O_ARCH, O_STRATEGY, O_RATIO, O_DENSITY, O_GEN, O_NOSCALE,
-        O_BIAS, O_BN, O_OPTIM, O_EPOCHS, O_BATCH, O_LR, O_MOM, O_WD, O_NOCOS, O_SEED,
-        O_THREADS, O_TLIMIT, O_TELIMIT, O_HOLDOUT, O_CLASSES, O_NOEVAL, O_KEY, O_NAME,
-        O_VERSION, O_RELEASE, O_OUT, O_CKPT, O_REPORT, O_QUIET, O_HELP
+        O_DATA = 256,
+        O_MODE,
+        O_ARCH,
+        O_STRATEGY,
+        O_RATIO,
+        O_DENSITY,
+        O_GEN,
+        O_NOSCALE,
+        O_BIAS,
+        O_BN,
+        O_OPTIM,
+        O_EPOCHS,
+        O_BATCH,
+        O_LR,
+        O_MOM,
+        O_WD,
+        O_NOCOS,
+        O_SEED,
+        O_THREADS,
+        O_TLIMIT,
+        O_TELIMIT,
+        O_HOLDOUT,
+        O_CLASSES,
+        O_NOEVAL,
+        O_KEY,
+        O_NAME,
+        O_VERSION,
+        O_RELEASE,
+        O_OUT,
+        O_CKPT,
+        O_REPORT,
+        O_QUIET,
+        O_HELP,
+        O_NAIVE
     };
     static const struct option lo[] = {
-        {"data", 1, 0, O_DATA},         {"mode", 1, 0, O_MODE},
-        {"arch", 1, 0, O_ARCH},         {"strategy", 1, 0, O_STRATEGY},
-        {"ratio", 1, 0, O_RATIO},       {"density", 1, 0, O_DENSITY},
-        {"generator", 1, 0, O_GEN},     {"no-layer-scale", 0, 0, O_NOSCALE},
-        {"bias", 0, 0, O_BIAS},         {"batchnorm", 0, 0, O_BN},
-        {"optim", 1, 0, O_OPTIM},       {"epochs", 1, 0, O_EPOCHS},
-        {"batch", 1, 0, O_BATCH},       {"lr", 1, 0, O_LR},
-        {"momentum", 1, 0, O_MOM},      {"wd", 1, 0, O_WD},
-        {"no-cosine", 0, 0, O_NOCOS},   {"seed", 1, 0, O_SEED},
-        {"threads", 1, 0, O_THREADS},   {"train-limit", 1, 0, O_TLIMIT},
-        {"test-limit", 1, 0, O_TELIMIT}, {"holdout", 1, 0, O_HOLDOUT},
-        {"classes", 1, 0, O_CLASSES},   {"no-epoch-eval", 0, 0, O_NOEVAL},
-        {"key", 1, 0, O_KEY},           {"name", 1, 0, O_NAME},
-        {"version", 1, 0, O_VERSION},   {"release", 1, 0, O_RELEASE},
-        {"out", 1, 0, O_OUT},           {"checkpoint", 1, 0, O_CKPT},
-        {"report", 1, 0, O_REPORT},     {"quiet", 0, 0, O_QUIET},
-        {"help", 0, 0, O_HELP},         {0, 0, 0, 0},
+        {"data", 1, 0, O_DATA},
+        {"mode", 1, 0, O_MODE},
+        {"arch", 1, 0, O_ARCH},
+        {"strategy", 1, 0, O_STRATEGY},
+        {"ratio", 1, 0, O_RATIO},
+        {"density", 1, 0, O_DENSITY},
+        {"generator", 1, 0, O_GEN},
+        {"no-layer-scale", 0, 0, O_NOSCALE},
+        {"bias", 0, 0, O_BIAS},
+        {"batchnorm", 0, 0, O_BN},
+        {"optim", 1, 0, O_OPTIM},
+        {"epochs", 1, 0, O_EPOCHS},
+        {"batch", 1, 0, O_BATCH},
+        {"lr", 1, 0, O_LR},
+        {"momentum", 1, 0, O_MOM},
+        {"wd", 1, 0, O_WD},
+        {"no-cosine", 0, 0, O_NOCOS},
+        {"seed", 1, 0, O_SEED},
+        {"threads", 1, 0, O_THREADS},
+        {"train-limit", 1, 0, O_TLIMIT},
+        {"test-limit", 1, 0, O_TELIMIT},
+        {"holdout", 1, 0, O_HOLDOUT},
+        {"classes", 1, 0, O_CLASSES},
+        {"no-epoch-eval", 0, 0, O_NOEVAL},
+        {"key", 1, 0, O_KEY},
+        {"name", 1, 0, O_NAME},
+        {"version", 1, 0, O_VERSION},
+        {"release", 1, 0, O_RELEASE},
+        {"out", 1, 0, O_OUT},
+        {"checkpoint", 1, 0, O_CKPT},
+        {"report", 1, 0, O_REPORT},
+        {"quiet", 0, 0, O_QUIET},
+        {"help", 0, 0, O_HELP},
+        {"naive-gemm", 0, 0, O_NAIVE},
+        {0, 0, 0, 0},
     };
     struct train_opts o;
     train_opts_default(&o);
@@ -209,44 +258,115 @@ int cmd_train(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case O_DATA: data = optarg; data_given = 1; break;
-        case O_MODE: mode = optarg; break;
-        case O_ARCH: bad = train_mlp_parse(optarg, &o.arch, &err) != PEMN_OK; break;
-        case O_STRATEGY: bad = train_strategy_parse(optarg, &o.strategy) != PEMN_OK; break;
-        case O_RATIO: bad = parse_double(optarg, &o.ratio) || !(o.ratio > 0 && o.ratio <= 1); break;
+        case O_DATA:
+            data = optarg;
+            data_given = 1;
+            break;
+        case O_MODE:
+            mode = optarg;
+            break;
+        case O_ARCH:
+            bad = train_mlp_parse(optarg, &o.arch, &err) != PEMN_OK;
+            break;
+        case O_STRATEGY:
+            bad = train_strategy_parse(optarg, &o.strategy) != PEMN_OK;
+            break;
+        case O_RATIO:
+            bad = parse_double(optarg, &o.ratio) || !(o.ratio > 0 && o.ratio <= 1);
+            break;
         case O_DENSITY:
             bad = parse_double(optarg, &o.density) || !(o.density > 0 && o.density <= 1);
             break;
-        case O_GEN: bad = pemn_gen_parse(optarg, &o.gen) != PEMN_OK; break;
-        case O_NOSCALE: o.layer_scale = 0; break;
-        case O_BIAS: o.arch.bias = 1; break;
-        case O_BN: o.arch.batchnorm = 1; break;
-        case O_OPTIM: bad = train_optim_parse(optarg, &o.optim) != PEMN_OK; break;
-        case O_EPOCHS: bad = parse_u64(optarg, 100000, &v) || !v; o.epochs = (uint32_t)v; break;
-        case O_BATCH: bad = parse_u64(optarg, 65536, &v) || !v; o.batch = (uint32_t)v; break;
-        case O_LR: bad = parse_double(optarg, &o.lr); break;
-        case O_MOM: bad = parse_double(optarg, &o.momentum); break;
-        case O_WD: bad = parse_double(optarg, &o.wd); break;
-        case O_NOCOS: o.cosine = 0; break;
-        case O_SEED: bad = parse_u64(optarg, UINT64_MAX, &o.seed); break;
-        case O_THREADS: bad = parse_u64(optarg, 256, &v) || !v; o.threads = (int)v; break;
-        case O_TLIMIT: bad = parse_u64(optarg, UINT32_MAX, &train_limit); break;
-        case O_TELIMIT: bad = parse_u64(optarg, UINT32_MAX, &test_limit); break;
-        case O_HOLDOUT: bad = parse_u64(optarg, UINT32_MAX, &v); o.holdout = (uint32_t)v; break;
-        case O_CLASSES: classes = optarg; break;
-        case O_NOEVAL: o.eval_each_epoch = 0; break;
-        case O_KEY: key_path = optarg; break;
-        case O_NAME: name = optarg; break;
-        case O_VERSION: version = optarg; break;
-        case O_RELEASE: bad = parse_u64(optarg, UINT64_MAX, &release) || !release; break;
-        case O_OUT: out = optarg; break;
-        case O_CKPT: ckpt = optarg; break;
-        case O_REPORT: report = optarg; break;
-        case O_QUIET: quiet = 1; break;
-        case O_HELP: train_usage(stdout); return CLI_EXIT_OK;
+        case O_GEN:
+            bad = pemn_gen_parse(optarg, &o.gen) != PEMN_OK;
+            break;
+        case O_NOSCALE:
+            o.layer_scale = 0;
+            break;
+        case O_BIAS:
+            o.arch.bias = 1;
+            break;
+        case O_BN:
+            o.arch.batchnorm = 1;
+            break;
+        case O_OPTIM:
+            bad = train_optim_parse(optarg, &o.optim) != PEMN_OK;
+            break;
+        case O_EPOCHS:
+            bad = parse_u64(optarg, 100000, &v) || !v;
+            o.epochs = (uint32_t)v;
+            break;
+        case O_BATCH:
+            bad = parse_u64(optarg, 65536, &v) || !v;
+            o.batch = (uint32_t)v;
+            break;
+        case O_LR:
+            bad = parse_double(optarg, &o.lr);
+            break;
+        case O_MOM:
+            bad = parse_double(optarg, &o.momentum);
+            break;
+        case O_WD:
+            bad = parse_double(optarg, &o.wd);
+            break;
+        case O_NOCOS:
+            o.cosine = 0;
+            break;
+        case O_SEED:
+            bad = parse_u64(optarg, UINT64_MAX, &o.seed);
+            break;
+        case O_THREADS:
+            bad = parse_u64(optarg, 256, &v) || !v;
+            o.threads = (int)v;
+            break;
+        case O_TLIMIT:
+            bad = parse_u64(optarg, UINT32_MAX, &train_limit);
+            break;
+        case O_TELIMIT:
+            bad = parse_u64(optarg, UINT32_MAX, &test_limit);
+            break;
+        case O_HOLDOUT:
+            bad = parse_u64(optarg, UINT32_MAX, &v);
+            o.holdout = (uint32_t)v;
+            break;
+        case O_CLASSES:
+            classes = optarg;
+            break;
+        case O_NOEVAL:
+            o.eval_each_epoch = 0;
+            break;
+        case O_KEY:
+            key_path = optarg;
+            break;
+        case O_NAME:
+            name = optarg;
+            break;
+        case O_VERSION:
+            version = optarg;
+            break;
+        case O_RELEASE:
+            bad = parse_u64(optarg, UINT64_MAX, &release) || !release;
+            break;
+        case O_OUT:
+            out = optarg;
+            break;
+        case O_CKPT:
+            ckpt = optarg;
+            break;
+        case O_REPORT:
+            report = optarg;
+            break;
+        case O_QUIET:
+            quiet = 1;
+            break;
+        case O_HELP:
+            train_usage(stdout);
+            return CLI_EXIT_OK;
+        case O_NAIVE:
+            train_set_naive_gemm(1);
+            break;
         default:
-            fprintf(stderr, "pemn train: unknown option or missing value: %s\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "pemn train: unknown option or missing value: %s\n", argv[optind - 1]);
             return CLI_EXIT_USAGE;
         }
         if (bad) {
@@ -322,8 +442,9 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, " k %g %s%s", o.density, pemn_gen_name(o.gen),
                     o.layer_scale ? " per-layer scale" : " one scale");
         }
-        fprintf(stderr, "; %u train / %u test samples from %s; %s lr %g, %u epochs, batch %u, "
-                        "seed %llu, %d thread%s\n",
+        fprintf(stderr,
+                "; %u train / %u test samples from %s; %s lr %g, %u epochs, batch %u, "
+                "seed %llu, %d thread%s\n",
                 tr.n - o.holdout, te.n, data, train_optim_name(o.optim), o.lr, o.epochs, o.batch,
                 (unsigned long long)o.seed, o.threads, o.threads > 1 ? "s" : "");
     }
@@ -336,7 +457,7 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     const char *names = classes;
-    if (!names && !data_given && m->n_classes == 10)
+    if (!names && m->n_classes == 10 && (!data_given || strcasestr(data, "fashion")))
         names = TRAIN_FASHION_CLASSES;
     if (names || classes) {
         rc = train_model_set_classes(m, names, m->n_classes, &err);

@@ -52,8 +52,8 @@ static double numeric(struct train_net *net, float *p, const float *x, const uin
 
 static void check_dense(int bias, int bn)
 {
-    struct train_mlp_spec spec = {.n_sizes = 4, .sizes = {7, 6, 5, 4}, .bias = bias,
-                                  .batchnorm = bn};
+    struct train_mlp_spec spec = {
+        .n_sizes = 4, .sizes = {7, 6, 5, 4}, .bias = bias, .batchnorm = bn};
     struct train_net *net;
     struct pemn_err e;
     assert_int_equal(train_net_new(&spec, 0, 0, B, &net, &e), PEMN_OK);
@@ -81,7 +81,8 @@ static void check_dense(int bias, int bn)
             double num = numeric(net, &pa->value[i], x, y);
             double tol = 2e-3 + 2e-2 * fabs(num);
             if (fabs(num - g[i]) > tol)
-                fail_msg("bias %d bn %d %s[%zu]: analytic %g numeric %g", bias, bn, pa->name, i, (double)g[i], num);
+                fail_msg("bias %d bn %d %s[%zu]: analytic %g numeric %g", bias, bn, pa->name, i,
+                         (double)g[i], num);
             checked++;
         }
         free(g);
@@ -106,8 +107,7 @@ static void test_straight_through(void **state)
     struct train_protos protos;
     struct pemn_err e;
     assert_int_equal(train_net_new(&spec, 1, 0.5, B, &net, &e), PEMN_OK);
-    assert_int_equal(train_ep_init(net, TRAIN_STRAT_MASK, 0, PEMN_GEN_UNIFORM, 1, 5, &protos,
-                                   &e),
+    assert_int_equal(train_ep_init(net, TRAIN_STRAT_MASK, 0, PEMN_GEN_UNIFORM, 1, 5, &protos, &e),
                      PEMN_OK);
     float x[B * 8], dl[B * 4];
     uint8_t y[B];
@@ -127,8 +127,7 @@ static void test_straight_through(void **state)
             float sign = (l->scores[i] > 0) - (l->scores[i] < 0);
             double expect = dweff * l->weight[i] * sign;
             assert_true(fabs((double)l->weight_grad[i] - dweff) < 2e-3 + 2e-2 * fabs(dweff));
-            assert_true(fabs((double)l->scores_grad[i] - expect) <
-                        2e-3 + 2e-2 * fabs(expect));
+            assert_true(fabs((double)l->scores_grad[i] - expect) < 2e-3 + 2e-2 * fabs(expect));
             /* and exactly the formula from the analytic dL/dweff */
             assert_true(l->scores_grad[i] == l->weight_grad[i] * l->weight[i] * sign);
         }
@@ -152,9 +151,8 @@ static void test_topk_in_forward(void **state)
         struct train_protos protos;
         struct pemn_err e;
         assert_int_equal(train_net_new(&spec, 1, ks[t], 8, &net, &e), PEMN_OK);
-        assert_int_equal(train_ep_init(net, TRAIN_STRAT_RP, 0.05, PEMN_GEN_SIGNED, 1, 9,
-                                       &protos, &e),
-                         PEMN_OK);
+        assert_int_equal(
+            train_ep_init(net, TRAIN_STRAT_RP, 0.05, PEMN_GEN_SIGNED, 1, 9, &protos, &e), PEMN_OK);
         for (size_t li = 0; li < net->n_layers; li++) {
             struct train_layer *l = &net->layers[li];
             if (!l->masked)
@@ -198,9 +196,9 @@ static void test_prototypes(void **state)
             struct train_net *net;
             struct train_protos protos;
             assert_int_equal(train_net_new(&spec, 1, 0.5, 8, &net, &e), PEMN_OK);
-            assert_int_equal(train_ep_init(net, strats[s], 1e-2, PEMN_GEN_UNIFORM, ls, 77,
-                                           &protos, &e),
-                             PEMN_OK);
+            assert_int_equal(
+                train_ep_init(net, strats[s], 1e-2, PEMN_GEN_UNIFORM, ls, 77, &protos, &e),
+                PEMN_OK);
             assert_int_equal(protos.n, nprotos[s]);
             if (strats[s] == TRAIN_STRAT_RP)
                 assert_int_equal(protos.p[0].length, 2000 / 100 + 1); /* floor(2000*0.01)+1 */
@@ -283,8 +281,7 @@ static void synth(struct train_data *d, uint32_t n, uint64_t seed)
         uint8_t c = (uint8_t)train_rng_below(&r, 4);
         d->labels[i] = c;
         for (int j = 0; j < 16; j++)
-            d->images[i * 16 + j] =
-                (uint8_t)(train_rng_below(&r, 100) + (j / 4 == c ? 150 : 0));
+            d->images[i * 16 + j] = (uint8_t)(train_rng_below(&r, 100) + (j / 4 == c ? 150 : 0));
     }
 }
 
@@ -354,6 +351,37 @@ static void test_determinism(void **state)
     train_data_free(&te);
 }
 
+static void test_naive_gemm_peer(void **state)
+{
+    (void)state;
+    struct train_mlp_spec spec = {.n_sizes = 3, .sizes = {37, 23, 11}, .bias = 1};
+    struct train_net *net;
+    struct pemn_err e;
+    assert_int_equal(train_net_new(&spec, 0, 0, B, &net, &e), PEMN_OK);
+    train_dense_init(net, 4);
+    float x[B * 37], dl[B * 11], z1[B * 11], g1[23 * 37];
+    uint8_t y[B];
+    random_batch(x, y, 37, 11, 13);
+    size_t correct = 0;
+    for (int naive = 0; naive < 2; naive++) {
+        train_set_naive_gemm(naive);
+        const float *z = train_net_forward(net, x, B, 1);
+        train_softmax_xent(z, y, B, 11, dl, &correct);
+        train_net_backward(net, dl, B);
+        if (!naive) {
+            memcpy(z1, z, sizeof z1);
+            memcpy(g1, net->layers[0].weight_grad, sizeof g1);
+            continue;
+        }
+        for (size_t i = 0; i < B * 11; i++)
+            assert_float_equal(z[i], z1[i], 1e-4);
+        for (size_t i = 0; i < 23 * 37; i++)
+            assert_float_equal(net->layers[0].weight_grad[i], g1[i], 1e-4);
+    }
+    train_set_naive_gemm(0);
+    train_net_free(net);
+}
+
 static void test_arch_parse(void **state)
 {
     (void)state;
@@ -364,8 +392,8 @@ static void test_arch_parse(void **state)
     assert_int_equal(s.n_sizes, 4);
     train_mlp_format(&s, buf, sizeof buf);
     assert_string_equal(buf, "784-300-100-10");
-    const char *bad[] = {"", "784", "784-", "-10", "784--10", "784-0-10", "784-x", "99999999-1",
-                         "784-300 "};
+    const char *bad[] = {"",         "784",   "784-",       "-10",     "784--10",
+                         "784-0-10", "784-x", "99999999-1", "784-300 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(train_mlp_parse(bad[i], &s, &e), PEMN_EINVAL);
 }
@@ -376,7 +404,7 @@ int main(void)
         cmocka_unit_test(test_dense_gradcheck), cmocka_unit_test(test_straight_through),
         cmocka_unit_test(test_topk_in_forward), cmocka_unit_test(test_prototypes),
         cmocka_unit_test(test_optim),           cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_arch_parse),
+        cmocka_unit_test(test_arch_parse),      cmocka_unit_test(test_naive_gemm_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

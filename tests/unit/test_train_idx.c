@@ -70,7 +70,7 @@ static size_t make_images(uint8_t *b, uint32_t n, uint32_t r, uint32_t c)
 
 static size_t make_labels(uint8_t *b, uint32_t n)
 {
-    uint8_t h[8] = {0, 0, 8, 1, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+    uint8_t h[8] = {0,         0, 8, 1, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
                     (uint8_t)n};
     memcpy(b, h, 8);
     for (uint32_t i = 0; i < n; i++)
@@ -108,8 +108,7 @@ static void test_valid_gzip_and_plain(void **state)
     }
 }
 
-static pemn_rc read_bytes(const uint8_t *b, size_t n, int gz, uint32_t ndim,
-                          struct pemn_err *e)
+static pemn_rc read_bytes(const uint8_t *b, size_t n, int gz, uint32_t ndim, struct pemn_err *e)
 {
     write_file("x.idx", b, n, gz);
     char p[512];
@@ -143,7 +142,7 @@ static void test_damaged_headers(void **state)
         assert_non_null(strstr(e.msg, "dimensions"));
         assert_int_equal(read_bytes(img, 10, gz, 3, &e), PEMN_ECORRUPT); /* cut header */
         assert_non_null(strstr(e.msg, "truncated IDX header"));
-        assert_int_equal(read_bytes(img, 0, gz, 3, &e), PEMN_ECORRUPT); /* empty file */
+        assert_int_equal(read_bytes(img, 0, gz, 3, &e), PEMN_ECORRUPT);     /* empty file */
         assert_int_equal(read_bytes(img, n - 1, gz, 3, &e), PEMN_ECORRUPT); /* cut payload */
         assert_non_null(strstr(e.msg, "truncated: 11 of 12"));
         memcpy(b, img, n);
