@@ -123,14 +123,17 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
     size_t len = pkg->len;
     if (len < PKG_MAGIC_LEN || memcmp(b, PKG_MAGIC, PKG_MAGIC_LEN) != 0)
         return BAD(0, "not a .pemn package (bad magic)");
+    /* the version decides how to read the rest, so it is checked first */
+    if (len >= PKG_H_MINOR + 2) {
+        pkg->major = proto_le16(b + PKG_H_MAJOR);
+        pkg->minor = proto_le16(b + PKG_H_MINOR);
+        if (pkg->major != PKG_MAJOR)
+            return proto_err(err, PEMN_EVERSION, PKG_H_MAJOR,
+                             "format major version %u is not supported (this reader: %u)",
+                             pkg->major, PKG_MAJOR);
+    }
     if (len < PKG_HEADER_SIZE + PKG_TRAILER_SIZE)
         return BAD(len, "truncated: %zu bytes", len);
-    pkg->major = proto_le16(b + PKG_H_MAJOR);
-    pkg->minor = proto_le16(b + PKG_H_MINOR);
-    if (pkg->major != PKG_MAJOR)
-        return proto_err(err, PEMN_EVERSION, PKG_H_MAJOR,
-                         "format major version %u is not supported (this reader: %u)", pkg->major,
-                         PKG_MAJOR);
     uint64_t flen = proto_le64(b + PKG_H_FILE_LEN);
     if (flen != len)
         return BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
@@ -295,7 +298,10 @@ static pemn_rc parse_protos(pemn_pkg *pkg, const struct sect *s, const struct se
                 return BAD(where + PKG_P_LENGTH, "prototype %u: %llu values do not fit", i,
                            (unsigned long long)pr->length);
             uint64_t bytes = pr->length * 4;
-            if (off % PKG_ALIGN != 0 || off > data->len || bytes > data->len - off)
+            if (off % PKG_ALIGN != 0)
+                return BAD(where + PKG_P_DATA_OFF, "prototype %u: values not %u-byte aligned", i,
+                           PKG_ALIGN);
+            if (off > data->len || bytes > data->len - off)
                 return BAD(where + PKG_P_DATA_OFF, "prototype %u: values outside the data", i);
             pr->data = pkg->bytes + data->off + off;
             blobs[(*nblobs)++] = (struct blob){off, bytes};
@@ -415,7 +421,9 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
     } else {
         return BAD(where + PKG_T_KIND, "tensor %u: unknown kind %u", i, kind);
     }
-    if (off % PKG_ALIGN != 0 || off > data->len || len > data->len - off)
+    if (off % PKG_ALIGN != 0)
+        return BAD(where + PKG_T_DATA_OFF, "tensor %u: data not %u-byte aligned", i, PKG_ALIGN);
+    if (off > data->len || len > data->len - off)
         return BAD(where + PKG_T_DATA_OFF, "tensor %u: data [%llu, +%llu] outside the data", i,
                    (unsigned long long)off, (unsigned long long)len);
     t->data = pkg->bytes + data->off + off;
