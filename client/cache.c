@@ -48,8 +48,8 @@ pemn_rc client_hash_file(const char *path, uint8_t out[PEMN_DIGEST_BYTES], uint6
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET,
-                         "%s: %s", path, strerror(errno));
+        return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "%s: %s",
+                         path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
@@ -185,8 +185,7 @@ pemn_rc client_cache_get(pemn_client *c, const char *digest, const char *tmp_pat
     return client_copy_file(p, tmp_path, err) == PEMN_OK ? PEMN_OK : PEMN_ENOTFOUND;
 }
 
-pemn_rc client_cache_put(pemn_client *c, const char *digest, const char *path,
-                         struct pemn_err *err)
+pemn_rc client_cache_put(pemn_client *c, const char *digest, const char *path, struct pemn_err *err)
 {
     char p[PEMN_URL_BUF], tmp[PEMN_URL_BUF + 32];
     if (pemn_client_cache_path(c, digest, p, sizeof p) != PEMN_OK)
@@ -206,8 +205,7 @@ pemn_rc client_cache_put(pemn_client *c, const char *digest, const char *path,
     }
     if (rename(tmp, p) != 0) {
         unlink(tmp);
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename into cache: %s",
-                         strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename into cache: %s", strerror(errno));
     }
     return client_fsync_dir_of(p, err);
 }

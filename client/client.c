@@ -50,8 +50,8 @@ pemn_rc pemn_client_new(const char *base_url, const struct pemn_client_options *
     if (!out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "out is NULL");
     *out = NULL;
-    if (!base_url || (strncmp(base_url, "http://", 7) != 0 &&
-                      strncmp(base_url, "https://", 8) != 0))
+    if (!base_url ||
+        (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
                          "server URL must start with http:// or https://");
     size_t blen = strlen(base_url);
@@ -77,8 +77,8 @@ pemn_rc pemn_client_new(const char *base_url, const struct pemn_client_options *
     struct pemn_client_options def;
     pemn_client_options_init(&def);
     /* zero means "default" for every numeric option */
-#define DEF(f)                                                                                 \
-    if (!c->o.f)                                                                               \
+#define DEF(f)                                                                                     \
+    if (!c->o.f)                                                                                   \
     c->o.f = def.f
     DEF(connect_timeout_ms);
     DEF(stall_timeout_ms);
@@ -192,10 +192,10 @@ pemn_rc client_retry_wait(const pemn_client *c, struct client_retry *rt, bool pr
             ceil *= 2;
         if (ceil > c->o.backoff_max_ms)
             ceil = c->o.backoff_max_ms;
-        wait = ceil ? randombytes_uniform((uint32_t)(ceil > UINT32_MAX - 1 ? UINT32_MAX - 1
-                                                                           : ceil) +
-                                          1)
-                    : 0;
+        wait =
+            ceil
+                ? randombytes_uniform((uint32_t)(ceil > UINT32_MAX - 1 ? UINT32_MAX - 1 : ceil) + 1)
+                : 0;
     }
     uint64_t left = client_retry_left(rt);
     if (wait >= left)
@@ -325,13 +325,20 @@ static const struct {
     const char *code;
     pemn_rc rc;
 } code_map[] = {
-    {"bad_request", PEMN_EINVAL},      {"unauthorized", PEMN_EAUTH},
-    {"forbidden", PEMN_EAUTH},         {"not_found", PEMN_ENOTFOUND},
-    {"conflict", PEMN_ECONFLICT},      {"release_not_newer", PEMN_ECONFLICT},
-    {"too_large", PEMN_ETOOBIG},       {"corrupt", PEMN_ECORRUPT},
-    {"bad_signature", PEMN_EBADSIG},   {"untrusted", PEMN_EUNTRUSTED},
-    {"name_mismatch", PEMN_EINVAL},    {"method_not_allowed", PEMN_EHTTP},
-    {"unavailable", PEMN_EHTTP},       {"internal", PEMN_EHTTP},
+    {"bad_request", PEMN_EINVAL},
+    {"unauthorized", PEMN_EAUTH},
+    {"forbidden", PEMN_EAUTH},
+    {"not_found", PEMN_ENOTFOUND},
+    {"conflict", PEMN_ECONFLICT},
+    {"release_not_newer", PEMN_ECONFLICT},
+    {"too_large", PEMN_ETOOBIG},
+    {"corrupt", PEMN_ECORRUPT},
+    {"bad_signature", PEMN_EBADSIG},
+    {"untrusted", PEMN_EUNTRUSTED},
+    {"name_mismatch", PEMN_EINVAL},
+    {"method_not_allowed", PEMN_EHTTP},
+    {"unavailable", PEMN_EHTTP},
+    {"internal", PEMN_EHTTP},
     {"range_not_satisfiable", PEMN_EHTTP},
 };
 
@@ -613,8 +620,7 @@ pemn_rc client_json(pemn_client *c, const struct client_json_req *rq, long *stat
             free(mb.p);
             free(url);
             return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
-                             "response is not JSON (%s): %.80s at line %d", what, je.text,
-                             je.line);
+                             "response is not JSON (%s): %.80s at line %d", what, je.text, je.line);
         }
         if (is_get && hd.etag[0])
             memo_put(c, url, hd.etag, mb.p, mb.len);

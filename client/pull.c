@@ -241,8 +241,7 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
         }
         if (d->mode == BODY_ERR && status) {
             if (status == 416 && d->req_from > 0) {
-                snprintf(why, sizeof why, "server refused Range from byte %" PRIu64,
-                         d->req_from);
+                snprintf(why, sizeof why, "server refused Range from byte %" PRIu64, d->req_from);
                 if (restart_file(d) != PEMN_OK)
                     return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot truncate .part");
                 rc = client_retry_wait(c, &rt, false, -1, PEMN_EHTTP, why, err);
@@ -269,8 +268,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
             continue;
         }
         if (d->total && d->have < d->total) {
-            snprintf(why, sizeof why, "connection closed at byte %" PRIu64 " of %" PRIu64,
-                     d->have, d->total);
+            snprintf(why, sizeof why, "connection closed at byte %" PRIu64 " of %" PRIu64, d->have,
+                     d->total);
             rc = client_retry_wait(c, &rt, progressed, -1, PEMN_EHTTP, why, err);
             if (rc)
                 return rc;
@@ -278,8 +277,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
         }
         if (d->expect && d->have != d->expect)
             return proto_err(err, PEMN_EDIGEST, d->have,
-                             "received %" PRIu64 " bytes, the registry announced %" PRIu64,
-                             d->have, d->expect);
+                             "received %" PRIu64 " bytes, the registry announced %" PRIu64, d->have,
+                             d->expect);
         return PEMN_OK;
     }
 }
@@ -309,8 +308,7 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
         rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
                        "package is %.64s %.64s (release %" PRIu64
                        ") but the registry announced %.64s %.64s (release %" PRIu64 ")",
-                       info.name, info.version, info.release, r->model, r->version,
-                       r->release);
+                       info.name, info.version, info.release, r->model, r->version, r->release);
     } else if (o && o->min_release && info.release < o->min_release) {
         rc = proto_err(err, PEMN_EROLLBACK, PEMN_NO_OFFSET,
                        "package %.64s %.64s has release %" PRIu64 ", below the minimum %" PRIu64,
@@ -331,8 +329,7 @@ static pemn_rc install(const char *part, const char *dest, struct pemn_err *err)
     }
     close(fd);
     if (rename(part, dest) != 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename to %s: %s", dest,
-                         strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "rename to %s: %s", dest, strerror(errno));
     return client_fsync_dir_of(dest, err);
 }
 
@@ -399,9 +396,9 @@ static pemn_rc fetch_to_part(pemn_client *c, const struct pemn_resolved *r, cons
         }
         char gt[PEMN_DIGEST_TEXT_MAX];
         pemn_digest_format(got, gt);
-        rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
-                       "downloaded bytes hash to %s, expected %s; nothing installed", gt,
-                       r->digest);
+        rc =
+            proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                      "downloaded bytes hash to %s, expected %s; nothing installed", gt, r->digest);
     }
     if (!rc && d.progress)
         d.progress(d.user, d.have, d.have);

@@ -34,8 +34,8 @@ static pemn_rc copy_label(char *dst, const char *src, size_t n, const char *what
                           struct pemn_err *err)
 {
     if (n == 0 || n >= PEMN_LABEL_BUF)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s must be 1 to %d characters",
-                         what, PEMN_LABEL_BUF - 1);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s must be 1 to %d characters", what,
+                         PEMN_LABEL_BUF - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
     if (!client_label_ok(dst))
@@ -74,8 +74,8 @@ static pemn_rc get_str(const json_t *o, const char *key, char *dst, size_t cap, 
     dst[0] = '\0';
     if (!v || json_is_null(v)) {
         if (required)
-            return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
-                             "registry response lacks \"%s\"", key);
+            return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "registry response lacks \"%s\"",
+                             key);
         return PEMN_OK;
     }
     const char *s = json_string_value(v);
@@ -102,15 +102,13 @@ pemn_rc client_parse_version(const json_t *o, struct pemn_resolved *out, struct 
         (rc = get_str(o, "version", out->version, sizeof out->version, true, err)) ||
         (rc = get_str(o, "digest", out->digest, sizeof out->digest, true, err)) ||
         (rc = get_str(o, "tag", out->tag, sizeof out->tag, false, err)) ||
-        (rc = get_str(o, "package_url", out->package_url, sizeof out->package_url, false,
-                      err)) ||
+        (rc = get_str(o, "package_url", out->package_url, sizeof out->package_url, false, err)) ||
         (rc = get_str(o, "signer", out->signer, sizeof out->signer, false, err)) ||
         (rc = get_str(o, "strategy", out->strategy, sizeof out->strategy, false, err)))
         return rc;
     uint8_t d[PEMN_DIGEST_BYTES];
     if (pemn_digest_parse(out->digest, d) != PEMN_OK)
-        return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
-                         "registry response: malformed digest");
+        return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "registry response: malformed digest");
     pemn_digest_format(d, out->digest); /* canonical lowercase */
     if (!out->package_url[0])
         snprintf(out->package_url, sizeof out->package_url, "/v1/blobs/%s", out->digest);
@@ -131,8 +129,8 @@ static bool empty(const char *s)
     return !s || !*s;
 }
 
-pemn_rc pemn_client_resolve(pemn_client *c, const char *name, const char *version,
-                            const char *tag, struct pemn_resolved *out, struct pemn_err *err)
+pemn_rc pemn_client_resolve(pemn_client *c, const char *name, const char *version, const char *tag,
+                            struct pemn_resolved *out, struct pemn_err *err)
 {
     if (!c || !out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "NULL argument");
@@ -170,8 +168,8 @@ pemn_rc pemn_client_resolve(pemn_client *c, const char *name, const char *versio
         return rc;
     if (strcmp(out->model, name) != 0 || (!empty(version) && strcmp(out->version, version)))
         return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
-                         "registry answered for %s %s, asked for %s %s", out->model,
-                         out->version, name, empty(version) ? "" : version);
+                         "registry answered for %s %s, asked for %s %s", out->model, out->version,
+                         name, empty(version) ? "" : version);
     if (!empty(tag))
         snprintf(out->tag, sizeof out->tag, "%s", tag);
     return PEMN_OK;
@@ -217,8 +215,8 @@ static pemn_rc list_all(const json_t *j, struct pemn_listing *l, struct pemn_err
             snprintf(l->versions[l->count].model, PEMN_LABEL_BUF, "%s", nm);
         }
         json_t *nv = json_object_get(m, "versions");
-        l->n_versions[l->count] = json_is_integer(nv) ? get_u64(m, "versions")
-                                                      : json_array_size(nv);
+        l->n_versions[l->count] =
+            json_is_integer(nv) ? get_u64(m, "versions") : json_array_size(nv);
         l->count++;
     }
     return PEMN_OK;
@@ -320,8 +318,7 @@ pemn_rc pemn_client_tag(pemn_client *c, const char *name, const char *version, c
     return rc;
 }
 
-pemn_rc pemn_client_untag(pemn_client *c, const char *name, const char *tag,
-                          struct pemn_err *err)
+pemn_rc pemn_client_untag(pemn_client *c, const char *name, const char *tag, struct pemn_err *err)
 {
     if (!c)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "NULL client");
@@ -338,8 +335,8 @@ pemn_rc pemn_client_untag(pemn_client *c, const char *name, const char *tag,
 }
 
 /* ---- push ----------------------------------------------------------------------------- */
-pemn_rc pemn_client_push(pemn_client *c, const char *path, struct pemn_resolved *out,
-                         int *created, struct pemn_err *err)
+pemn_rc pemn_client_push(pemn_client *c, const char *path, struct pemn_resolved *out, int *created,
+                         struct pemn_err *err)
 {
     if (!c || !path)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "NULL argument");
@@ -357,8 +354,8 @@ pemn_rc pemn_client_push(pemn_client *c, const char *path, struct pemn_resolved 
     const uint8_t *bytes = pemn_pkg_bytes(pkg, &len);
     if (len > c->o.max_package_size) {
         pemn_pkg_free(pkg);
-        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "%s: %zu bytes, above the limit",
-                         path, len);
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "%s: %zu bytes, above the limit", path,
+                         len);
     }
     if (!client_label_ok(info.name) || !client_label_ok(info.version)) {
         pemn_pkg_free(pkg);

@@ -69,8 +69,8 @@ int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg)
         else if (*end == 'g' || *end == 'G')
             mul = 1e9, end++;
         if (*end || !(v > 0) || v * mul < 1 || v * mul > 1e12) {
-            fprintf(stderr, "pemn %s: --limit-rate wants bytes/s (e.g. 500k, 10M), not '%s'\n",
-                    cmd, arg);
+            fprintf(stderr, "pemn %s: --limit-rate wants bytes/s (e.g. 500k, 10M), not '%s'\n", cmd,
+                    arg);
             return -1;
         }
         n->rate = (uint64_t)(v * mul);
@@ -189,14 +189,13 @@ void cli_bar_end(struct cli_bar *b)
 
 json_t *cli_net_vo_json(const struct pemn_resolved *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:I}",
-                          "model", r->model, "version", r->version, "release",
-                          (json_int_t)r->release, "digest", r->digest, "size",
-                          (json_int_t)r->size, "package_url", r->package_url, "signer",
-                          r->signer, "strategy", r->strategy, "created", (json_int_t)r->created,
-                          "pushed", (json_int_t)r->pushed, "density", r->density, "ratio",
-                          r->ratio, "n_params", (json_int_t)r->n_params, "f32_size",
-                          (json_int_t)r->f32_size);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:I}", "model",
+                  r->model, "version", r->version, "release", (json_int_t)r->release, "digest",
+                  r->digest, "size", (json_int_t)r->size, "package_url", r->package_url, "signer",
+                  r->signer, "strategy", r->strategy, "created", (json_int_t)r->created, "pushed",
+                  (json_int_t)r->pushed, "density", r->density, "ratio", r->ratio, "n_params",
+                  (json_int_t)r->n_params, "f32_size", (json_int_t)r->f32_size);
     if (o && r->tag[0])
         json_object_set_new(o, "tag", json_string(r->tag));
     return o;

@@ -25,11 +25,14 @@ struct cli_net {
 };
 
 /* getopt_long entries shared by the registry commands (short options "s:t:q"). */
-#define CLI_NET_LONGOPTS                                                                       \
-    {"server", required_argument, NULL, 's'}, {"token", required_argument, NULL, 't'},         \
-        {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1001},         \
-        {"retries", required_argument, NULL, 1002}, {"cache", required_argument, NULL, 1003},  \
-        {"no-cache", no_argument, NULL, 1004}, {"limit-rate", required_argument, NULL, 1005}
+#define CLI_NET_LONGOPTS                                                                           \
+    {"server", required_argument, NULL, 's'}, {"token", required_argument, NULL, 't'},             \
+        {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1001},             \
+        {"retries", required_argument, NULL, 1002}, {"cache", required_argument, NULL, 1003},      \
+        {"no-cache", no_argument, NULL, 1004},                                                     \
+    {                                                                                              \
+        "limit-rate", required_argument, NULL, 1005                                                \
+    }
 /* Handles one of those options: 1 handled, 0 not one of them, -1 bad value (printed). */
 int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg);
 

@@ -42,8 +42,8 @@ static void print_table(const char *name, const struct pemn_listing *l)
 {
     char sz[32], tg[512];
     if (!name) {
-        printf("%-24s %-14s %8s %8s %10s %7s\n", "MODEL", "LATEST", "RELEASE", "VERSIONS",
-               "SIZE", "RATIO");
+        printf("%-24s %-14s %8s %8s %10s %7s\n", "MODEL", "LATEST", "RELEASE", "VERSIONS", "SIZE",
+               "RATIO");
         for (size_t i = 0; i < l->count; i++) {
             const struct pemn_resolved *v = &l->versions[i];
             printf("%-24s %-14s %8llu %8llu %10s %6.1fx\n", v->model,
@@ -58,9 +58,8 @@ static void print_table(const char *name, const struct pemn_listing *l)
     for (size_t i = 0; i < l->count; i++) {
         const struct pemn_resolved *v = &l->versions[i];
         tags_of(l, v->version, tg, sizeof tg);
-        printf("%-14s %8llu %10s %6.1fx %.19s %s\n", v->version,
-               (unsigned long long)v->release, cli_net_size(v->size, sz, sizeof sz), v->ratio,
-               v->digest, tg);
+        printf("%-14s %8llu %10s %6.1fx %.19s %s\n", v->version, (unsigned long long)v->release,
+               cli_net_size(v->size, sz, sizeof sz), v->ratio, v->digest, tg);
     }
 }
 
@@ -70,8 +69,8 @@ static json_t *listing_json(const char *name, const struct pemn_listing *l)
     for (size_t i = 0; i < l->count; i++) {
         json_t *vo = cli_net_vo_json(&l->versions[i]);
         if (!name)
-            json_array_append_new(arr, json_pack("{s:s, s:o, s:I}", "name",
-                                                 l->versions[i].model, "latest", vo, "versions",
+            json_array_append_new(arr, json_pack("{s:s, s:o, s:I}", "name", l->versions[i].model,
+                                                 "latest", vo, "versions",
                                                  (json_int_t)l->n_versions[i]));
         else
             json_array_append_new(arr, vo);

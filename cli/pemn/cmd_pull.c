@@ -19,38 +19,37 @@
 
 static void pull_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
-            "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
-            "--no-cache]\n"
-            "                 [--min-release N] [--timeout S] [--retries N] [--quiet] [--json]\n"
-            "                 NAME[:VERSION|@TAG]\n"
-            "\n"
-            "Resolves NAME (latest version), NAME:VERSION or NAME@TAG, downloads the package\n"
-            "into FILE.part (resuming with Range after a dropped connection, retrying 5xx/429\n"
-            "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
-            "registry's digest and its signature verifies under one of the --trust keys.\n"
-            "Otherwise nothing is installed and the reason is printed.\n"
-            "\n"
-            "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
-            "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
-            "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
-            "                      $PEMN_TRUST, separated by ':')\n"
-            "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
-            "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
-            "      --cache DIR     content-addressed cache of verified packages\n"
-            "                      (default $PEMN_CACHE; none when unset)\n"
-            "      --no-cache      do not use a cache\n"
-            "      --min-release N refuse a package whose release is below N (rollback)\n"
-            "      --timeout S     give up after S seconds in total (default 600)\n"
-            "      --retries N     attempts without progress before giving up (default 6)\n"
-            "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
-            "  -q, --quiet         no progress bar, no summary\n"
-            "      --json          print a JSON summary (bytes received, requests, time...)\n"
-            "\n"
-            "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
-            "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
-            "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
+    fprintf(f, "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
+               "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
+               "--no-cache]\n"
+               "                 [--min-release N] [--timeout S] [--retries N] [--quiet] [--json]\n"
+               "                 NAME[:VERSION|@TAG]\n"
+               "\n"
+               "Resolves NAME (latest version), NAME:VERSION or NAME@TAG, downloads the package\n"
+               "into FILE.part (resuming with Range after a dropped connection, retrying 5xx/429\n"
+               "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
+               "registry's digest and its signature verifies under one of the --trust keys.\n"
+               "Otherwise nothing is installed and the reason is printed.\n"
+               "\n"
+               "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
+               "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
+               "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
+               "                      $PEMN_TRUST, separated by ':')\n"
+               "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
+               "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
+               "      --cache DIR     content-addressed cache of verified packages\n"
+               "                      (default $PEMN_CACHE; none when unset)\n"
+               "      --no-cache      do not use a cache\n"
+               "      --min-release N refuse a package whose release is below N (rollback)\n"
+               "      --timeout S     give up after S seconds in total (default 600)\n"
+               "      --retries N     attempts without progress before giving up (default 6)\n"
+               "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
+               "  -q, --quiet         no progress bar, no summary\n"
+               "      --json          print a JSON summary (bytes received, requests, time...)\n"
+               "\n"
+               "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
+               "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
+               "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
 }
 
 static int load_trust(char **files, size_t n, pemn_keyring **out)
@@ -202,9 +201,8 @@ int cmd_pull(int argc, char **argv)
     char label[PEMN_LABEL_BUF + 8];
     snprintf(label, sizeof label, "%.60s:%.60s", r.model, r.version);
     cli_bar_init(&bar, label, n.quiet || json);
-    struct pemn_fetch_options fo = {.min_release = min_release,
-                                    .progress = cli_bar_cb,
-                                    .progress_user = &bar};
+    struct pemn_fetch_options fo = {
+        .min_release = min_release, .progress = cli_bar_cb, .progress_user = &bar};
     struct pemn_fetch_stats st;
     rc = pemn_client_fetch(c, &r, out, &fo, &st, &e);
     cli_bar_end(&bar);
@@ -236,10 +234,9 @@ int cmd_pull(int argc, char **argv)
         }
         cli_net_print_json(o);
     } else if (!n.quiet) {
-        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s",
-                r.model, r.version, r.release,
-                st.from_cache ? "from cache" : cli_net_size(st.bytes_received, rx, sizeof rx),
-                out);
+        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", r.model,
+                r.version, r.release,
+                st.from_cache ? "from cache" : cli_net_size(st.bytes_received, rx, sizeof rx), out);
         if (dense)
             fprintf(stderr, ", expanded to %s", dense);
         fprintf(stderr, " (%s package, %.2f s)\n", cli_net_size(r.size, sz, sizeof sz),

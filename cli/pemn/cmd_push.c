@@ -10,22 +10,21 @@
 
 static void push_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pemn push [--server URL] [--token T] [--quiet] [--json] FILE.pemn...\n"
-            "\n"
-            "Uploads each package to /v1/models/<name>/versions/<version> (name and version\n"
-            "from its manifest). The registry checks the signature against its trusted\n"
-            "publisher keys. Pushing identical bytes again is harmless.\n"
-            "\n"
-            "  -s, --server URL   registry base URL (default $PEMN_SERVER)\n"
-            "  -t, --token T      bearer token with publish scope (default $PEMN_TOKEN)\n"
-            "      --timeout S    give up after S seconds in total (default 600)\n"
-            "      --retries N    attempts without progress before giving up (default 6)\n"
-            "  -q, --quiet        no progress bar, no summary\n"
-            "      --json         print the registry's version object per package\n"
-            "\n"
-            "exit: 0 ok, 2 usage, 3 corrupt package, 4 bad signature, 5 untrusted signer,\n"
-            "      7 network, 10 auth refused, 11 conflict (other bytes under that version)\n");
+    fprintf(f, "usage: pemn push [--server URL] [--token T] [--quiet] [--json] FILE.pemn...\n"
+               "\n"
+               "Uploads each package to /v1/models/<name>/versions/<version> (name and version\n"
+               "from its manifest). The registry checks the signature against its trusted\n"
+               "publisher keys. Pushing identical bytes again is harmless.\n"
+               "\n"
+               "  -s, --server URL   registry base URL (default $PEMN_SERVER)\n"
+               "  -t, --token T      bearer token with publish scope (default $PEMN_TOKEN)\n"
+               "      --timeout S    give up after S seconds in total (default 600)\n"
+               "      --retries N    attempts without progress before giving up (default 6)\n"
+               "  -q, --quiet        no progress bar, no summary\n"
+               "      --json         print the registry's version object per package\n"
+               "\n"
+               "exit: 0 ok, 2 usage, 3 corrupt package, 4 bad signature, 5 untrusted signer,\n"
+               "      7 network, 10 auth refused, 11 conflict (other bytes under that version)\n");
 }
 
 int cmd_push(int argc, char **argv)
@@ -106,8 +105,7 @@ int cmd_push(int argc, char **argv)
                 json_object_set_new(jo, "created", json_boolean(created));
             }
             cli_net_print_json(jo);
-        }
-        else if (!n.quiet)
+        } else if (!n.quiet)
             printf("%s %s (release %llu): %s, %s, %s\n", r.model, r.version,
                    (unsigned long long)r.release, created ? "pushed" : "already present",
                    cli_net_size(r.size, sz, sizeof sz), r.digest);

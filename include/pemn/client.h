@@ -71,26 +71,26 @@ typedef int (*pemn_progress_fn)(void *user, uint64_t done, uint64_t total);
 #define PEMN_URL_BUF 1024
 
 struct pemn_client_options {
-    const char *token;         /* bearer token or NULL (copied; wiped on free) */
-    const pemn_keyring *trusted; /* keys a fetched package must be signed by (borrowed:
-                                    must outlive the client); NULL = trust nothing */
-    const char *cache_dir;     /* content-addressed cache root or NULL (copied) */
-    const char *user_agent;    /* NULL = "pemn/<version>" (copied) */
-    uint32_t connect_timeout_ms; /* TCP+TLS connect, per attempt; default 10000 */
-    uint32_t stall_timeout_ms;   /* abort an attempt that moves < stall_bytes_per_s for this
-                                    long (then it is retried/resumed); default 30000 */
-    uint32_t stall_bytes_per_s;  /* default 1 */
-    uint64_t deadline_ms;      /* total time of one operation (all attempts); default 600000 */
-    uint32_t max_attempts;     /* consecutive attempts without progress; default 6 */
-    uint32_t backoff_base_ms;  /* first backoff ceiling; default 250 */
-    uint32_t backoff_max_ms;   /* backoff ceiling cap; default 15000 */
-    uint32_t retry_after_max_ms; /* longest Retry-After honoured (still capped by the
-                                    deadline); default 60000 */
-    uint64_t max_package_size; /* largest package fetched or pushed; default 16 GiB */
-    uint32_t max_json_bytes;   /* largest JSON response accepted; default 16 MiB */
+    const char *token;             /* bearer token or NULL (copied; wiped on free) */
+    const pemn_keyring *trusted;   /* keys a fetched package must be signed by (borrowed:
+                                      must outlive the client); NULL = trust nothing */
+    const char *cache_dir;         /* content-addressed cache root or NULL (copied) */
+    const char *user_agent;        /* NULL = "pemn/<version>" (copied) */
+    uint32_t connect_timeout_ms;   /* TCP+TLS connect, per attempt; default 10000 */
+    uint32_t stall_timeout_ms;     /* abort an attempt that moves < stall_bytes_per_s for this
+                                      long (then it is retried/resumed); default 30000 */
+    uint32_t stall_bytes_per_s;    /* default 1 */
+    uint64_t deadline_ms;          /* total time of one operation (all attempts); default 600000 */
+    uint32_t max_attempts;         /* consecutive attempts without progress; default 6 */
+    uint32_t backoff_base_ms;      /* first backoff ceiling; default 250 */
+    uint32_t backoff_max_ms;       /* backoff ceiling cap; default 15000 */
+    uint32_t retry_after_max_ms;   /* longest Retry-After honoured (still capped by the
+                                      deadline); default 60000 */
+    uint64_t max_package_size;     /* largest package fetched or pushed; default 16 GiB */
+    uint32_t max_json_bytes;       /* largest JSON response accepted; default 16 MiB */
     uint64_t max_recv_bytes_per_s; /* download rate cap (polite devices, benchmarks);
                                       0 = unlimited */
-    pemn_progress_fn progress; /* default progress callback for push and fetch, or NULL */
+    pemn_progress_fn progress;     /* default progress callback for push and fetch, or NULL */
     void *progress_user;
 };
 
@@ -101,8 +101,8 @@ void pemn_client_options_init(struct pemn_client_options *o);
  * trailing '/' is ignored). opts may be NULL (defaults). *out is new; free with
  * pemn_client_free. PEMN_EINVAL for a URL that is not http:// or https://. */
 PEMN_WARN_UNUSED pemn_rc pemn_client_new(const char *base_url,
-                                         const struct pemn_client_options *opts,
-                                         pemn_client **out, struct pemn_err *err);
+                                         const struct pemn_client_options *opts, pemn_client **out,
+                                         struct pemn_err *err);
 void pemn_client_free(pemn_client *c); /* NULL is a no-op; wipes the token */
 
 /* ---- what the registry says about a version ------------------------------------------ */
@@ -129,9 +129,9 @@ pemn_rc pemn_client_parse_ref(const char *ref, char *name, char *version, char *
 
 /* Resolves a model to one version: by version (version != NULL/""), by tag (tag !=
  * NULL/""), or the latest version (both empty). Fills *out. Giving both: PEMN_EINVAL. */
-PEMN_WARN_UNUSED pemn_rc pemn_client_resolve(pemn_client *c, const char *name,
-                                             const char *version, const char *tag,
-                                             struct pemn_resolved *out, struct pemn_err *err);
+PEMN_WARN_UNUSED pemn_rc pemn_client_resolve(pemn_client *c, const char *name, const char *version,
+                                             const char *tag, struct pemn_resolved *out,
+                                             struct pemn_err *err);
 
 /* ---- listing ---------------------------------------------------------------------------- */
 struct pemn_tag_entry {
@@ -195,8 +195,7 @@ struct pemn_fetch_stats {
 PEMN_WARN_UNUSED pemn_rc pemn_client_fetch(pemn_client *c, const struct pemn_resolved *r,
                                            const char *dest_path,
                                            const struct pemn_fetch_options *opts,
-                                           struct pemn_fetch_stats *stats,
-                                           struct pemn_err *err);
+                                           struct pemn_fetch_stats *stats, struct pemn_err *err);
 
 /* Resolve (as pemn_client_resolve) then fetch. resolved (may be NULL) receives what the
  * registry said. */

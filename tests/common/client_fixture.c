@@ -38,11 +38,9 @@ uint8_t *fx_make_pkg(const char *name, const char *version, uint64_t release,
     for (uint64_t i = 0; i < n_weights; i++)
         mask[i] &= 1;
     if (pemn_builder_set_strategy(b, "rp") != PEMN_OK ||
-        pemn_builder_add_proto_seeded(b, PEMN_GEN_UNIFORM, seed, 0.05f, 1000, &pid) !=
-            PEMN_OK ||
+        pemn_builder_add_proto_seeded(b, PEMN_GEN_UNIFORM, seed, 0.05f, 1000, &pid) != PEMN_OK ||
         pemn_builder_add_masked(b, "w", 2, shape, pid, 0, 1.0f, mask, NULL) != PEMN_OK ||
-        pemn_builder_add_dense(b, "b", PEMN_DT_F32, 1, bshape, bias, sizeof bias, NULL) !=
-            PEMN_OK)
+        pemn_builder_add_dense(b, "b", PEMN_DT_F32, 1, bshape, bias, sizeof bias, NULL) != PEMN_OK)
         goto done;
     if (pemn_builder_finish(b, sk, &out, len, NULL) != PEMN_OK)
         out = NULL;
@@ -59,9 +57,8 @@ void fx_digest(const void *p, size_t len, char out[PEMN_DIGEST_TEXT_MAX])
     pemn_digest_format(d, out);
 }
 
-char *fx_version_json(const char *name, const char *version, uint64_t release,
-                      const char *digest, uint64_t size, const char *package_url,
-                      const char *tag)
+char *fx_version_json(const char *name, const char *version, uint64_t release, const char *digest,
+                      uint64_t size, const char *package_url, const char *tag)
 {
     char *s = malloc(2048);
     if (!s)
@@ -77,13 +74,12 @@ char *fx_version_json(const char *name, const char *version, uint64_t release,
              "\"size\":%llu,\"signer\":\"0123456789abcdef\",\"created\":1700000000,"
              "\"pushed\":1700000100,\"strategy\":\"rp\",\"density\":0.5,\"n_params\":266200,"
              "\"f32_size\":1065000,\"ratio\":31.9%s%s}",
-             name, version, (unsigned long long)release, digest, (unsigned long long)size, url,
-             tg);
+             name, version, (unsigned long long)release, digest, (unsigned long long)size, url, tg);
     return s;
 }
 
-void fx_resolved(struct pemn_resolved *r, const char *name, const char *version,
-                 uint64_t release, const uint8_t *pkg, size_t len, const char *url)
+void fx_resolved(struct pemn_resolved *r, const char *name, const char *version, uint64_t release,
+                 const uint8_t *pkg, size_t len, const char *url)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->model, sizeof r->model, "%s", name);
@@ -197,8 +193,8 @@ static int tool_make_pkg(char **a)
         snprintf(wn, sizeof wn, "fc%d.weight", li + 1);
         snprintf(bn, sizeof bn, "fc%d.bias", li + 1);
         if (pemn_builder_add_masked(b, wn, 2, shape, pid, 0, 1.0f, mask, &e) != PEMN_OK ||
-            pemn_builder_add_dense(b, bn, PEMN_DT_F32, 1, bshape, bias, cols * sizeof *bias,
-                                   &e) != PEMN_OK) {
+            pemn_builder_add_dense(b, bn, PEMN_DT_F32, 1, bshape, bias, cols * sizeof *bias, &e) !=
+                PEMN_OK) {
             fprintf(stderr, "make-pkg: %s\n", e.msg);
             goto out;
         }
@@ -249,8 +245,9 @@ int fx_tool(int argc, char **argv)
             fprintf(stderr, "expand: %s\n", e.msg);
         return rc ? 1 : 0;
     }
-    fprintf(stderr, "usage: %s keygen BASE | make-pkg KEY NAME VERSION RELEASE LAYERS OUT | "
-                    "expand PKG OUT\n",
+    fprintf(stderr,
+            "usage: %s keygen BASE | make-pkg KEY NAME VERSION RELEASE LAYERS OUT | "
+            "expand PKG OUT\n",
             argv[0]);
     return 2;
 }

@@ -17,12 +17,11 @@ uint8_t *fx_make_pkg(const char *name, const char *version, uint64_t release,
 /* "sha256:<hex>" of a buffer. */
 void fx_digest(const void *p, size_t len, char out[PEMN_DIGEST_TEXT_MAX]);
 /* A version object as the registry sends it (malloc'ed). package_url may be NULL. */
-char *fx_version_json(const char *name, const char *version, uint64_t release,
-                      const char *digest, uint64_t size, const char *package_url,
-                      const char *tag);
+char *fx_version_json(const char *name, const char *version, uint64_t release, const char *digest,
+                      uint64_t size, const char *package_url, const char *tag);
 /* Fills a resolved struct for a package served at url. */
-void fx_resolved(struct pemn_resolved *r, const char *name, const char *version,
-                 uint64_t release, const uint8_t *pkg, size_t len, const char *url);
+void fx_resolved(struct pemn_resolved *r, const char *name, const char *version, uint64_t release,
+                 const uint8_t *pkg, size_t len, const char *url);
 /* A fresh temporary directory (malloc'ed path) and its recursive removal. */
 char *fx_tmpdir(void);
 void fx_rmrf(const char *dir);

@@ -110,8 +110,8 @@ static void body_free(void *cls)
 static enum MHD_Result queue_text(struct MHD_Connection *c, int status, const char *body,
                                   const char *etag, int retry_after)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     if (body[0] == '{')
@@ -210,8 +210,8 @@ static enum MHD_Result serve_blob(fakesrv *s, struct MHD_Connection *c, bool hea
     struct body_state *bs = calloc(1, sizeof *bs);
     if (!bs)
         return MHD_NO;
-    *bs = (struct body_state){.s = s, .data = data, .start = a, .end = b + 1, .cut = cut,
-                              .flip = flip};
+    *bs = (struct body_state){
+        .s = s, .data = data, .start = a, .end = b + 1, .cut = cut, .flip = flip};
     struct MHD_Response *r =
         MHD_create_response_from_callback(b + 1 - a, 16384, body_cb, bs, body_free);
     if (!r) {
@@ -345,10 +345,10 @@ fakesrv *fakesrv_start(void)
     sa.sin_family = AF_INET;
     sa.sin_port = 0;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                            NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    s->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!s->d) {
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -383,8 +383,7 @@ const char *fakesrv_url(const fakesrv *s)
     return s->url;
 }
 
-void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len,
-                      const char *etag)
+void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len, const char *etag)
 {
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
@@ -403,8 +402,8 @@ void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len
     pthread_mutex_unlock(&s->mu);
 }
 
-void fakesrv_route(fakesrv *s, const char *method, const char *path, int status,
-                   const char *body, const char *etag)
+void fakesrv_route(fakesrv *s, const char *method, const char *path, int status, const char *body,
+                   const char *etag)
 {
     pthread_mutex_lock(&s->mu);
     struct route *r = NULL;

@@ -29,11 +29,10 @@ uint16_t fakesrv_port(const fakesrv *s);
 const char *fakesrv_url(const fakesrv *s); /* "http://127.0.0.1:<port>" */
 
 /* The blob served at path (GET/HEAD), copied; ETag "etag" when etag not NULL. */
-void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len,
-                      const char *etag);
+void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len, const char *etag);
 /* A canned answer for method + path (replaces an earlier one). etag may be NULL. */
-void fakesrv_route(fakesrv *s, const char *method, const char *path, int status,
-                   const char *body, const char *etag);
+void fakesrv_route(fakesrv *s, const char *method, const char *path, int status, const char *body,
+                   const char *etag);
 
 void fakesrv_cut_at(fakesrv *s, const uint64_t *offsets, size_t n);
 void fakesrv_ignore_range(fakesrv *s, bool on);
@@ -52,7 +51,7 @@ struct fakesrv_stats {
     char last_if_none_match[256]; /* If-None-Match of the last request */
     char last_method[16];
     char last_path[512];
-    size_t upload_len;   /* body of the last PUT */
+    size_t upload_len; /* body of the last PUT */
     uint8_t upload_sha[32];
 };
 void fakesrv_get_stats(fakesrv *s, struct fakesrv_stats *out);

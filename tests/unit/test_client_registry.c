@@ -84,8 +84,8 @@ static void test_parse_ref(void **state)
     assert_int_equal(pemn_client_parse_ref("fm-mlp_2@stable", n, v, t, &e), PEMN_OK);
     assert_string_equal(n, "fm-mlp_2");
     assert_string_equal(t, "stable");
-    const char *bad[] = {"", ":1.0", "net:", "net@", "net:1@x", "-net", "ne t", "net/x",
-                         "net:../x", "net:1.0:2", NULL};
+    const char *bad[] = {"",     ":1.0",  "net:",     "net@",      "net:1@x", "-net",
+                         "ne t", "net/x", "net:../x", "net:1.0:2", NULL};
     for (int i = 0; bad[i]; i++)
         assert_int_equal(pemn_client_parse_ref(bad[i], n, v, t, &e), PEMN_EINVAL);
     char longname[200];
@@ -120,8 +120,7 @@ static void test_resolve_version(void **state)
 static void test_resolve_tag_and_latest(void **state)
 {
     struct fx *f = *state;
-    route_vo(f, "GET", "/v1/models/net/tags/stable", 200, "net", "1.3.0", 6, D2, "stable",
-             NULL);
+    route_vo(f, "GET", "/v1/models/net/tags/stable", 200, "net", "1.3.0", 6, D2, "stable", NULL);
     struct pemn_resolved r;
     struct pemn_err e;
     assert_int_equal(pemn_client_resolve(f->c, "net", NULL, "stable", &r, &e), PEMN_OK);
@@ -149,10 +148,10 @@ static void test_resolve_errors_mapped(void **state)
         const char *code;
         pemn_rc rc;
     } cases[] = {
-        {404, "not_found", PEMN_ENOTFOUND}, {401, "unauthorized", PEMN_EAUTH},
-        {403, "forbidden", PEMN_EAUTH},     {409, "conflict", PEMN_ECONFLICT},
-        {400, "bad_request", PEMN_EINVAL},  {413, "too_large", PEMN_ETOOBIG},
-        {400, "corrupt", PEMN_ECORRUPT},    {403, "bad_signature", PEMN_EBADSIG},
+        {404, "not_found", PEMN_ENOTFOUND},  {401, "unauthorized", PEMN_EAUTH},
+        {403, "forbidden", PEMN_EAUTH},      {409, "conflict", PEMN_ECONFLICT},
+        {400, "bad_request", PEMN_EINVAL},   {413, "too_large", PEMN_ETOOBIG},
+        {400, "corrupt", PEMN_ECORRUPT},     {403, "bad_signature", PEMN_EBADSIG},
         {403, "untrusted", PEMN_EUNTRUSTED}, {409, "release_not_newer", PEMN_ECONFLICT},
         {418, "teapot", PEMN_EHTTP},
     };
@@ -412,10 +411,17 @@ static void test_push(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_parse_ref),         T(test_resolve_version), T(test_resolve_tag_and_latest),
-        T(test_resolve_errors_mapped), T(test_bad_responses), T(test_etag_revalidation),
-        T(test_metadata_retried),  T(test_list_all),        T(test_list_one),
-        T(test_tag_untag),         T(test_push),
+        T(test_parse_ref),
+        T(test_resolve_version),
+        T(test_resolve_tag_and_latest),
+        T(test_resolve_errors_mapped),
+        T(test_bad_responses),
+        T(test_etag_revalidation),
+        T(test_metadata_retried),
+        T(test_list_all),
+        T(test_list_one),
+        T(test_tag_untag),
+        T(test_push),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
