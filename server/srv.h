@@ -213,6 +213,7 @@ char *srv_metrics_render(struct srv *s, size_t *len);
 /* ---- route tables ---------------------------------------------------------------------- */
 extern const struct srv_route srv_routes_models[];
 extern const struct srv_route srv_routes_blobs[];
+extern const struct srv_route srv_routes_fleet[];
 extern const struct srv_route srv_routes_misc[];
 
 #endif

@@ -8,31 +8,27 @@
  * over-long names are refused with 400 before anything else sees them.
  *
  * Adding routes: define a table `const struct srv_route srv_routes_X[]` ended by a zeroed
- * entry and list it below. The fleet routes (srv_routes_fleet.c) are picked up
- * automatically when that file is linked in (weak reference).
+ * entry and list it below.
  */
 #include "server/srv.h"
 
 #include <string.h>
 
-extern const struct srv_route srv_routes_fleet[] __attribute__((weak));
-
 static const struct srv_route *const builtin_tables[] = {
     srv_routes_misc,
     srv_routes_models,
     srv_routes_blobs,
+    srv_routes_fleet,
 };
 
 static size_t table_count(void)
 {
-    return sizeof builtin_tables / sizeof builtin_tables[0] + (srv_routes_fleet ? 1 : 0);
+    return sizeof builtin_tables / sizeof builtin_tables[0];
 }
 
 static const struct srv_route *table_at(size_t i)
 {
-    if (i < sizeof builtin_tables / sizeof builtin_tables[0])
-        return builtin_tables[i];
-    return srv_routes_fleet;
+    return i < table_count() ? builtin_tables[i] : NULL;
 }
 
 size_t srv_route_count(void)
