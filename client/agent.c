@@ -22,14 +22,10 @@
 #include <unistd.h>
 
 static const char *const step_names[PEMN_AGENT_STEP_COUNT_] = {
-    [PEMN_AGENT_STEP_VERSION_DIR] = "version-dir",
-    [PEMN_AGENT_STEP_PACKAGE] = "package",
-    [PEMN_AGENT_STEP_EXPAND] = "expand",
-    [PEMN_AGENT_STEP_SYNC] = "sync",
-    [PEMN_AGENT_STEP_COMMIT_DIR] = "commit-dir",
-    [PEMN_AGENT_STEP_LINK] = "link",
-    [PEMN_AGENT_STEP_SWAP] = "swap",
-    [PEMN_AGENT_STEP_STATE] = "state",
+    [PEMN_AGENT_STEP_VERSION_DIR] = "version-dir", [PEMN_AGENT_STEP_PACKAGE] = "package",
+    [PEMN_AGENT_STEP_EXPAND] = "expand",           [PEMN_AGENT_STEP_SYNC] = "sync",
+    [PEMN_AGENT_STEP_COMMIT_DIR] = "commit-dir",   [PEMN_AGENT_STEP_LINK] = "link",
+    [PEMN_AGENT_STEP_SWAP] = "swap",               [PEMN_AGENT_STEP_STATE] = "state",
     [PEMN_AGENT_STEP_GC] = "gc",
 };
 
@@ -167,8 +163,8 @@ static bool read_current(const struct pemn_agent *a, char hex[AGENT_HEX_LEN + 1]
 }
 
 /* Points DIR/current at versions/<hex> atomically: temp link, rename over, fsync DIR. */
-static pemn_rc swap_current(struct pemn_agent *a, const char *hex, bool hook, struct pemn_err *err,
-                            bool *crashed)
+static pemn_rc swap_current(struct pemn_agent *a, const char *hex, bool hook,
+                            struct pemn_err *err, bool *crashed)
 {
     char tmp[PATH_MAX], cur[PATH_MAX], target[PATH_MAX];
     pemn_rc rc;
@@ -208,7 +204,8 @@ static void collect_garbage(struct pemn_agent *a)
     while ((de = readdir(d)) != NULL) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if ((keep[0] && !strcmp(de->d_name, keep[0])) || (keep[1] && !strcmp(de->d_name, keep[1])))
+        if ((keep[0] && !strcmp(de->d_name, keep[0])) ||
+            (keep[1] && !strcmp(de->d_name, keep[1])))
             continue;
         char p[PATH_MAX];
         if (!agent_path(p, NULL, "%s/%s", vdir, de->d_name) && !agent_rmtree(p, NULL))
@@ -310,7 +307,8 @@ static pemn_rc make_dir(const char *path, struct pemn_err *err)
     return PEMN_OK;
 }
 
-pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, struct pemn_err *err)
+pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
+                       struct pemn_err *err)
 {
     if (!out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "out is NULL");
@@ -346,8 +344,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
     }
     if (flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK
-                 ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, "%s is in use by another agent",
-                             a->dir)
+                 ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
+                             "%s is in use by another agent", a->dir)
                  : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "flock %s: %s", p, strerror(errno));
         goto fail;
     }
@@ -410,17 +408,16 @@ pemn_rc pemn_agent_admit(const pemn_agent *a, uint64_t release, const char *dige
                      c->version);
 }
 
-/* ---- install ----------------------------------------------------------------------------------
- */
+/* ---- install ---------------------------------------------------------------------------------- */
 
-#define FAULT(step)                                                                                \
-    do {                                                                                           \
-        if (a->opts.fault && a->opts.fault((step), a->opts.fault_user)) {                          \
-            crashed = true;                                                                        \
-            rc = proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET, "stopped after step %s",           \
-                           step_names[(step)]);                                                    \
-            goto out;                                                                              \
-        }                                                                                          \
+#define FAULT(step)                                                                            \
+    do {                                                                                       \
+        if (a->opts.fault && a->opts.fault((step), a->opts.fault_user)) {                      \
+            crashed = true;                                                                    \
+            rc = proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET, "stopped after step %s",        \
+                           step_names[(step)]);                                                \
+            goto out;                                                                          \
+        }                                                                                      \
     } while (0)
 
 /* Writes versions/<hex>/ from the verified package unless it is already there. */
@@ -446,7 +443,8 @@ static pemn_rc write_version(struct pemn_agent *a, const pemn_pkg *pkg, const ch
     if ((rc = agent_rmtree(partial, err)))
         return rc;
     if (mkdir(partial, 0755) != 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", partial, strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", partial,
+                         strerror(errno));
     FAULT(PEMN_AGENT_STEP_VERSION_DIR);
     size_t len;
     const uint8_t *bytes = pemn_pkg_bytes(pkg, &len);
@@ -547,9 +545,8 @@ pemn_rc pemn_agent_install_mem(pemn_agent *a, const void *data, size_t len,
     if (!a || (!data && len))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad arguments");
     if (len > a->opts.max_package)
-        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET,
-                         "package of %zu bytes over the %llu limit", len,
-                         (unsigned long long)a->opts.max_package);
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "package of %zu bytes over the %llu limit",
+                         len, (unsigned long long)a->opts.max_package);
     /* identity first: the bytes must be the ones we were told to fetch */
     uint8_t d[PEMN_DIGEST_BYTES];
     char text[PEMN_DIGEST_TEXT_MAX];
@@ -561,8 +558,8 @@ pemn_rc pemn_agent_install_mem(pemn_agent *a, const void *data, size_t len,
             return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad expected digest '%s'",
                              expect->digest);
         if (sodium_memcmp(want, d, sizeof d) != 0)
-            return proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "package is %s, expected %s", text,
-                             expect->digest);
+            return proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "package is %s, expected %s",
+                             text, expect->digest);
     }
     pemn_pkg *pkg = NULL;
     pemn_rc rc = pemn_pkg_open_mem(data, len, 0, &pkg, err);

@@ -82,8 +82,8 @@ pemn_rc agent_state_save(const struct pemn_agent *a, const struct pemn_agent_sta
 {
     json_t *root = json_object();
     json_t *cur = st->has_current ? version_to_json(&st->current) : json_null();
-    json_t *prev =
-        st->has_current && st->has_previous ? version_to_json(&st->previous) : json_null();
+    json_t *prev = st->has_current && st->has_previous ? version_to_json(&st->previous)
+                                                       : json_null();
     if (!root || !cur || !prev || json_object_set_new(root, "format", json_integer(1)) ||
         json_object_set_new(root, "current", cur) || json_object_set_new(root, "previous", prev)) {
         json_decref(root);
