@@ -104,7 +104,7 @@ all: lib bins
 
 lib: $(LIBPEMN_A) $(LIBPEMN_SO)
 bins: $(PEMN_BIN) $(PEMND_BIN)
-tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) bins
+tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins
 
 # ---- compile ---------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -237,6 +237,9 @@ lint:
 clean:
 	rm -rf build
 
-.SECONDARY:
+# Keep the objects of pattern-built programs (tests, fuzz replays, benchmarks, tools). Not a
+# bare .SECONDARY: that would make library objects intermediate too, and a newly added source
+# older than an existing archive would then be silently left out of it.
+.SECONDARY: $(call obj,$(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC) $(TOOL_SRC) tests/fuzz/replay_main.c)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
