@@ -43,11 +43,12 @@ typedef enum pemn_gen {
 
 /* Name ("chacha20-uniform", "chacha20-normal", "chacha20-signed") or NULL if unknown. */
 const char *pemn_gen_name(uint32_t gen);
-/* Parses the names above (and the short forms "uniform", "normal", "signed"). */
+/* Parses the names above (and the short forms "uniform", "normal", "signed"); exact,
+ * case-sensitive match. PEMN_EUNSUPPORTED for any other name, PEMN_EINVAL for NULL. */
 pemn_rc pemn_gen_parse(const char *name, uint32_t *gen);
 
 /* Writes v[first .. first+n) of the generator into out. PEMN_EUNSUPPORTED for an unknown
- * generator, PEMN_EINVAL when first + n overflows. */
+ * generator, PEMN_EINVAL when first + n overflows or seed / out (n > 0) is NULL. */
 pemn_rc pemn_gen_fill(uint32_t gen, const uint8_t seed[PEMN_SEED_BYTES], float scale,
                       uint64_t first, float *out, size_t n);
 
