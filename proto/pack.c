@@ -375,7 +375,8 @@ static pemn_rc proto_values(const struct ctx *c, const struct pemn_pack_proto *p
     return PEMN_OK;
 }
 
-/* Fits every layer in `ls` (n of them) to prototype `id`: finds each scale. */
+/* Fits every layer in `ls` (n of them) to prototype `id`: finds each scale. PEMN_EINVAL
+ * (with *miss filled) when a layer does not fit; callers turn that into a message. */
 static pemn_rc fit_layers(struct ctx *c, uint32_t id, const uint32_t *ls, uint32_t n,
                           struct miss *miss, struct pemn_err *err)
 {
@@ -494,7 +495,7 @@ static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss,
             e++;
         rc = fit_layers(c, gid[first[order[k]]], order + k, e - k, miss, err);
         if (rc != PEMN_OK) {
-            miss->same_shape_group = 1;
+            miss->same_shape_group = rc == PEMN_EINVAL;
             goto out;
         }
         k = e;
@@ -517,23 +518,19 @@ static void reset_protos(struct pemn_pack_report *r)
 static void describe_miss(const struct ctx *c, const struct miss *m, char *buf, size_t cap)
 {
     const struct pemn_pack_report *r = c->r;
-    const struct pemn_pack_layer *L = &r->layers[m->layer];
-    uint32_t got = bits_at(layer_data(c, m->layer), m->at);
+    const char *name = r->layers[m->layer].name, *ref = r->layers[m->ref].name;
+    unsigned long long d = m->d_v, at = m->at;
     if (c->opts->seeded)
-        snprintf(buf, cap,
-                 "layer '%s' is not scale * %s(seed) with d_v %llu: element %llu "
-                 "(0x%08x) differs",
-                 L->name, pemn_gen_name(c->opts->generator), (unsigned long long)m->d_v,
-                 (unsigned long long)m->at, got);
+        snprintf(buf, cap, "'%.60s' differs from scale * %s(seed) (d_v %llu) at element %llu",
+                 name, pemn_gen_name(c->opts->generator), d, at);
     else if (m->layer == m->ref)
-        snprintf(buf, cap, "layer '%s' is not reproducible with d_v %llu (element %llu)",
-                 L->name, (unsigned long long)m->d_v, (unsigned long long)m->at);
+        snprintf(buf, cap, "'%.60s' does not repeat (d_v %llu) at element %llu", name, d, at);
+    else if (m->same_shape_group)
+        snprintf(buf, cap, "'%.60s' differs from same-shape '%.60s' (d_v %llu) at element %llu",
+                 name, ref, d, at);
     else
-        snprintf(buf, cap,
-                 "layer '%s' does not repeat the values of '%s' (d_v %llu) at any scale: "
-                 "element %llu (0x%08x) differs",
-                 L->name, r->layers[m->ref].name, (unsigned long long)m->d_v,
-                 (unsigned long long)m->at, got);
+        snprintf(buf, cap, "'%.60s' differs from the tiling of '%.60s' (d_v %llu) at element %llu",
+                 name, ref, d, at);
 }
 
 static pemn_rc detect(struct ctx *c, struct pemn_err *err)
@@ -565,7 +562,7 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         rc = try_shared(c, want == PEMN_PACK_MP, &m1, err);
         if (rc == PEMN_EINVAL) {
             describe_miss(c, &m1, d1, sizeof d1);
-            return proto_err(err, rc, PEMN_NO_OFFSET, "strategy %s: %s",
+            return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "strategy %s: %s",
                              pemn_pack_strategy_name(want), d1);
         }
         r->strategy = want;
@@ -575,7 +572,7 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         rc = try_grouped(c, want == PEMN_PACK_MASK, &m1, err);
         if (rc == PEMN_EINVAL) {
             describe_miss(c, &m1, d1, sizeof d1);
-            return proto_err(err, rc, PEMN_NO_OFFSET, "strategy %s: %s",
+            return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "strategy %s: %s",
                              pemn_pack_strategy_name(want), d1);
         }
         r->strategy = want;
@@ -598,7 +595,7 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         return rc;
     describe_miss(c, &m1, d1, sizeof d1);
     if (o->seeded)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s", d1);
+        return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "%s", d1);
     reset_protos(r);
     rc = try_grouped(c, 0, &m2, err);
     if (rc == PEMN_OK) {
@@ -609,10 +606,10 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         return rc;
     describe_miss(c, &m2, d2, sizeof d2);
     reset_protos(r);
-    return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                     "the weights are no prototype tiling: one-layer: %.90s; shared: %.80s "
-                     "(--strategy mask stores each layer's own values)",
-                     d2, d1);
+    return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET,
+                     "no prototype tiling fits: rp/mp: %s; one-layer: %s; --strategy mask "
+                     "keeps each layer's own values",
+                     d1, d2);
 }
 
 static pemn_rc check_opts(const struct pemn_pack_opts *o, struct pemn_err *err)

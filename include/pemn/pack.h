@@ -124,9 +124,10 @@ struct pemn_pack_report {
 void pemn_pack_report_free(struct pemn_pack_report *r);
 
 /* Finds the structure of a checkpoint without building anything. *report is filled (free it
- * with pemn_pack_report_free, also after a failure). PEMN_EINVAL (options, or the weights
- * are not reproducible by the requested strategy: the message names the layer),
- * PEMN_ECORRUPT (inconsistent siblings), PEMN_EUNSUPPORTED (dtypes), PEMN_ENOMEM. */
+ * with pemn_pack_report_free, also after a failure). PEMN_EINVAL (options),
+ * PEMN_EUNSUPPORTED (the weights are not reproducible by the requested strategy: the message
+ * names the layer; or a dtype pack cannot mask), PEMN_ECORRUPT (inconsistent siblings),
+ * PEMN_ENOMEM. */
 pemn_rc pemn_pack_detect(const pemn_st *in, const struct pemn_pack_opts *opts,
                          struct pemn_pack_report *report, struct pemn_err *err);
 
