@@ -19,6 +19,9 @@ extern "C" {
 
 typedef struct pemn_builder pemn_builder;
 
+/* Most bytes (values, masks, dense data, strings) one builder holds: PEMN_ETOOBIG beyond. */
+#define PEMN_BUILDER_MAX_BYTES (UINT64_C(1) << 36)
+
 /* name and version: PEMN_MAX_LABEL bytes at most, [A-Za-z0-9][A-Za-z0-9._-]* ;
  * created defaults to now, strategy to "", density to 0. */
 pemn_rc pemn_builder_new(const char *name, const char *version, uint64_t release,
