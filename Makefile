@@ -96,7 +96,7 @@ REPLAY_BINS:= $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all lib bins tests deps test unit asan valgrind fuzz fuzzers bench run install uninstall \
-        format format-check lint clean results
+        format format-check lint clean results demo
 
 all: lib bins
 
@@ -197,6 +197,11 @@ results: deps all
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash deploy/run.sh
+
+# offline demo: keygen, pack, verify, inspect, expand a sample network (deploy/demo.sh)
+demo: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_pack
+	@BUILD=$(BUILD) bash deploy/demo.sh
 
 # ---- install ---------------------------------------------------------------------------
 install: all
