@@ -69,6 +69,7 @@ TCOMMON_SRC:= $(wildcard tests/common/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC  := $(wildcard bench/bench_*.c)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -94,6 +95,7 @@ PEMND_BIN  := $(if $(PEMND_OBJ),$(BUILD)/bin/pemnd)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 REPLAY_BINS:= $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all lib bins tests deps test unit asan valgrind fuzz fuzzers bench run install uninstall \
         format format-check lint clean results demo
@@ -102,7 +104,7 @@ all: lib bins
 
 lib: $(LIBPEMN_A) $(LIBPEMN_SO)
 bins: $(PEMN_BIN) $(PEMND_BIN)
-tests: $(UNIT_BINS) $(REPLAY_BINS) bins
+tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins
 
 # ---- compile ---------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -144,6 +146,11 @@ $(BUILD)/bin/pemnd: $(PEMND_OBJ) $(INTERNAL_A)
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(TCOMMON_OBJ) $(INTERNAL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TCOMMON_OBJ) $(INTERNAL_A) $(DEP_LIBS) $(TEST_LIBS)
+
+# Helper programs for shell tests and benchmarks (tests/tools/*.c), e.g. pemn_mkpkg.
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(INTERNAL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(INTERNAL_A) $(DEP_LIBS)
 
 # Fuzz targets built with gcc and a standalone driver that replays a corpus folder.
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o \

@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS=(
     build-essential pkg-config
     libmicrohttpd-dev libsqlite3-dev sqlite3 libsodium-dev libjansson-dev
-    libcurl4-openssl-dev curl zlib1g-dev libopenblas-dev libcmocka-dev
+    libcurl4-openssl-dev curl jq zlib1g-dev libopenblas-dev libcmocka-dev
     dataset-fashion-mnist
     clang clang-format libclang-rt-14-dev valgrind
     wrk nginx-light jq

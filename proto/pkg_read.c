@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <pemn/gen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,14 +124,17 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
     size_t len = pkg->len;
     if (len < PKG_MAGIC_LEN || memcmp(b, PKG_MAGIC, PKG_MAGIC_LEN) != 0)
         return BAD(0, "not a .pemn package (bad magic)");
+    /* the version decides how to read the rest, so it is checked first */
+    if (len >= PKG_H_MINOR + 2) {
+        pkg->major = proto_le16(b + PKG_H_MAJOR);
+        pkg->minor = proto_le16(b + PKG_H_MINOR);
+        if (pkg->major != PKG_MAJOR)
+            return proto_err(err, PEMN_EVERSION, PKG_H_MAJOR,
+                             "format major version %u is not supported (this reader: %u)",
+                             pkg->major, PKG_MAJOR);
+    }
     if (len < PKG_HEADER_SIZE + PKG_TRAILER_SIZE)
         return BAD(len, "truncated: %zu bytes", len);
-    pkg->major = proto_le16(b + PKG_H_MAJOR);
-    pkg->minor = proto_le16(b + PKG_H_MINOR);
-    if (pkg->major != PKG_MAJOR)
-        return proto_err(err, PEMN_EVERSION, PKG_H_MAJOR,
-                         "format major version %u is not supported (this reader: %u)", pkg->major,
-                         PKG_MAJOR);
     uint64_t flen = proto_le64(b + PKG_H_FILE_LEN);
     if (flen != len)
         return BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
@@ -295,7 +299,10 @@ static pemn_rc parse_protos(pemn_pkg *pkg, const struct sect *s, const struct se
                 return BAD(where + PKG_P_LENGTH, "prototype %u: %llu values do not fit", i,
                            (unsigned long long)pr->length);
             uint64_t bytes = pr->length * 4;
-            if (off % PKG_ALIGN != 0 || off > data->len || bytes > data->len - off)
+            if (off % PKG_ALIGN != 0)
+                return BAD(where + PKG_P_DATA_OFF, "prototype %u: values not %u-byte aligned", i,
+                           PKG_ALIGN);
+            if (off > data->len || bytes > data->len - off)
                 return BAD(where + PKG_P_DATA_OFF, "prototype %u: values outside the data", i);
             pr->data = pkg->bytes + data->off + off;
             blobs[(*nblobs)++] = (struct blob){off, bytes};
@@ -415,7 +422,9 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
     } else {
         return BAD(where + PKG_T_KIND, "tensor %u: unknown kind %u", i, kind);
     }
-    if (off % PKG_ALIGN != 0 || off > data->len || len > data->len - off)
+    if (off % PKG_ALIGN != 0)
+        return BAD(where + PKG_T_DATA_OFF, "tensor %u: data not %u-byte aligned", i, PKG_ALIGN);
+    if (off > data->len || len > data->len - off)
         return BAD(where + PKG_T_DATA_OFF, "tensor %u: data [%llu, +%llu] outside the data", i,
                    (unsigned long long)off, (unsigned long long)len);
     t->data = pkg->bytes + data->off + off;
@@ -460,6 +469,63 @@ static uint64_t digits(uint64_t v)
     return d;
 }
 
+/* Digits of a JSON integer written from (int64_t)v, as the safetensors writer does. */
+static uint64_t int_digits(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? 1 + digits(0 - v) : digits(v);
+}
+
+/* Length of the "__metadata__":{...} member pemn_pkg_write_safetensors writes: the
+ * package's pairs, then the manifest pairs of proto/pkg_st.c (which replace a package pair
+ * of the same key). Kept in step with it by test_pkg (writes the file, compares sizes). */
+static uint64_t meta_json_len(const pemn_pkg *pkg)
+{
+    char num[4][32];
+    snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)pkg->release);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)pkg->created);
+    snprintf(num[2], sizeof num[2], "%.9g", (double)pkg->density);
+    snprintf(num[3], sizeof num[3], "%u.%u", pkg->major, pkg->minor);
+    static const char digest_like[] =
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    static const char signer_like[] =
+        "pemn-ed25519-pub 0000000000000000000000000000000000000000000000000000000000000000";
+    const char *const fixed[][2] = {
+        {"format", "pt"},
+        {"pemn.name", pkg->name},
+        {"pemn.version", pkg->version},
+        {"pemn.release", num[0]},
+        {"pemn.created", num[1]},
+        {"pemn.strategy", pkg->strategy},
+        {"pemn.density", num[2]},
+        {"pemn.format", num[3]},
+        {"pemn.digest", digest_like},
+        {"pemn.signer", signer_like},
+        {"pemn.signer_id", "0000000000000000"},
+    };
+    uint64_t len = 0, pairs = 0;
+    for (uint32_t i = 0; i < pkg->n_meta; i++) {
+        const char *v = pkg->meta[i].value;
+        for (size_t f = 0; f < sizeof fixed / sizeof fixed[0]; f++)
+            if (strcmp(fixed[f][0], pkg->meta[i].key) == 0)
+                v = fixed[f][1];
+        len += json_len(pkg->meta[i].key, (uint32_t)strlen(pkg->meta[i].key)) + 1 +
+               json_len(v, (uint32_t)strlen(v));
+        pairs++;
+    }
+    for (size_t f = 0; f < sizeof fixed / sizeof fixed[0]; f++) {
+        int dup = 0;
+        for (uint32_t i = 0; i < pkg->n_meta && !dup; i++)
+            dup = strcmp(fixed[f][0], pkg->meta[i].key) == 0;
+        if (!dup) {
+            len += json_len(fixed[f][0], (uint32_t)strlen(fixed[f][0])) + 1 +
+                   json_len(fixed[f][1], (uint32_t)strlen(fixed[f][1]));
+            pairs++;
+        }
+    }
+    /* "__metadata__":{a,b,...} */
+    return strlen("\"__metadata__\":{}") + len + (pairs - 1);
+}
+
 /* Totals, the seeded length bound and the float32 safetensors size. */
 static pemn_rc totals(pemn_pkg *pkg, struct pemn_err *err)
 {
@@ -480,7 +546,7 @@ static pemn_rc totals(pemn_pkg *pkg, struct pemn_err *err)
                      strlen(dtn) + 2 + strlen(",\"shape\":[") + (t->ndim ? t->ndim - 1 : 0) +
                      strlen("],\"data_offsets\":[") + digits(data) + strlen(",]}");
         for (uint32_t d = 0; d < t->ndim; d++)
-            h += digits(t->shape[d]);
+            h += int_digits(t->shape[d]);
         if (proto_add_overflow(data, bytes, &data))
             rc = BAD(PEMN_NO_OFFSET, "tensor sizes overflow");
         h += digits(data);
@@ -505,6 +571,8 @@ static pemn_rc totals(pemn_pkg *pkg, struct pemn_err *err)
     free(uses);
     if (rc)
         return rc;
+    /* plus the metadata member and its separating comma */
+    hdr += meta_json_len(pkg) + (pkg->n_tensors ? 1 : 0);
     hdr = (hdr + 7) & ~(uint64_t)7; /* safetensors pads its header to 8 bytes */
     if (proto_add_overflow(hdr, data, &pkg->f32_size) ||
         proto_add_overflow(pkg->f32_size, 8, &pkg->f32_size))

@@ -12,5 +12,6 @@
 #include <pemn/builder.h>
 #include <pemn/safetensors.h>
 #include <pemn/pack.h>
+#include <pemn/client.h>
 
 #endif

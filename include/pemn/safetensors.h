@@ -7,7 +7,16 @@
  * then the data buffer; offsets are relative to the start of the buffer. The reader
  * checks: N bounded (100 MiB) and within the file, valid JSON object, known dtypes,
  * shape products without overflow, end - begin == numel * dtype size, offsets inside the
- * buffer, no overlaps, and the buffer fully covered.
+ * buffer, no overlaps, and the buffer fully covered. Also: the header starts with '{', is
+ * valid UTF-8 JSON with no duplicate names and no trailing bytes (space padding is fine),
+ * every tensor has exactly the fields dtype, shape, data_offsets, and __metadata__ is an
+ * object of strings. Errors: PEMN_ECORRUPT for all of these, PEMN_EUNSUPPORTED for a dtype
+ * name this library does not know, PEMN_ETOOBIG for more than PEMN_MAX_DIMS dimensions or
+ * a header over 100 MiB; err->offset points into the file where it can.
+ *
+ * The writer lays tensors out in insertion order from offset 0 and writes compact JSON
+ * ("__metadata__" first) padded with spaces to a multiple of 8 bytes, so the data buffer
+ * starts 8-byte aligned; a given set of tensors always gives the same bytes.
  *
  * Thread-safety: a reader is immutable after open; a writer is single-threaded.
  */
@@ -52,10 +61,14 @@ typedef struct pemn_st_writer pemn_st_writer;
 
 pemn_rc pemn_st_writer_new(pemn_st_writer **out);
 void pemn_st_writer_free(pemn_st_writer *w); /* NULL is a no-op */
-/* Adds a tensor. The data is borrowed until the writer writes or is freed. */
+/* Adds a tensor. The data is borrowed until the writer writes or is freed. PEMN_EINVAL for
+ * a bad dtype, more than PEMN_MAX_DIMS dimensions, nbytes != numel * dtype size, a name
+ * that is "__metadata__" or not UTF-8; PEMN_EEXIST for a name already added. A failed add
+ * leaves the writer as it was. */
 pemn_rc pemn_st_writer_add(pemn_st_writer *w, const char *name, pemn_dtype dtype, uint32_t ndim,
                            const uint64_t *shape, const void *data, uint64_t nbytes,
                            struct pemn_err *err);
+/* Adds a metadata pair, or replaces the value of an existing key (strings are copied). */
 pemn_rc pemn_st_writer_add_meta(pemn_st_writer *w, const char *key, const char *value);
 /* Writes atomically (temporary file, fsync, rename). */
 pemn_rc pemn_st_writer_write_file(pemn_st_writer *w, const char *path, struct pemn_err *err);

@@ -64,3 +64,83 @@ wait_http() {
 t_done() {
     [ "$T_FAILS" -eq 0 ]
 }
+
+# ---- pemnd (the registry daemon) ----------------------------------------------------------
+# pemnd_start DIR [PEMND ARGS...]: starts pemnd on a free 127.0.0.1 port with the database
+# DIR/pemn.db (created fresh unless it exists), logging to DIR/pemnd.log. Sets PEMND_URL,
+# PEMND_PID, PEMND_PORT, PEMND_DB, PEMND_LOG. Retries when another process grabs the port.
+# Stopped by the EXIT trap, or explicitly with pemnd_stop.
+pemnd_start() {
+    local dir=$1 attempt
+    shift
+    mkdir -p "$dir"
+    PEMND_DB=$dir/pemn.db
+    PEMND_LOG=$dir/pemnd.log
+    for attempt in 1 2 3 4 5; do
+        PEMND_PORT=$(free_port) || return 1
+        pemnd_start_on "$dir" "$PEMND_PORT" "$@" && return 0
+    done
+    return 1
+}
+
+# pemnd_start_on DIR PORT [ARGS...]: the same on a given port (e.g. to restart after a crash).
+pemnd_start_on() {
+    local dir=$1 port=$2 i
+    shift 2
+    PEMND_DB=$dir/pemn.db
+    PEMND_LOG=$dir/pemnd.log
+    PEMND_PORT=$port
+    PEMND_URL=http://127.0.0.1:$port
+    "$PEMND_BIN" --db "$PEMND_DB" --listen "127.0.0.1:$port" "$@" >>"$PEMND_LOG" 2>&1 &
+    PEMND_PID=$!
+    T_PIDS+=("$PEMND_PID")
+    for i in $(seq 1 100); do
+        kill -0 "$PEMND_PID" 2>/dev/null || return 1
+        if curl -s -o /dev/null --max-time 1 "$PEMND_URL/v1/health"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# pemnd_stop [SIGNAL]: stops the current pemnd (default SIGTERM) and waits (bounded);
+# returns its exit status (137 after SIGKILL).
+pemnd_stop() {
+    local sig=${1:-TERM} i
+    kill "-$sig" "$PEMND_PID" 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "$PEMND_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$PEMND_PID" 2>/dev/null
+    wait "$PEMND_PID" 2>/dev/null
+}
+
+# pemnd_admin ARGS...: runs an admin command on the current database.
+pemnd_admin() {
+    "$PEMND_BIN" --db "$PEMND_DB" "$@"
+}
+
+# pemnd_token SCOPE [NAME]: creates a token and prints it.
+pemnd_token() {
+    pemnd_admin token create --scope "$1" ${2:+--name "$2"} | tail -n 1
+}
+
+# PEMN_MKPKG: test package maker (tests/tools/pemn_mkpkg.c):
+#   $PEMN_MKPKG keygen BASE; $PEMN_MKPKG pack KEY NAME VERSION RELEASE BYTES OUT [SEED]
+: "${PEMN_MKPKG:=$PEMN_ROOT/$BUILD/tests/tools/pemn_mkpkg}"
+
+# http_status METHOD URL [CURL ARGS...]: prints the status code; the body goes to $T_TMP/body.
+http_status() {
+    local m=$1 u=$2
+    shift 2
+    : >"$T_TMP/body"
+    curl -s -o "$T_TMP/body" -w '%{http_code}' --max-time 30 -X "$m" "$@" "$u"
+}
+
+# json_get FILE PATH: a field of a JSON file by jq path without the dot (e.g. "digest",
+# "latest.version", "versions[0].release"); prints nothing when absent.
+json_get() {
+    jq -r ".$2 // empty" "$1" 2>/dev/null
+}

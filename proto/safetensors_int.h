@@ -1,0 +1,27 @@
+/*
+ * proto/safetensors_int.h — safetensors internals shared by the reader, the writer and
+ * the package exporter (proto/pkg_st.c).
+ */
+#ifndef PEMN_PROTO_SAFETENSORS_INT_H
+#define PEMN_PROTO_SAFETENSORS_INT_H
+
+#include <pemn/safetensors.h>
+
+/* Largest JSON header the reader accepts and the writer produces (100 MiB). */
+#define PROTO_ST_MAX_HEADER (100u << 20)
+/* Most tensors in one file (the header limit allows no more than ~2.6 million anyway). */
+#define PROTO_ST_MAX_TENSORS (1u << 24)
+/* Most metadata pairs a writer accepts. */
+#define PROTO_ST_MAX_META (1u << 20)
+
+/* Produces a lazy tensor's nbytes bytes (little-endian) into buf at write time. */
+typedef pemn_rc (*proto_st_fill_fn)(void *ctx, uint64_t arg, void *buf, uint64_t nbytes,
+                                    struct pemn_err *err);
+
+/* Adds a tensor whose bytes are produced by fill(ctx, arg, ...) when the writer writes:
+ * write_file then holds one such tensor in memory at a time. */
+pemn_rc proto_st_writer_add_lazy(pemn_st_writer *w, const char *name, pemn_dtype dtype,
+                                 uint32_t ndim, const uint64_t *shape, proto_st_fill_fn fill,
+                                 void *ctx, uint64_t arg, struct pemn_err *err);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * server/srv.h — pemnd internals: configuration, the daemon, requests, routes, replies.
+ *
+ * The daemon is libmicrohttpd in thread-pool + epoll mode. A request's state (struct srv_req)
+ * hangs on MHD's *req_cls from its first callback and is freed in the completion callback.
+ * On the first callback the route is matched, path parameters validated, the token checked
+ * and the declared body size bounded, so a request that will be refused is refused before
+ * its body is read. Bodies are read chunk by chunk into a bounded buffer that spills to an
+ * unlinked temporary file past `upload_memory_max`.
+ *
+ * Routes are declared in tables (struct srv_route[], ended by a zeroed entry); a module adds
+ * its routes by defining a table and listing it in srv_route_tables (srv_router.c).
+ *
+ * Thread-safety: handlers run on MHD's pool threads; everything they share (store, metrics,
+ * config) is thread-safe or read-only.
+ */
+#ifndef PEMN_SERVER_SRV_H
+#define PEMN_SERVER_SRV_H
+
+#include "storage/store.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pemn/common.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---- configuration (srv_config.c) ------------------------------------------------------ */
+enum srv_log_level { SRV_LOG_DEBUG, SRV_LOG_INFO, SRV_LOG_WARN, SRV_LOG_ERROR };
+enum srv_log_format { SRV_LOG_TEXT, SRV_LOG_JSON };
+
+struct srv_config {
+    char listen[128]; /* HOST:PORT, [v6]:PORT */
+    char db[1024];
+    char tmp_dir[1024]; /* for spilled uploads; "" = the database's directory */
+    uint64_t max_package_size;
+    uint64_t upload_memory_max;
+    uint64_t threads;
+    uint64_t connection_limit;
+    uint64_t per_ip_connection_limit;
+    uint64_t connection_timeout;      /* seconds */
+    uint64_t connection_memory_limit; /* bytes per connection (headers, small buffers) */
+    uint64_t cache_size;
+    uint64_t cache_item_max;
+    uint64_t shutdown_timeout; /* seconds to let in-flight requests finish */
+    int log_level;
+    int log_format;
+    bool read_token_required;
+};
+
+/* Fills every field with its default. */
+void srv_config_defaults(struct srv_config *cfg);
+/* Sets one key ("max_package_size" or "max-package-size") from text, with the key's type and
+ * bounds. Sizes take K/M/G suffixes (powers of 1024); booleans true/false/yes/no/on/off/1/0.
+ * PEMN_EINVAL with a message naming the key and the accepted values. */
+pemn_rc srv_config_set(struct srv_config *cfg, const char *key, const char *value,
+                       struct pemn_err *err);
+/* Whether key is a boolean (a command-line flag may then omit its value). */
+bool srv_config_is_bool(const char *key);
+/* Whether key exists. */
+bool srv_config_known(const char *key);
+/* Loads "key = value" lines ('#' comments, blank lines). Errors name the file and line. */
+pemn_rc srv_config_load_file(struct srv_config *cfg, const char *path, struct pemn_err *err);
+/* Cross-field checks (db set, listen parses, cache_item_max <= cache_size, ...). */
+pemn_rc srv_config_validate(const struct srv_config *cfg, struct pemn_err *err);
+/* Writes every key with its current value, one "key = value" line each (for --help and
+ * the example config). Returns the number of bytes srv_config_dump would write. */
+void srv_config_print(const struct srv_config *cfg, void (*line)(void *ctx, const char *text),
+                      void *ctx);
+/* Parses HOST:PORT into a socket address. */
+struct sockaddr_storage;
+pemn_rc srv_parse_listen(const char *text, struct sockaddr_storage *ss, unsigned *len,
+                         struct pemn_err *err);
+
+/* ---- logging (srv_log.c) --------------------------------------------------------------- */
+void srv_log_setup(int level, int format);
+bool srv_log_enabled(int level);
+void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void srv_log_request(const char *method, const char *path, unsigned status, uint64_t bytes,
+                     double seconds, const char *actor);
+
+/* ---- the daemon (srv_http.c) ----------------------------------------------------------- */
+struct srv;
+struct srv_metrics;
+
+/* Opens the store and starts listening. */
+PEMN_WARN_UNUSED pemn_rc srv_start(const struct srv_config *cfg, struct srv **out,
+                                   struct pemn_err *err);
+/* The bound TCP port. */
+unsigned srv_port(const struct srv *s);
+/* Graceful stop: stops accepting, lets in-flight requests finish (bounded by
+ * shutdown_timeout), stops the daemon, closes the store. NULL is a no-op. */
+void srv_stop(struct srv *s);
+
+struct store *srv_store(struct srv *s);
+const struct srv_config *srv_cfg(struct srv *s);
+struct srv_metrics *srv_get_metrics(struct srv *s);
+
+/* ---- requests and routes --------------------------------------------------------------- */
+#define SRV_MAX_PARAMS 4
+
+enum srv_method {
+    SRV_GET = 1,
+    SRV_HEAD = 2,
+    SRV_PUT = 4,
+    SRV_DELETE = 8,
+    SRV_POST = 16,
+};
+
+/* Rights a route needs (STORE_SCOPE_* bits). SRV_OPEN_READ: STORE_SCOPE_READ, but only when
+ * the server runs with read_token_required; otherwise anyone may read. */
+#define SRV_OPEN 0u
+#define SRV_OPEN_READ 0x100u
+
+/* max_body: 0 = the route takes no body; SRV_BODY_PACKAGE = the configured
+ * max_package_size; otherwise a byte limit. */
+#define SRV_BODY_PACKAGE UINT64_MAX
+
+struct srv_req;
+struct srv_route {
+    const char *name;    /* metrics label, e.g. "version_put" */
+    unsigned methods;    /* enum srv_method bits */
+    const char *pattern; /* "/v1/models/{name}/versions/{version}"; {digest} is a digest */
+    unsigned need;       /* STORE_SCOPE_* bits (any of them suffices), SRV_OPEN[_READ] */
+    uint64_t max_body;
+    enum MHD_Result (*handler)(struct srv_req *r);
+};
+
+struct srv_body {
+    uint8_t *buf;
+    size_t len, cap;
+    int fd;        /* spilled to a temp file when >= 0 */
+    uint64_t size; /* total received */
+    void *map;     /* mmap of the temp file once complete */
+    bool too_large;
+};
+
+struct srv_req {
+    struct srv *srv;
+    struct MHD_Connection *conn;
+    const struct srv_route *route;
+    int route_index; /* metrics index; -1 when no route matched */
+    enum srv_method method;
+    const char *method_text;
+    char *path;
+    int n_params;
+    const char *param_names[SRV_MAX_PARAMS];
+    char params[SRV_MAX_PARAMS][STORE_LABEL_MAX];
+    unsigned rights; /* STORE_SCOPE_* rights of the presented token (0: none) */
+    char actor[STORE_LABEL_MAX];
+    struct srv_body body;
+    unsigned status;
+    uint64_t bytes;
+    bool queued;
+    bool has_body;
+    bool admitted;
+    struct timespec t0;
+};
+
+/* A path parameter by name ("name", "version", ...); NULL when absent. */
+const char *srv_param(const struct srv_req *r, const char *name);
+/* The complete request body (valid until the request completes). */
+void srv_body_get(struct srv_req *r, const uint8_t **data, size_t *len);
+/* A request header (borrowed) or NULL. */
+const char *srv_header(const struct srv_req *r, const char *name);
+
+/* Replies. Each queues exactly one response and returns MHD's result. */
+enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Response *resp,
+                          uint64_t body_bytes);
+/* Steals obj. */
+enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj);
+enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Maps a store error to a reply (404 not_found, 409, 500 ...). */
+enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struct pemn_err *e);
+enum MHD_Result srv_reply_empty(struct srv_req *r, unsigned status);
+
+/* Name pattern of docs/API.md: [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
+bool srv_valid_label(const char *s, size_t len);
+
+/* ---- routing (srv_router.c) ------------------------------------------------------------ */
+/* Every route table, NULL-terminated. */
+extern const struct srv_route *const srv_route_tables[];
+size_t srv_route_count(void);
+const struct srv_route *srv_route_at(size_t i);
+/* Matches a path against the tables. Returns 0 and sets *route, fills params; -404 when no
+ * pattern matches; -405 when the path matches but not the method (allow: the methods that
+ * would); -400 when a parameter is malformed (which: the parameter name). */
+int srv_route_match(struct srv_req *r, const char *path, enum srv_method m, unsigned *allow,
+                    const char **which);
+
+/* ---- shared JSON (srv_routes_models.c) ------------------------------------------------- */
+/* The "version object" of docs/API.md (new reference). */
+json_t *srv_version_json(const struct store_version *v);
+
+/* ---- auth (srv_auth.c) ----------------------------------------------------------------- */
+/* Checks the request's token against the route's needs. Returns MHD_YES when allowed (and
+ * sets r->rights, r->actor); otherwise queues 401/403 and sets *refused. */
+enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused);
+
+/* ---- metrics (srv_metrics.c) ----------------------------------------------------------- */
+struct srv_metrics *srv_metrics_new(size_t n_routes);
+void srv_metrics_free(struct srv_metrics *m);
+void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status,
+                         uint64_t bytes, double seconds);
+/* A refused push, by error code ("corrupt", "untrusted", ...). */
+void srv_metrics_push_rejected(struct srv_metrics *m, const char *code);
+void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes);
+/* Prometheus text exposition (malloc'ed, NUL-terminated). */
+char *srv_metrics_render(struct srv *s, size_t *len);
+
+/* ---- route tables ---------------------------------------------------------------------- */
+extern const struct srv_route srv_routes_models[];
+extern const struct srv_route srv_routes_blobs[];
+extern const struct srv_route srv_routes_fleet[];
+extern const struct srv_route srv_routes_misc[];
+
+#endif

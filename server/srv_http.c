@@ -1,0 +1,562 @@
+/*
+ * server/srv_http.c — the libmicrohttpd daemon: setup and limits, the request lifecycle,
+ * bounded upload buffering, replies, graceful stop.
+ *
+ * Lifecycle of a request (MHD access handler):
+ *   1st call   headers only: allocate struct srv_req on *req_cls, match the route, validate
+ *              path parameters, check the token, bound Content-Length. Any refusal is queued
+ *              right away, before the body is read. Routes without a body run now.
+ *   next calls body chunks: appended to a buffer that spills to an unlinked temp file past
+ *              upload_memory_max; never more than the route's limit is kept.
+ *   last call  (*upload_data_size == 0): the route's handler runs with the whole body.
+ *   completion the request is logged and counted, and its state freed.
+ */
+#include "server/srv.h"
+
+#include "proto/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct srv {
+    struct srv_config cfg;
+    struct store *store;
+    struct MHD_Daemon *daemon;
+    struct srv_metrics *metrics;
+    atomic_uint inflight;
+    unsigned port;
+    char tmp_dir[1024];
+};
+
+struct store *srv_store(struct srv *s)
+{
+    return s->store;
+}
+
+const struct srv_config *srv_cfg(struct srv *s)
+{
+    return &s->cfg;
+}
+
+struct srv_metrics *srv_get_metrics(struct srv *s)
+{
+    return s->metrics;
+}
+
+unsigned srv_port(const struct srv *s)
+{
+    return s->port;
+}
+
+/* ---- replies --------------------------------------------------------------------------- */
+const char *srv_header(const struct srv_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Response *resp,
+                          uint64_t body_bytes)
+{
+    if (!resp)
+        return MHD_NO;
+    r->status = status;
+    r->bytes = r->method == SRV_HEAD ? 0 : body_bytes;
+    r->queued = true;
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text, size_t len,
+                                  const char *type)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pemn\"");
+    return srv_queue(r, status, resp, len);
+}
+
+enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+    json_decref(obj);
+    if (!text)
+        return MHD_NO;
+    size_t n = strlen(text);
+    char *t2 = realloc(text, n + 2);
+    if (!t2) {
+        free(text);
+        return MHD_NO;
+    }
+    t2[n] = '\n';
+    t2[n + 1] = '\0';
+    return reply_text(r, status, t2, n + 1, "application/json");
+}
+
+enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
+                                const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* messages may quote request bytes: keep the JSON valid whatever they are */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (status >= 500)
+        srv_log(SRV_LOG_ERROR, "%s %s: %u %s: %s", r->method_text, r->path, status, code, msg);
+    return srv_reply_json(r, status, obj);
+}
+
+enum MHD_Result srv_reply_empty(struct srv_req *r, unsigned status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    return srv_queue(r, status, resp, 0);
+}
+
+enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struct pemn_err *e)
+{
+    const char *msg = e && e->msg[0] ? e->msg : pemn_strerror(rc);
+    switch (rc) {
+    case PEMN_ENOTFOUND: return srv_reply_error(r, 404, "not_found", "%s", msg);
+    case PEMN_ECONFLICT:
+    case PEMN_EEXIST: return srv_reply_error(r, 409, "conflict", "%s", msg);
+    case PEMN_EROLLBACK: return srv_reply_error(r, 409, "release_not_newer", "%s", msg);
+    case PEMN_EINVAL: return srv_reply_error(r, 400, "bad_request", "%s", msg);
+    case PEMN_ENOMEM: return srv_reply_error(r, 503, "unavailable", "%s", msg);
+    case PEMN_EDB:
+        if (strstr(msg, "locked") || strstr(msg, "busy"))
+            return srv_reply_error(r, 503, "unavailable", "%s", msg);
+        return srv_reply_error(r, 500, "internal", "%s", msg);
+    default: return srv_reply_error(r, 500, "internal", "%s", msg);
+    }
+}
+
+/* ---- request bodies -------------------------------------------------------------------- */
+static uint64_t body_limit(const struct srv_req *r)
+{
+    if (!r->route)
+        return 0;
+    return r->route->max_body == SRV_BODY_PACKAGE ? r->srv->cfg.max_package_size
+                                                  : r->route->max_body;
+}
+
+static int spill_open(struct srv *s)
+{
+    int fd = open(s->tmp_dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.pemnd-upload-XXXXXX", s->tmp_dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* 0 ok; 1 over the limit (body discarded); -1 I/O error. */
+static int body_append(struct srv_req *r, const char *data, size_t n)
+{
+    struct srv_body *b = &r->body;
+    uint64_t lim = body_limit(r);
+    if (b->too_large || b->size + n > lim || b->size + n < b->size) {
+        b->too_large = true;
+        b->size += n;
+        return 1;
+    }
+    b->size += n;
+    uint64_t mem_max = r->srv->cfg.upload_memory_max;
+    if (b->fd < 0 && b->len + n <= mem_max) {
+        if (b->len + n > b->cap) {
+            size_t cap = b->cap ? b->cap : 64 * 1024;
+            while (cap < b->len + n)
+                cap *= 2;
+            if (cap > mem_max)
+                cap = (size_t)mem_max;
+            uint8_t *nb = realloc(b->buf, cap);
+            if (!nb)
+                return -1;
+            b->buf = nb;
+            b->cap = cap;
+        }
+        memcpy(b->buf + b->len, data, n);
+        b->len += n;
+        return 0;
+    }
+    if (b->fd < 0) {
+        if ((b->fd = spill_open(r->srv)) < 0) {
+            srv_log(SRV_LOG_ERROR, "cannot create an upload file in %s: %s", r->srv->tmp_dir,
+                    strerror(errno));
+            return -1;
+        }
+        if (b->len && write_all(b->fd, b->buf, b->len))
+            return -1;
+        free(b->buf);
+        b->buf = NULL;
+        b->len = b->cap = 0;
+    }
+    return write_all(b->fd, data, n);
+}
+
+static int body_finish(struct srv_req *r)
+{
+    struct srv_body *b = &r->body;
+    if (b->fd < 0 || b->map || b->size == 0)
+        return 0;
+    void *m = mmap(NULL, (size_t)b->size, PROT_READ, MAP_PRIVATE, b->fd, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    b->map = m;
+    return 0;
+}
+
+void srv_body_get(struct srv_req *r, const uint8_t **data, size_t *len)
+{
+    if (r->body.map) {
+        *data = r->body.map;
+        *len = (size_t)r->body.size;
+    } else {
+        *data = r->body.buf ? r->body.buf : (const uint8_t *)"";
+        *len = r->body.len;
+    }
+}
+
+static void body_free(struct srv_body *b)
+{
+    if (b->map)
+        munmap(b->map, (size_t)b->size);
+    if (b->fd >= 0)
+        close(b->fd);
+    free(b->buf);
+}
+
+/* ---- the access handler ---------------------------------------------------------------- */
+static enum srv_method method_of(const char *m)
+{
+    static const struct {
+        const char *name;
+        enum srv_method m;
+    } t[] = {{"GET", SRV_GET}, {"HEAD", SRV_HEAD}, {"PUT", SRV_PUT}, {"DELETE", SRV_DELETE},
+             {"POST", SRV_POST}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(m, t[i].name) == 0)
+            return t[i].m;
+    return 0;
+}
+
+static enum MHD_Result reply_405(struct srv_req *r, unsigned allow)
+{
+    static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "POST"};
+    char list[64] = "";
+    for (int i = 0; i < 5; i++)
+        if (allow & (1u << i)) {
+            if (list[0])
+                strcat(list, ", ");
+            strcat(list, names[i]);
+        }
+    json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
+                            "method not allowed on this resource");
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(obj);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, list);
+    return srv_queue(r, 405, resp, strlen(text));
+}
+
+/* Route, parameters, token and declared body size. Returns true when the request may
+ * proceed; otherwise a refusal has been queued (*ret). */
+static bool admit(struct srv_req *r, enum MHD_Result *ret)
+{
+    r->method = method_of(r->method_text);
+    unsigned allow = 0;
+    const char *which = NULL;
+    int m = srv_route_match(r, r->path, r->method ? r->method : 0, &allow, &which);
+    if (m == -405 || (m == -404 && !r->method && allow)) {
+        *ret = reply_405(r, allow);
+        return false;
+    }
+    if (m == -404) {
+        *ret = srv_reply_error(r, 404, "not_found", "no such resource");
+        return false;
+    }
+    if (m == -400) {
+        size_t wl = which ? strcspn(which, "}") : 0;
+        *ret = srv_reply_error(r, 400, "bad_request",
+                               "invalid %.*s in path: names, versions and tags match "
+                               "[A-Za-z0-9][A-Za-z0-9._-]{0,127}; digests are sha256:<64 hex>",
+                               (int)wl, which ? which : "");
+        return false;
+    }
+    bool refused = false;
+    *ret = srv_auth_check(r, &refused);
+    if (refused)
+        return false;
+
+    const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t lim = body_limit(r);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno || *end || end == cl) {
+            *ret = srv_reply_error(r, 400, "bad_request", "bad Content-Length");
+            return false;
+        }
+        if (v > lim) {
+            if (r->route->max_body == SRV_BODY_PACKAGE)
+                srv_metrics_push_rejected(r->srv->metrics, "too_large");
+            *ret = srv_reply_error(r, 413, "too_large",
+                                   "request body of %llu bytes is over the limit of %llu bytes",
+                                   v, (unsigned long long)lim);
+            return false;
+        }
+        if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
+            r->body.buf = malloc((size_t)v);
+            if (r->body.buf)
+                r->body.cap = (size_t)v;
+        }
+    }
+    return true;
+}
+
+/* First callback (headers only). A request that carries a body is checked now, so a refusal
+ * goes out before the body is read (MHD then closes that connection). Requests without a body
+ * are checked on the final callback: answering then keeps the connection alive. */
+static enum MHD_Result first_call(struct srv_req *r)
+{
+    const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    r->has_body = (cl && strcmp(cl, "0") != 0) ||
+                  srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    if (!r->has_body)
+        return MHD_YES;
+    enum MHD_Result ret = MHD_YES;
+    if (!admit(r, &ret))
+        return ret;
+    r->admitted = true;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *req_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *req_cls = r;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->srv = s;
+        r->conn = conn;
+        r->route_index = -1;
+        r->body.fd = -1;
+        r->method_text = method;
+        r->path = strdup(url);
+        atomic_fetch_add(&s->inflight, 1);
+        if (!r->path)
+            return MHD_NO;
+        return first_call(r);
+    }
+    if (r->queued) { /* refused early: drop whatever body follows */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        int k = body_append(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        if (k < 0)
+            return srv_reply_error(r, 500, "internal", "cannot buffer the request body");
+        /* A body far over the limit (no Content-Length): stop reading, drop the connection. */
+        if (k > 0 && r->body.size > body_limit(r) + (16u << 20))
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (!r->admitted) {
+        enum MHD_Result ret = MHD_YES;
+        if (!admit(r, &ret))
+            return ret;
+        r->admitted = true;
+    }
+    if (r->body.too_large) {
+        if (r->route->max_body == SRV_BODY_PACKAGE)
+            srv_metrics_push_rejected(s->metrics, "too_large");
+        return srv_reply_error(r, 413, "too_large",
+                               "request body is over the limit of %llu bytes",
+                               (unsigned long long)body_limit(r));
+    }
+    if (body_finish(r))
+        return srv_reply_error(r, 500, "internal", "cannot map the request body");
+    return r->route->handler(r);
+}
+
+static void on_complete(void *cls, struct MHD_Connection *conn, void **req_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *req_cls;
+    if (!r)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+    unsigned status = r->queued ? r->status : 0;
+    uint64_t bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->bytes : 0;
+    srv_metrics_request(s->metrics, r->route_index, status, bytes, secs);
+    srv_log_request(r->method_text, r->path, status, bytes, secs, r->actor);
+    body_free(&r->body);
+    free(r->path);
+    free(r);
+    *req_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Percent escapes are left as they are: a parameter is the literal bytes between two slashes,
+ * so "%2F" can never become a separator and "%00" never a NUL (both fail the name pattern). */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", msg);
+}
+
+/* ---- start / stop ---------------------------------------------------------------------- */
+pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_err *err)
+{
+    pemn_rc rc = srv_config_validate(cfg, err);
+    if (rc)
+        return rc;
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    if ((rc = srv_parse_listen(cfg->listen, &ss, &sslen, err)))
+        return rc;
+    struct srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    s->cfg = *cfg;
+    if (cfg->tmp_dir[0]) {
+        snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", cfg->tmp_dir);
+    } else {
+        snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", cfg->db);
+        char *slash = strrchr(s->tmp_dir, '/');
+        if (slash == s->tmp_dir)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(s->tmp_dir, sizeof s->tmp_dir, ".");
+    }
+    struct store_opts so;
+    store_opts_default(&so);
+    so.cache_bytes = (size_t)cfg->cache_size;
+    so.cache_item_max = (size_t)cfg->cache_item_max;
+    if ((rc = store_open(cfg->db, &so, &s->store, err))) {
+        free(s);
+        return rc;
+    }
+    if (!(s->metrics = srv_metrics_new(srv_route_count()))) {
+        store_close(s->store);
+        free(s);
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned threads = (unsigned)cfg->threads;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_complete, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
+        int e = errno;
+        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
+                       e ? strerror(e) : "libmicrohttpd refused the options");
+        srv_metrics_free(s->metrics);
+        store_close(s->store);
+        free(s);
+        return rc;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    *out = s;
+    return PEMN_OK;
+}
+
+void srv_stop(struct srv *s)
+{
+    if (!s)
+        return;
+    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    /* let in-flight requests finish, bounded */
+    unsigned waited_ms = 0, limit_ms = (unsigned)s->cfg.shutdown_timeout * 1000;
+    while (atomic_load(&s->inflight) > 0 && waited_ms < limit_ms) {
+        usleep(10 * 1000);
+        waited_ms += 10;
+    }
+    if (atomic_load(&s->inflight) > 0)
+        srv_log(SRV_LOG_WARN, "shutdown: %u request(s) still running after %llus; closing",
+                atomic_load(&s->inflight), (unsigned long long)s->cfg.shutdown_timeout);
+    MHD_stop_daemon(s->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    srv_metrics_free(s->metrics);
+    store_close(s->store);
+    free(s);
+}

@@ -1,0 +1,258 @@
+/*
+ * server/srv_routes_blobs.c — package bytes:
+ *   GET|HEAD /v1/blobs/{digest}                             immutable, cacheable forever
+ *   GET|HEAD /v1/models/{name}/versions/{version}/package   the same bytes by version
+ *
+ * ETag is the quoted digest; If-None-Match answers 304; one Range (bytes=a-b, a-, -n) answers
+ * 206 with Content-Range, 416 when unsatisfiable; several ranges or a malformed Range are
+ * ignored (the whole body, as RFC 9110 allows); If-Range with another validator disables
+ * Range.
+ *
+ * Bytes come from the store's blob handle: in memory (the cache) the response points at the
+ * shared buffer and releases the handle when MHD is done with it; otherwise it is streamed
+ * in chunks, each chunk a short read of its own.
+ */
+#include "server/srv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define STREAM_CHUNK (256 * 1024)
+
+struct stream {
+    struct store *st;
+    struct store_blob *blob;
+    uint64_t off, len;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *s = cls;
+    if (pos >= s->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = s->len - pos < max ? (size_t)(s->len - pos) : max;
+    if (store_blob_read(s->st, s->blob, s->off + pos, buf, n, NULL) != PEMN_OK)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    store_blob_release(s->blob);
+    free(s);
+}
+
+static void blob_release_cb(void *cls)
+{
+    store_blob_release(cls);
+}
+
+/* Does an If-None-Match list contain our ETag? */
+static bool etag_matches(const char *list, const char *digest)
+{
+    const char *p = list;
+    size_t dl = strlen(digest);
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        bool quoted = *p == '"';
+        if (quoted)
+            p++;
+        const char *e = p;
+        while (*e && *e != (quoted ? '"' : ',') && (quoted || (*e != ' ' && *e != '\t')))
+            e++;
+        if ((size_t)(e - p) == dl && strncasecmp(p, digest, dl) == 0)
+            return true;
+        p = *e == '"' ? e + 1 : e;
+    }
+    return false;
+}
+
+/* Parses one decimal number; returns the position after it or NULL. */
+static const char *parse_num(const char *p, uint64_t *v)
+{
+    if (*p < '0' || *p > '9')
+        return NULL;
+    uint64_t x = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (x > (UINT64_MAX - 9) / 10)
+            return NULL;
+        x = x * 10 + (uint64_t)(*p++ - '0');
+    }
+    *v = x;
+    return p;
+}
+
+enum range_result { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE };
+
+static enum range_result parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "bytes=", 6) != 0)
+        return RANGE_NONE;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    if (strchr(h, ','))
+        return RANGE_NONE; /* multiple ranges: serve the whole body */
+    uint64_t a = 0, b = 0;
+    const char *p;
+    if (*h == '-') { /* suffix: the last n bytes */
+        if (!(p = parse_num(h + 1, &b)))
+            return RANGE_NONE;
+        while (*p == ' ')
+            p++;
+        if (*p)
+            return RANGE_NONE;
+        if (b == 0 || size == 0)
+            return RANGE_UNSATISFIABLE;
+        if (b > size)
+            b = size;
+        *off = size - b;
+        *len = b;
+        return RANGE_OK;
+    }
+    if (!(p = parse_num(h, &a)) || *p != '-')
+        return RANGE_NONE;
+    p++;
+    bool open_end = *p == '\0' || *p == ' ';
+    if (!open_end && !(p = parse_num(p, &b)))
+        return RANGE_NONE;
+    while (p && *p == ' ')
+        p++;
+    if (p && *p)
+        return RANGE_NONE;
+    if (!open_end && b < a)
+        return RANGE_NONE;
+    if (a >= size)
+        return RANGE_UNSATISFIABLE;
+    if (open_end || b >= size)
+        b = size - 1;
+    *off = a;
+    *len = b - a + 1;
+    return RANGE_OK;
+}
+
+static void common_headers(struct MHD_Response *resp, const char *etag, bool immutable)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            immutable ? "public, max-age=31536000, immutable" : "no-cache");
+}
+
+static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutable)
+{
+    struct store *st = srv_store(r->srv);
+    struct store_blob *b = NULL;
+    struct pemn_err e;
+    pemn_rc rc = store_blob_get(st, digest, &b, &e);
+    if (rc)
+        return srv_reply_store_error(r, rc, &e);
+    char etag[PEMN_DIGEST_TEXT_MAX + 2];
+    snprintf(etag, sizeof etag, "\"%s\"", b->digest);
+
+    const char *inm = srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && etag_matches(inm, b->digest)) {
+        store_blob_release(b);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        common_headers(resp, etag, immutable);
+        return srv_queue(r, 304, resp, 0);
+    }
+
+    uint64_t off = 0, len = b->size;
+    enum range_result rr = RANGE_NONE;
+    const char *range = srv_header(r, MHD_HTTP_HEADER_RANGE);
+    const char *if_range = srv_header(r, MHD_HTTP_HEADER_IF_RANGE);
+    if (range && (!if_range || etag_matches(if_range, b->digest)))
+        rr = parse_range(range, b->size, &off, &len);
+    if (rr == RANGE_UNSATISFIABLE) {
+        char cr[64];
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)b->size);
+        store_blob_release(b);
+        json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", "range_not_satisfiable",
+                                "message", "the requested range is outside the package");
+        char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+        json_decref(obj);
+        if (!text)
+            return MHD_NO;
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(text);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+        return srv_queue(r, 416, resp, strlen(text));
+    }
+
+    uint64_t total = b->size;
+    struct MHD_Response *resp;
+    if (b->data) {
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (size_t)len, (void *)(b->data + off), blob_release_cb, b);
+        if (!resp)
+            store_blob_release(b);
+    } else {
+        struct stream *s = malloc(sizeof *s);
+        if (!s) {
+            store_blob_release(b);
+            return srv_reply_error(r, 503, "unavailable", "out of memory");
+        }
+        *s = (struct stream){.st = st, .blob = b, .off = off, .len = len};
+        resp = MHD_create_response_from_callback(len, STREAM_CHUNK, stream_read, s, stream_free);
+        if (!resp)
+            stream_free(s);
+    }
+    if (!resp)
+        return MHD_NO;
+    /* b may be released by MHD from here on: use only etag and the numbers */
+    common_headers(resp, etag, immutable);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/vnd.pemn");
+    if (rr == RANGE_OK) {
+        char cr[96];
+        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)total);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        return srv_queue(r, 206, resp, len);
+    }
+    return srv_queue(r, 200, resp, len);
+}
+
+static enum MHD_Result get_blob(struct srv_req *r)
+{
+    return serve(r, srv_param(r, "digest"), true);
+}
+
+static enum MHD_Result get_package(struct srv_req *r)
+{
+    struct store_version v;
+    struct pemn_err e;
+    pemn_rc rc =
+        store_get_version(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "version"), &v, &e);
+    if (rc)
+        return srv_reply_store_error(r, rc, &e);
+    return serve(r, v.digest, false);
+}
+
+const struct srv_route srv_routes_blobs[] = {
+    {"blob_get", SRV_GET | SRV_HEAD, "/v1/blobs/{digest}", SRV_OPEN_READ, 0, get_blob},
+    {"package_get", SRV_GET | SRV_HEAD, "/v1/models/{name}/versions/{version}/package",
+     SRV_OPEN_READ, 0, get_package},
+    {0},
+};
