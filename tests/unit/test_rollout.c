@@ -36,7 +36,7 @@ static void test_bucket_range_and_stability(void **state)
     /* the separator matters: ("ab","c") and ("a","bc") are different inputs */
     int differ = 0;
     for (int i = 0; i < 8; i++) {
-        char r1[8], r2[8], d1[8], d2[8];
+        char r1[16], r2[16], d1[16], d2[16];
         snprintf(r1, sizeof r1, "ab%d", i);
         snprintf(d1, sizeof d1, "c");
         snprintf(r2, sizeof r2, "a");
