@@ -22,8 +22,8 @@ static void help(void)
            "  --out FILE     the safetensors file to write (required)\n"
            "  --trust FILE   a trusted publisher key (.pub); repeatable\n"
            "  -h, --help     this text\n\n"
-           "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer,\n"
-           "      1 other failure\n");
+           "exit: 0 ok, 2 usage (or a malformed key file), 3 corrupt, 4 bad signature,\n"
+           "      5 untrusted signer, 6 file not found, 1 other failure\n");
 }
 
 #define MAX_TRUST 4096

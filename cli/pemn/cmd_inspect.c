@@ -23,7 +23,7 @@ static void help(void)
            "'pemn verify'.\n\n"
            "  --json       print everything as one JSON object\n"
            "  -h, --help   this text\n\n"
-           "exit: 0 ok, 2 usage, 3 corrupt package, 1 other failure (unreadable file)\n");
+           "exit: 0 ok, 2 usage, 3 corrupt package, 6 file not found, 1 other failure\n");
 }
 
 struct totals {

@@ -50,8 +50,8 @@ static void help(void)
         "  --dry-run            detect and print only (no --key/--out needed)\n"
         "  --json               print the detection and sizes as JSON\n"
         "  -h, --help           this text\n\n"
-        "exit: 0 ok, 2 usage, 3 corrupt checkpoint, 1 other failure (weights not\n"
-        "      reproducible by the strategy, unsupported dtype, unreadable file, ...)\n");
+        "exit: 0 ok, 2 usage, 3 corrupt checkpoint, 6 file not found, 1 other failure\n"
+        "      (weights not reproducible by the strategy, unsupported dtype, I/O, ...)\n");
 }
 
 struct args {

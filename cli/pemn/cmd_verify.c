@@ -21,7 +21,8 @@ static void help(void)
            "  --json         print {\"ok\", \"result\", \"message\", \"digest\", \"signer\"}\n"
            "  -h, --help     this text\n\n"
            "exit: 0 verified, 3 corrupt (malformed, or content digest wrong),\n"
-           "      4 bad signature, 5 signer not trusted, 2 usage, 1 other failure\n");
+           "      4 bad signature, 5 signer not trusted, 6 file not found,\n"
+           "      2 usage (or a malformed key file), 1 other failure\n");
 }
 
 #define MAX_TRUST 4096
@@ -115,7 +116,7 @@ int cmd_verify(int argc, char **argv)
         json_t *o = json_object();
         json_object_set_new(o, "ok", json_boolean(rc == PEMN_OK));
         json_object_set_new(o, "result", json_string(pemn_rc_name(rc)));
-        json_object_set_new(o, "message", json_string(rc == PEMN_OK ? what : e.msg));
+        json_object_set_new(o, "message", json_string(rc == PEMN_OK || !e.msg[0] ? what : e.msg));
         json_object_set_new(o, "digest", json_string(digest));
         json_object_set_new(o, "signer", json_string(signer));
         ret = cli_print_json("verify", o);
