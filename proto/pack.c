@@ -85,8 +85,7 @@ static inline float bits_float(uint32_t b)
 
 /* Shortest period p of the n words at w: w[i] == w[i mod p] for all i < n. Prefix function,
  * linear time, one uint32 per element. */
-static pemn_rc shortest_period(const uint8_t *w, uint64_t n, uint64_t *period,
-                               struct pemn_err *err)
+static pemn_rc shortest_period(const uint8_t *w, uint64_t n, uint64_t *period, struct pemn_err *err)
 {
     if (n <= 1) {
         *period = n;
@@ -177,9 +176,9 @@ struct ctx {
     const pemn_st *st;
     const struct pemn_pack_opts *opts;
     struct pemn_pack_report *r;
-    uint32_t *masked;  /* indices into r->layers of the masked layers */
+    uint32_t *masked; /* indices into r->layers of the masked layers */
     uint32_t n_masked;
-    uint32_t *aux;     /* per layer: checkpoint index of its scores/mask tensor */
+    uint32_t *aux; /* per layer: checkpoint index of its scores/mask tensor */
 };
 
 static const uint8_t *layer_data(const struct ctx *c, uint32_t l)
@@ -443,8 +442,7 @@ static int by_shape_then_index(const void *x, const void *y)
 }
 
 /* One prototype per distinct shape (one-layer), or per layer (mask). */
-static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss,
-                           struct pemn_err *err)
+static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss, struct pemn_err *err)
 {
     struct pemn_pack_report *r = c->r;
     uint32_t nm = c->n_masked;
@@ -521,8 +519,8 @@ static void describe_miss(const struct ctx *c, const struct miss *m, char *buf, 
     const char *name = r->layers[m->layer].name, *ref = r->layers[m->ref].name;
     unsigned long long d = m->d_v, at = m->at;
     if (c->opts->seeded)
-        snprintf(buf, cap, "'%.60s' differs from scale * %s(seed) (d_v %llu) at element %llu",
-                 name, pemn_gen_name(c->opts->generator), d, at);
+        snprintf(buf, cap, "'%.60s' differs from scale * %s(seed) (d_v %llu) at element %llu", name,
+                 pemn_gen_name(c->opts->generator), d, at);
     else if (m->layer == m->ref)
         snprintf(buf, cap, "'%.60s' does not repeat (d_v %llu) at element %llu", name, d, at);
     else if (m->same_shape_group)
@@ -728,8 +726,8 @@ static pemn_rc build(struct ctx *c, pemn_builder *b, struct pemn_err *err)
         if ((rc = pemn_st_tensor(c->st, L->st_index, &t)) != PEMN_OK)
             return proto_err(err, rc, PEMN_NO_OFFSET, "cannot read '%s'", L->name);
         if (!L->masked) {
-            rc = pemn_builder_add_dense(b, L->name, t.dtype, t.ndim, t.shape, t.data, t.nbytes,
-                                        err);
+            rc =
+                pemn_builder_add_dense(b, L->name, t.dtype, t.ndim, t.shape, t.data, t.nbytes, err);
             if (rc != PEMN_OK)
                 return rc;
             continue;
@@ -796,8 +794,7 @@ pemn_rc pemn_pack_safetensors(const pemn_st *in, const struct pemn_pack_opts *op
         }
     }
     for (size_t i = 0; i < opts->n_meta; i++)
-        if ((rc = pemn_builder_add_meta(b, opts->meta_keys[i], opts->meta_values[i])) !=
-            PEMN_OK) {
+        if ((rc = pemn_builder_add_meta(b, opts->meta_keys[i], opts->meta_values[i])) != PEMN_OK) {
             proto_err(err, rc, PEMN_NO_OFFSET, "metadata '%.64s': %s", opts->meta_keys[i],
                       pemn_strerror(rc));
             goto out;

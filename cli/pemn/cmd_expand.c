@@ -95,8 +95,9 @@ int cmd_expand(int argc, char **argv)
             goto out;
         }
     } else {
-        fprintf(stderr, "pemn expand: warning: %s expanded without verification "
-                        "(give --trust KEY.pub to require a trusted signature)\n",
+        fprintf(stderr,
+                "pemn expand: warning: %s expanded without verification "
+                "(give --trust KEY.pub to require a trusted signature)\n",
                 path);
     }
     if ((rc = pemn_pkg_write_safetensors(pkg, out, &e)) != PEMN_OK) {

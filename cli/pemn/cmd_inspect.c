@@ -112,9 +112,9 @@ static json_t *to_json(const pemn_pkg *pkg, const struct pemn_pkg_info *in, cons
     json_object_set_new(o, "tensors", tensors);
     json_object_set_new(sizes, "file_bytes", json_integer((json_int_t)in->file_size));
     json_object_set_new(sizes, "f32_bytes", json_integer((json_int_t)in->f32_size));
-    json_object_set_new(sizes, "ratio", json_real(in->file_size ? (double)in->f32_size /
-                                                                      (double)in->file_size
-                                                                : 0.0));
+    json_object_set_new(
+        sizes, "ratio",
+        json_real(in->file_size ? (double)in->f32_size / (double)in->file_size : 0.0));
     json_object_set_new(sizes, "mask_bytes", json_integer((json_int_t)t->mask_bytes));
     json_object_set_new(sizes, "dense_bytes", json_integer((json_int_t)t->dense_bytes));
     json_object_set_new(sizes, "proto_value_bytes", json_integer((json_int_t)t->proto_bytes));

@@ -17,41 +17,40 @@
 
 static void help(void)
 {
-    printf(
-        "usage: pemn pack --in CKPT.safetensors --key BASE.key --name NAME --version V\n"
-        "                 --release R --out MODEL.pemn [options]\n\n"
-        "Turns a checkpoint into a signed package. X.weight with a sibling X.scores (F32:\n"
-        "the mask keeps the top-k of |scores|, exactly n - floor((1-k)*n) entries, ties to\n"
-        "the lower index, NaN lowest) or X.mask (U8/BOOL/I8, nonzero keeps) is a masked\n"
-        "layer; every other tensor is stored dense as it is. Masked weights must be an\n"
-        "exact prototype tiling, w[i] = scale * proto[i mod d_v] (every layer from index 0,\n"
-        "one float multiply): the package then reproduces them bit for bit. pack refuses,\n"
-        "naming the layer, when they are not.\n\n"
-        "  --in FILE            the checkpoint (safetensors)\n"
-        "  --key FILE           the publisher's secret key (pemn keygen)\n"
-        "  --name NAME          model name   ([A-Za-z0-9][A-Za-z0-9._-]*)\n"
-        "  --version V          version label (same rule)\n"
-        "  --release R          release number, strictly increasing per model\n"
-        "  --out FILE           the package to write (atomically)\n"
-        "  --density K          fraction kept for X.scores layers, in (0, 1] (default 0.5)\n"
-        "  --strategy S         auto (default): the smallest of rp/mp and one-layer that\n"
-        "                       reproduces the weights; or force one-layer | mp | rp | mask\n"
-        "                         rp        one shared prototype, shortest period d_v\n"
-        "                         mp        one shared prototype, d_v = the largest layer\n"
-        "                         one-layer one prototype per distinct layer shape\n"
-        "                         mask      every layer its own prototype\n"
-        "  --seed HEX           32-byte seed (64 hex digits) of a seeded shared prototype;\n"
-        "  --generator NAME     with --seed: chacha20-uniform | chacha20-normal |\n"
-        "                       chacha20-signed (or uniform, normal, signed). The prototype\n"
-        "                       is checked against the weights; per-layer scales are found.\n"
-        "  --meta KEY=VALUE     add a metadata pair (repeatable; the checkpoint's own\n"
-        "                       __metadata__ is carried over)\n"
-        "  --created SECONDS    creation time (Unix seconds; default now)\n"
-        "  --dry-run            detect and print only (no --key/--out needed)\n"
-        "  --json               print the detection and sizes as JSON\n"
-        "  -h, --help           this text\n\n"
-        "exit: 0 ok, 2 usage, 3 corrupt checkpoint, 6 file not found, 1 other failure\n"
-        "      (weights not reproducible by the strategy, unsupported dtype, I/O, ...)\n");
+    printf("usage: pemn pack --in CKPT.safetensors --key BASE.key --name NAME --version V\n"
+           "                 --release R --out MODEL.pemn [options]\n\n"
+           "Turns a checkpoint into a signed package. X.weight with a sibling X.scores (F32:\n"
+           "the mask keeps the top-k of |scores|, exactly n - floor((1-k)*n) entries, ties to\n"
+           "the lower index, NaN lowest) or X.mask (U8/BOOL/I8, nonzero keeps) is a masked\n"
+           "layer; every other tensor is stored dense as it is. Masked weights must be an\n"
+           "exact prototype tiling, w[i] = scale * proto[i mod d_v] (every layer from index 0,\n"
+           "one float multiply): the package then reproduces them bit for bit. pack refuses,\n"
+           "naming the layer, when they are not.\n\n"
+           "  --in FILE            the checkpoint (safetensors)\n"
+           "  --key FILE           the publisher's secret key (pemn keygen)\n"
+           "  --name NAME          model name   ([A-Za-z0-9][A-Za-z0-9._-]*)\n"
+           "  --version V          version label (same rule)\n"
+           "  --release R          release number, strictly increasing per model\n"
+           "  --out FILE           the package to write (atomically)\n"
+           "  --density K          fraction kept for X.scores layers, in (0, 1] (default 0.5)\n"
+           "  --strategy S         auto (default): the smallest of rp/mp and one-layer that\n"
+           "                       reproduces the weights; or force one-layer | mp | rp | mask\n"
+           "                         rp        one shared prototype, shortest period d_v\n"
+           "                         mp        one shared prototype, d_v = the largest layer\n"
+           "                         one-layer one prototype per distinct layer shape\n"
+           "                         mask      every layer its own prototype\n"
+           "  --seed HEX           32-byte seed (64 hex digits) of a seeded shared prototype;\n"
+           "  --generator NAME     with --seed: chacha20-uniform | chacha20-normal |\n"
+           "                       chacha20-signed (or uniform, normal, signed). The prototype\n"
+           "                       is checked against the weights; per-layer scales are found.\n"
+           "  --meta KEY=VALUE     add a metadata pair (repeatable; the checkpoint's own\n"
+           "                       __metadata__ is carried over)\n"
+           "  --created SECONDS    creation time (Unix seconds; default now)\n"
+           "  --dry-run            detect and print only (no --key/--out needed)\n"
+           "  --json               print the detection and sizes as JSON\n"
+           "  -h, --help           this text\n\n"
+           "exit: 0 ok, 2 usage, 3 corrupt checkpoint, 6 file not found, 1 other failure\n"
+           "      (weights not reproducible by the strategy, unsupported dtype, I/O, ...)\n");
 }
 
 struct args {
@@ -66,14 +65,14 @@ struct args {
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"in", required_argument, NULL, 'i'},       {"key", required_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'},     {"version", required_argument, NULL, 'v'},
-        {"release", required_argument, NULL, 'r'},  {"out", required_argument, NULL, 'o'},
-        {"density", required_argument, NULL, 'd'},  {"strategy", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},     {"generator", required_argument, NULL, 'g'},
-        {"meta", required_argument, NULL, 'm'},     {"created", required_argument, NULL, 'c'},
-        {"dry-run", no_argument, NULL, 'D'},        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"in", required_argument, NULL, 'i'},      {"key", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},    {"version", required_argument, NULL, 'v'},
+        {"release", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
+        {"density", required_argument, NULL, 'd'}, {"strategy", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},    {"generator", required_argument, NULL, 'g'},
+        {"meta", required_argument, NULL, 'm'},    {"created", required_argument, NULL, 'c'},
+        {"dry-run", no_argument, NULL, 'D'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t u;
@@ -108,8 +107,8 @@ static int parse(int argc, char **argv, struct args *a)
             break;
         case 's':
             if (pemn_pack_strategy_parse(optarg, &a->o.strategy) != PEMN_OK)
-                return cli_usage("pack",
-                                 "unknown strategy '%s' (auto, one-layer, mp, rp, mask)", optarg);
+                return cli_usage("pack", "unknown strategy '%s' (auto, one-layer, mp, rp, mask)",
+                                 optarg);
             break;
         case 'S':
             a->seed = optarg;
@@ -193,8 +192,7 @@ static json_t *report_json(const struct pemn_pack_report *r, const struct args *
         return NULL;
     }
     json_object_set_new(o, "strategy", json_string(pemn_pack_strategy_name(r->strategy)));
-    json_object_set_new(o, "requested",
-                        json_string(pemn_pack_strategy_name(a->o.strategy)));
+    json_object_set_new(o, "requested", json_string(pemn_pack_strategy_name(a->o.strategy)));
     json_object_set_new(o, "density", json_real(r->density));
     for (uint32_t i = 0; i < r->n_protos; i++) {
         json_t *p = json_object();
@@ -217,9 +215,9 @@ static json_t *report_json(const struct pemn_pack_report *r, const struct args *
         json_object_set_new(l, "numel", json_integer((json_int_t)L->numel));
         json_object_set_new(l, "masked", json_boolean(L->masked));
         if (L->masked) {
-            json_object_set_new(l, "mask_from", json_string(L->mask_from == PEMN_PACK_FROM_SCORES
-                                                                ? "scores"
-                                                                : "mask"));
+            json_object_set_new(
+                l, "mask_from",
+                json_string(L->mask_from == PEMN_PACK_FROM_SCORES ? "scores" : "mask"));
             json_object_set_new(l, "proto", json_integer(L->proto));
             json_object_set_new(l, "offset", json_integer((json_int_t)L->offset));
             json_object_set_new(l, "scale", json_real(L->scale));

@@ -181,7 +181,7 @@ static int fill(struct net *n, const char *kind, int li, const struct mlayer *l,
 
 static int known_kind(const char *k)
 {
-    static const char *const kinds[] = {"rp",   "rp-scaled", "mp",    "one-layer", "mask",
+    static const char *const kinds[] = {"rp",     "rp-scaled", "mp",    "one-layer", "mask",
                                         "seeded", "not-tiled", "dense", "demo"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(k, kinds[i]))

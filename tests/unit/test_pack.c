@@ -360,8 +360,7 @@ static void test_not_tiled(void **state)
     uint8_t *out = NULL;
     size_t len = 0;
     o.strategy = PEMN_PACK_AUTO;
-    assert_int_equal(pemn_pack_safetensors(st, &o, &sk, &out, &len, NULL, &e),
-                     PEMN_EUNSUPPORTED);
+    assert_int_equal(pemn_pack_safetensors(st, &o, &sk, &out, &len, NULL, &e), PEMN_EUNSUPPORTED);
     assert_null(out);
     /* one prototype per layer always reproduces it */
     o.strategy = PEMN_PACK_MASK;
@@ -407,8 +406,8 @@ static void write_ckpt(const struct tens *t, size_t n, uint8_t **out, size_t *le
     struct pemn_err e;
     assert_int_equal(pemn_st_writer_new(&w), PEMN_OK);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(pemn_st_writer_add(w, t[i].name, t[i].dt, t[i].ndim, t[i].shape,
-                                            t[i].data, t[i].nbytes, &e),
+        assert_int_equal(pemn_st_writer_add(w, t[i].name, t[i].dt, t[i].ndim, t[i].shape, t[i].data,
+                                            t[i].nbytes, &e),
                          PEMN_OK);
     assert_int_equal(pemn_st_writer_write_mem(w, out, len, &e), PEMN_OK);
     pemn_st_writer_free(w);
@@ -628,18 +627,12 @@ int main(int argc, char **argv)
     if (argc > 1)
         return ckpt_tool_main(argc - 1, argv + 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strategy_names),
-        cmocka_unit_test(test_rp),
-        cmocka_unit_test(test_rp_scaled),
-        cmocka_unit_test(test_mp),
-        cmocka_unit_test(test_one_layer),
-        cmocka_unit_test(test_mask_strategy),
-        cmocka_unit_test(test_seeded),
-        cmocka_unit_test(test_not_tiled),
-        cmocka_unit_test(test_dense_only),
-        cmocka_unit_test(test_special_floats_bits),
-        cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_mask_only_density_and_meta),
+        cmocka_unit_test(test_strategy_names), cmocka_unit_test(test_rp),
+        cmocka_unit_test(test_rp_scaled),      cmocka_unit_test(test_mp),
+        cmocka_unit_test(test_one_layer),      cmocka_unit_test(test_mask_strategy),
+        cmocka_unit_test(test_seeded),         cmocka_unit_test(test_not_tiled),
+        cmocka_unit_test(test_dense_only),     cmocka_unit_test(test_special_floats_bits),
+        cmocka_unit_test(test_bad_inputs),     cmocka_unit_test(test_mask_only_density_and_meta),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
