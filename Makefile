@@ -242,6 +242,9 @@ lint:
 clean:
 	rm -rf build
 
-.SECONDARY:
+# Keep the objects of pattern-built programs (tests, fuzz replays, benchmarks, tools). Not a
+# bare .SECONDARY: that would make library objects intermediate too, and a newly added source
+# older than an existing archive would then be silently left out of it.
+.SECONDARY: $(call obj,$(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC) $(TOOL_SRC) tests/fuzz/replay_main.c)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

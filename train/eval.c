@@ -289,16 +289,21 @@ pemn_rc train_model_from_safetensors(const pemn_st *st, struct train_model **out
     return build_model(pemn_st_meta_get(st, "pemn.model"), &src, fetch_st, out, err);
 }
 
-double train_recorded_accuracy(const char *train_meta_json)
+double train_recorded_accuracy(const char *train_meta_json, uint32_t *n_samples)
 {
+    if (n_samples)
+        *n_samples = 0;
     if (!train_meta_json)
         return -1;
     json_t *t = json_loads(train_meta_json, 0, NULL);
     double v = -1;
     json_int_t c = json_integer_value(json_object_get(t, "test_correct"));
     json_int_t n = json_integer_value(json_object_get(t, "test_samples"));
-    if (n > 0 && c >= 0 && c <= n)
+    if (n > 0 && n <= UINT32_MAX && c >= 0 && c <= n) {
         v = (double)c / (double)n;
+        if (n_samples)
+            *n_samples = (uint32_t)n;
+    }
     json_decref(t);
     return v;
 }

@@ -20,7 +20,8 @@ pemn_rc train_model_from_pkg(const pemn_pkg *pkg, struct train_model **out, stru
 pemn_rc train_model_from_safetensors(const pemn_st *st, struct train_model **out,
                                      struct pemn_err *err);
 
-/* The trainer's recorded test accuracy ("pemn.train" metadata), or -1. */
-double train_recorded_accuracy(const char *train_meta_json);
+/* The trainer's recorded test accuracy ("pemn.train" metadata: test_correct /
+ * test_samples), or -1; *n_samples (may be NULL) receives test_samples (0 when absent). */
+double train_recorded_accuracy(const char *train_meta_json, uint32_t *n_samples);
 
 #endif

@@ -215,8 +215,9 @@ int cmd_eval(int argc, char **argv)
         correct += cm[(size_t)i * m->n_classes + i];
     printf("test accuracy %.2f%% (%llu/%u correct)\n", 100 * acc, (unsigned long long)correct,
            te.n);
-    double rec = train_recorded_accuracy(train_meta);
-    if (rec >= 0 && limit == 0)
+    uint32_t rec_n;
+    double rec = train_recorded_accuracy(train_meta, &rec_n);
+    if (rec >= 0 && rec_n == te.n && strcmp(split, "t10k") == 0)
         printf("trainer reported %.2f%%: %s\n", 100 * rec,
                rec == acc ? "identical" : "DIFFERENT (other data or thread count?)");
     if (verbose)

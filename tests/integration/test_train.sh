@@ -42,6 +42,7 @@ if [ -f "$T/pub.pub" ]; then
     ev=$("$P" eval "$T/m.pemn" --data "$DATA" --limit 1000 --trust "$T/pub.pub" 2>&1)
     check_eq "eval with trusted key exits 0" 0 "$?"
     check "eval reproduces the trainer's accuracy" grep -q "test accuracy $acc%" <<<"$ev"
+    check "eval: identical to the recorded count" grep -q "identical" <<<"$ev"
     "$P" eval "$T/m.pemn" --data "$DATA" --limit 100 --trust "$T/other.pub" >/dev/null 2>&1
     check_eq "eval with another key: untrusted (exit 5)" 5 "$?"
 fi

@@ -110,7 +110,10 @@ static void run_and_roundtrip(struct train_opts *o, double min_acc)
     double acc = -1;
     assert_int_equal(train_evaluate(back, &te, 0, te.n, &acc, NULL, &e), PEMN_OK);
     assert_true(acc == r.test_acc);
-    assert_true(train_recorded_accuracy(pemn_pkg_meta_get(pkg, "pemn.train")) == r.test_acc);
+    uint32_t rec_n;
+    assert_true(train_recorded_accuracy(pemn_pkg_meta_get(pkg, "pemn.train"), &rec_n) ==
+                r.test_acc);
+    assert_int_equal(rec_n, te.n);
     assert_string_equal(back->classes[0], "0");
     train_model_free(back);
     pemn_pkg_free(pkg);
