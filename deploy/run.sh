@@ -18,6 +18,6 @@ pemnd: http://$LISTEN  (database $DB)
   publish token: $BUILD/bin/pemnd --db $DB token create --scope publish --name me
   push:          curl -X PUT -H "Authorization: Bearer \$TOKEN" --data-binary @net.pemn \\
                       http://$LISTEN/v1/models/net/versions/1.0.0
-  API:           docs/API.md      stop: Ctrl-C
+  API:           docs/API.md      offline demo: make demo      stop: Ctrl-C
 MSG
 exec "$PEMND" --db "$DB" --listen "$LISTEN" "$@"
