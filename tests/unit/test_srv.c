@@ -26,7 +26,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.log_level, SRV_LOG_INFO);
     assert_int_equal(c.log_format, SRV_LOG_TEXT);
     assert_false(c.read_token_required);
-    assert_true(c.sendfile);
+    assert_false(c.sendfile);
     struct pemn_err e;
     /* the defaults need only a database to be valid */
     assert_int_equal(srv_config_validate(&c, &e), PEMN_EINVAL);
