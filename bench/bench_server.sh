@@ -6,7 +6,7 @@
 #  2. Push ingest: packages/s and MB/s for small packages (signature verification included),
 #     vs opening + verifying the same packages in-process.
 # Env: BENCH_SECONDS (default 5), BENCH_CONNS (64), BENCH_THREADS (server threads, 2),
-#      BENCH_ROUNDS (2), BENCH_PUSH_N (400).
+#      BENCH_ROUNDS (3), BENCH_PUSH_N (400). Throughput is the median over the rounds.
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=${PEMN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -14,7 +14,7 @@ cd "$ROOT" || exit 2
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-2}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 PUSH_N=${BENCH_PUSH_N:-400}
 PEMND=$ROOT/$BUILD/bin/pemnd
 MKPKG=$ROOT/$BUILD/tests/tools/pemn_mkpkg
@@ -130,25 +130,26 @@ rps() { # URL -> req/s (0 when wrk saw errors)
     echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
 
-declare -A BEST
+declare -A RUNS MED
 for s in small large; do
-    BEST[pemnd_$s]=0
-    BEST[nginx_$s]=0
     for r in $(seq 1 "$ROUNDS"); do
         for who in pemnd nginx; do
             port=$PP
             [ $who = nginx ] && port=$NP
             v=$(rps "http://127.0.0.1:$port/v1/blobs/${DIGEST[$s]}")
             echo "  $s round $r $who: $v req/s"
-            BEST[${who}_$s]=$(awk -v a="${BEST[${who}_$s]}" -v b="$v" 'BEGIN {print (b > a) ? b : a}')
+            RUNS[${who}_$s]="${RUNS[${who}_$s]:-} ${v:-0}"
         done
     done
 done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-printf '%-22s %12s %12s %16s\n' "package" "pemnd req/s" "nginx req/s" "ratio pemnd/nginx"
+printf '%-22s %12s %12s %18s\n' "package" "pemnd req/s" "nginx req/s" "ratio pemnd/nginx"
 for s in small large; do
-    printf '%-22s %12.0f %12.0f %16.2f\n' "$s (${SIZE[$s]} B)" "${BEST[pemnd_$s]}" "${BEST[nginx_$s]}" \
-        "$(awk -v a="${BEST[pemnd_$s]}" -v b="${BEST[nginx_$s]}" 'BEGIN {print (b > 0) ? a / b : 0}')"
+    a=$(echo "${RUNS[pemnd_$s]}" | median)
+    b=$(echo "${RUNS[nginx_$s]}" | median)
+    printf '%-22s %12.0f %12.0f %18.2f\n' "$s (${SIZE[$s]} B)" "$a" "$b" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN {print (b > 0) ? a / b : 0}')"
 done
 
 # ---- push ingest -------------------------------------------------------------------------
