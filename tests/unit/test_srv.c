@@ -230,10 +230,14 @@ static void test_metrics_counters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_set),
-        cmocka_unit_test(test_config_cross_checks), cmocka_unit_test(test_config_file),
-        cmocka_unit_test(test_listen),          cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_metrics_counters),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_set),
+        cmocka_unit_test(test_config_cross_checks),
+        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_metrics_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
