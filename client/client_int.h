@@ -55,6 +55,9 @@ pemn_rc client_retry_wait(const pemn_client *c, struct client_retry *rt, bool pr
 /* Parses a Retry-After value (delta seconds or an HTTP date); -1 when absent/invalid. */
 int64_t client_parse_retry_after(const char *v);
 
+/* "bytes a-b/t" with a <= b < t -> true; anything else (such as the unsatisfied-range form) false. */
+bool client_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *t);
+
 /* ---- requests ------------------------------------------------------------------------- */
 /* Headers of the last response seen by the header callback. */
 struct client_hdrs {
