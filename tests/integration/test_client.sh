@@ -135,6 +135,21 @@ run "pull --json" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" --out "$D/j
     --no-cache net:1.1.0
 has "pull --json counts bytes" "$D/out" "\"bytes_received\": ?$(stat -c %s "$D/net-1.1.0.src")"
 
+# the progress bar: drawn on a terminal, never into a pipe or a file
+run "pull with stderr to a file" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" --no-cache \
+    --out "$D/nt.pemn" net:1.1.0
+if ! grep -q '%' "$D/err" && ! grep -q 'ETA' "$D/err"; then pass "no progress bar when not a TTY"; else
+    fail "no progress bar when not a TTY" "$(head -c 200 "$D/err")"
+fi
+if command -v script >/dev/null; then
+    script -qec "$P pull --server $URL --trust $D/alice.pub --no-cache --out $D/tty.pemn net:1.1.0" \
+        /dev/null >"$D/tty.out" 2>&1
+    has "progress bar on a TTY" "$D/tty.out" "100%.*B/s"
+    script -qec "$P pull --quiet --server $URL --trust $D/alice.pub --no-cache --out $D/tty2.pemn net:1.1.0" \
+        /dev/null >"$D/tty.out" 2>&1
+    check_eq "--quiet on a TTY prints nothing" "" "$(tr -d '\r\n' <"$D/tty.out")"
+fi
+
 # refusals leave nothing behind
 run "untrusted signer -> 5" 5 "$P" pull --server "$URL" --trust "$D/mallory.pub" \
     --out "$D/u.pemn" net:1.0.0
