@@ -199,6 +199,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
     pemn_client *c = d->c;
     struct client_retry rt;
     client_retry_init(c, &rt);
+    rt.progress = d->progress;
+    rt.progress_user = d->user;
     char why[PEMN_ERR_MSG_MAX];
     for (;;) {
         if (d->expect && d->have == d->expect)
@@ -248,6 +250,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
         if (d->abort_rc)
             return proto_err(err, d->abort_rc, d->have, "%s", d->abort_msg);
         bool progressed = d->have > before && d->st->restarts == restarts_before;
+        rt.done = d->have;
+        rt.total = d->total ? d->total : d->expect;
         if (d->bad_range) {
             snprintf(why, sizeof why, "server answered Range: bytes=%" PRIu64 "- with '%.60s'",
                      d->req_from, d->hd.content_range);
