@@ -17,7 +17,8 @@ done
 
 # --sendfile: cached packages go out by sendfile from their memfd (test_server_api covers
 # the default, copying path)
-pemnd_start "$D/run" --threads 2 --cache-size 1M --cache-item-max 64K --sendfile || { fail "pemnd starts"; exit 1; }
+# --upload-memory-max 8K: most pushes are spooled to a temporary file
+pemnd_start "$D/run" --threads 2 --cache-size 1M --cache-item-max 64K --upload-memory-max 8K --sendfile || { fail "pemnd starts"; exit 1; }
 pemnd_admin key add "$K/alice.pub" >/dev/null
 TOK=$(pemnd_token publish ci)
 U=$PEMND_URL
