@@ -261,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_metrics_counters),
+        cmocka_unit_test(test_version_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
