@@ -23,7 +23,7 @@ void pemn_client_options_init(struct pemn_client_options *o)
     o->connect_timeout_ms = 10000;
     o->stall_timeout_ms = 30000;
     o->stall_bytes_per_s = 1;
-    o->deadline_ms = 600000;
+    o->deadline_ms = 3600000;
     o->max_attempts = 6;
     o->backoff_base_ms = 250;
     o->backoff_max_ms = 15000;
@@ -296,7 +296,10 @@ pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_r
     if (c->o.max_recv_bytes_per_s)
         bad |= curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE,
                                 (curl_off_t)c->o.max_recv_bytes_per_s) != CURLE_OK;
-    if (c->token) {
+    /* the token goes only to the registry itself, never to a package_url elsewhere */
+    size_t bl = strlen(c->base);
+    bool same_origin = !strncmp(url, c->base, bl) && (url[bl] == '/' || url[bl] == '\0');
+    if (c->token && same_origin) {
         bad |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->token) != CURLE_OK;
     }

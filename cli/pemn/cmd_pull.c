@@ -41,7 +41,7 @@ static void pull_usage(FILE *f)
                "                      (default $PEMN_CACHE; none when unset)\n"
                "      --no-cache      do not use a cache\n"
                "      --min-release N refuse a package whose release is below N (rollback)\n"
-               "      --timeout S     give up after S seconds in total (default 600)\n"
+               "      --timeout S     give up after S seconds in total (default 3600)\n"
                "      --retries N     attempts without progress before giving up (default 6)\n"
                "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
                "  -q, --quiet         no progress bar, no summary\n"

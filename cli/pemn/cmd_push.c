@@ -18,7 +18,7 @@ static void push_usage(FILE *f)
                "\n"
                "  -s, --server URL   registry base URL (default $PEMN_SERVER)\n"
                "  -t, --token T      bearer token with publish scope (default $PEMN_TOKEN)\n"
-               "      --timeout S    give up after S seconds in total (default 600)\n"
+               "      --timeout S    give up after S seconds in total (default 3600)\n"
                "      --retries N    attempts without progress before giving up (default 6)\n"
                "  -q, --quiet        no progress bar, no summary\n"
                "      --json         print the registry's version object per package\n"

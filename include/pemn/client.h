@@ -20,6 +20,8 @@
  *     progress are bounded by max_attempts and everything by the operation deadline.
  *   - Optional content-addressed cache: CACHE/blobs/sha256/<hex> holds verified packages
  *     only. A hit is re-hashed (and re-verified) before use and costs no download.
+ *   - The bearer token is sent only to URLs under the base URL, never to an absolute
+ *     package_url on another host.
  *   - GETs of mutable routes (models, versions, tags) are remembered with their ETag in the
  *     client and revalidated with If-None-Match (a 304 reuses the remembered body).
  *
@@ -80,7 +82,8 @@ struct pemn_client_options {
     uint32_t stall_timeout_ms;     /* abort an attempt that moves < stall_bytes_per_s for this
                                       long (then it is retried/resumed); default 30000 */
     uint32_t stall_bytes_per_s;    /* default 1 */
-    uint64_t deadline_ms;          /* total time of one operation (all attempts); default 600000 */
+    uint64_t deadline_ms;          /* total time of one operation (all attempts);
+                                      default 3600000 (1 h) */
     uint32_t max_attempts;         /* consecutive attempts without progress; default 6 */
     uint32_t backoff_base_ms;      /* first backoff ceiling; default 250 */
     uint32_t backoff_max_ms;       /* backoff ceiling cap; default 15000 */

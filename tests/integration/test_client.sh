@@ -167,6 +167,21 @@ has "second pull from cache" "$D/out" '"from_cache": ?true'
 has "second pull: zero bytes" "$D/out" '"bytes_received": ?0[,}]'
 check "cached copy is right" cmp -s "$D/e2.pemn" "$D/net-1.1.0.src"
 
+# resume against pemnd's Range support: a .part left by an interrupted run
+SZ=$(stat -c %s "$D/net-1.1.0.src")
+head -c $((SZ / 2)) "$D/net-1.1.0.src" >"$D/res.pemn.part"
+run "pull resumes a leftover .part" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" \
+    --no-cache --json --out "$D/res.pemn" net:1.1.0
+has "resumed with Range" "$D/out" '"resumes": ?1[,}]'
+has "only the rest was downloaded" "$D/out" "\"bytes_received\": ?$((SZ - SZ / 2))[,}]"
+check "resumed package is right" cmp -s "$D/res.pemn" "$D/net-1.1.0.src"
+absent "no .part after resume" "$D/res.pemn.part"
+head -c 1000 "$D/net-1.0.0.src" >"$D/gar.pemn.part"
+run "pull after a foreign .part" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" \
+    --no-cache --json --out "$D/gar.pemn" net:1.1.0
+has "foreign .part: restarted from 0" "$D/out" '"restarts": ?1[,}]'
+check "package right after restart" cmp -s "$D/gar.pemn" "$D/net-1.1.0.src"
+
 # ---- the server goes away ----------------------------------------------------------------
 kill "$SPID"
 for _ in $(seq 1 50); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done

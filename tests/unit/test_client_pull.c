@@ -447,6 +447,30 @@ static void test_stall_resumes(void **state)
     pemn_client_free(c2);
 }
 
+static void test_token_not_sent_elsewhere(void **state)
+{
+    struct fx *f = *state;
+    struct pemn_client_options o;
+    opts_fast(&o, f->trusted);
+    o.token = "secret-token";
+    pemn_client *c2 = mk_client(f, &o);
+    struct pemn_err e;
+    struct fakesrv_stats ss;
+    /* a relative package_url is the registry: the token goes along */
+    assert_int_equal(pemn_client_fetch(c2, &f->r, f->dest, NULL, NULL, &e), PEMN_OK);
+    fakesrv_get_stats(f->srv, &ss);
+    assert_string_equal(ss.last_auth, "Bearer secret-token");
+    /* an absolute URL on another origin (localhost is not 127.0.0.1) gets no token */
+    unlink(f->dest);
+    snprintf(f->r.package_url, sizeof f->r.package_url, "http://localhost:%u%s",
+             (unsigned)fakesrv_port(f->srv), BLOB);
+    assert_int_equal(pemn_client_fetch(c2, &f->r, f->dest, NULL, NULL, &e), PEMN_OK);
+    fakesrv_get_stats(f->srv, &ss);
+    assert_string_equal(ss.last_auth, "");
+    assert_installed(f);
+    pemn_client_free(c2);
+}
+
 static void test_rate_limit(void **state)
 {
     /* libcurl checks the cap between socket reads, so the package must be several MB */
@@ -689,6 +713,7 @@ int main(int argc, char **argv)
         T(test_server_down_bounded),
         T(test_not_found),
         T(test_stall_resumes),
+        T(test_token_not_sent_elsewhere),
         T(test_rate_limit),
         T(test_cache_hit_no_download),
         T(test_cache_hit_still_checks_trust),
