@@ -98,7 +98,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all lib bins tests deps test unit asan valgrind fuzz fuzzers bench run install uninstall \
-        format format-check lint clean results
+        format format-check lint clean results demo
 
 all: lib bins
 
@@ -204,6 +204,11 @@ results: deps all
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash deploy/run.sh
+
+# offline demo: keygen, pack, verify, inspect, expand a sample network (deploy/demo.sh)
+demo: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_pack
+	@BUILD=$(BUILD) bash deploy/demo.sh
 
 # ---- install ---------------------------------------------------------------------------
 install: all

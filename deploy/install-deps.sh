@@ -11,7 +11,7 @@ PKGS=(
     libcurl4-openssl-dev curl jq zlib1g-dev libopenblas-dev libcmocka-dev
     dataset-fashion-mnist
     clang clang-format libclang-rt-14-dev valgrind
-    wrk nginx-light
+    wrk nginx-light jq
 )
 
 missing=()

@@ -1,0 +1,44 @@
+/*
+ * cli/pemn/util.h — helpers shared by the `pemn` subcommands: error reporting with exit
+ * codes, trusted key loading, sizes, number parsing, atomic file output, JSON printing.
+ */
+#ifndef PEMN_CLI_UTIL_H
+#define PEMN_CLI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include <pemn/common.h>
+#include <pemn/key.h>
+
+/* Prints "pemn CMD: <message> (<ECODE>)" to stderr (the message of e when it has one,
+ * else pemn_strerror(rc)) and returns cli_exit_code(rc). */
+int cli_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e);
+/* Prints "pemn CMD: <message>" and a pointer to --help on stderr; returns CLI_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Loads each .pub file into a new keyring (*out). */
+pemn_rc cli_load_trust(char *const *paths, size_t n, pemn_keyring **out, struct pemn_err *e);
+
+/* "1.5 KiB", "12 B", ... into buf. Returns buf. */
+const char *cli_human_size(uint64_t bytes, char *buf, size_t cap);
+/* "[16, 72]" into buf. Returns buf. */
+const char *cli_shape(uint32_t ndim, const uint64_t *shape, char *buf, size_t cap);
+
+/* Strict parsers: the whole string must be a number in range. 0 ok, -1 otherwise. */
+int cli_parse_u64(const char *s, uint64_t *out);
+int cli_parse_double(const char *s, double *out);
+/* Exactly 2*n hex digits into out. 0 ok, -1 otherwise. */
+int cli_parse_hex(const char *s, uint8_t *out, size_t n);
+
+/* Writes buf to path atomically: temporary file beside it, fsync, rename. */
+pemn_rc cli_write_file(const char *path, const void *buf, size_t len, struct pemn_err *e);
+
+/* Prints a JSON value (steals the reference) on stdout followed by a newline. Returns
+ * CLI_EXIT_OK, or CLI_EXIT_FAIL when encoding failed. */
+int cli_print_json(const char *cmd, json_t *v);
+
+#endif
