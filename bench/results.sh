@@ -10,6 +10,9 @@
 # docs/RESULTS.md.
 #   SEEDS="1 2 3"  seeds of the headline rows      EPOCHS=10
 #   QUICK=1        one seed everywhere             THREADS=1 (OpenBLAS threads per run)
+#   EXTRA_SEEDS="2 3"  more seeds for the single-seed rows (a second pass)
+#   Several workers may share one $OUT (each run is claimed with a lock directory):
+#   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains.
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,16 @@ run() {
     shift 2
     local rep="$OUT/$id-s$seed.json" pkg="$OUT/$id-s$seed.pemn"
     [ -s "$rep" ] && return 0
+    mkdir "$OUT/$id-s$seed.lock" 2>/dev/null || return 0 # another worker has it
+    run_locked "$id" "$seed" "$@"
+    local rc=$?
+    rmdir "$OUT/$id-s$seed.lock"
+    return $rc
+}
+run_locked() {
+    local id=$1 seed=$2
+    shift 2
+    local rep="$OUT/$id-s$seed.json" pkg="$OUT/$id-s$seed.pemn"
     echo "results: $id seed $seed: pemn train $*" >&2
     if ! "$PEMN" train --data "$DATA" --epochs "$EPOCHS" --seed "$seed" --threads "$THREADS" \
         --no-epoch-eval --quiet --key "$KEY" --name "fmnist-$id" --version "s$seed" \
@@ -74,10 +87,16 @@ CONFIGS=(
     "rp1e-4-ns|RP 1e-4, no per-layer scale|1|--mode mask --strategy rp --ratio 1e-4 --no-layer-scale"
     "rp1e-3-unif|RP 1e-3, uniform generator|1|--mode mask --strategy rp --ratio 1e-3 --generator uniform"
 )
-# EXTRA_SEEDS="2 3" adds seeds to the single-seed rows (when there is time).
+order=("${CONFIGS[@]}")
+passes="1 2"
+if [ "${REVERSE:-0}" = 1 ]; then
+    order=()
+    for ((i = ${#CONFIGS[@]} - 1; i >= 0; i--)); do order+=("${CONFIGS[$i]}"); done
+    passes="2 1"
+fi
 fail=0
-for pass in 1 2; do
-    for c in "${CONFIGS[@]}"; do
+for pass in $passes; do
+    for c in "${order[@]}"; do
         IFS='|' read -r id label seeds args <<<"$c"
         if [ "$pass" = 2 ]; then
             [ "$seeds" = 1 ] || continue
@@ -89,6 +108,8 @@ for pass in 1 2; do
         done
     done
 done
+
+[ "${NO_TABLE:-0}" = 1 ] && exit $fail
 
 # ---- the table ---------------------------------------------------------------------------
 num() { sed -n "s/^ *\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }

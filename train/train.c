@@ -209,6 +209,8 @@ static pemn_rc check_opts(const struct train_opts *o, const struct train_data *t
                          "need 0 < lr, 0 <= momentum < 1, 0 <= weight decay < 1");
     if (o->masked && !(o->density > 0 && o->density <= 1))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "density must be in (0, 1]");
+    if (o->arch.batchnorm && o->batch < 2)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "batch-norm needs --batch >= 2");
     if (o->threads < 1 || o->threads > 256)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "threads must be 1..256");
     if (train->dim != o->arch.sizes[0])

@@ -347,6 +347,11 @@ static void test_determinism(void **state)
     o.arch.sizes[0] = 16;
     o.arch.sizes[2] = 3; /* labels up to 3 need 4 outputs */
     assert_int_equal(train_run(&o, &tr, &te, NULL, NULL, &m[0], &r[0], &e), PEMN_EINVAL);
+    o.arch.sizes[2] = 4;
+    o.arch.batchnorm = 1;
+    o.batch = 1;
+    assert_int_equal(train_run(&o, &tr, &te, NULL, NULL, &m[0], &r[0], &e), PEMN_EINVAL);
+    assert_non_null(strstr(e.msg, "batch-norm"));
     train_data_free(&tr);
     train_data_free(&te);
 }
@@ -382,6 +387,55 @@ static void test_naive_gemm_peer(void **state)
     train_net_free(net);
 }
 
+static int count_cb(const struct train_progress *p, void *ud)
+{
+    int *calls = ud;
+    ++*calls;
+    assert_true(p->step >= 1 && p->step <= p->steps_epoch);
+    assert_true(p->loss > 0);
+    if (p->epoch_done)
+        assert_true(p->val_acc >= 0 && p->test_acc >= 0);
+    return 0;
+}
+
+static int stop_cb(const struct train_progress *p, void *ud)
+{
+    (void)ud;
+    return p->step == 3; /* stop during the first epoch */
+}
+
+static void test_holdout_progress_cancel(void **state)
+{
+    (void)state;
+    struct train_data tr, te;
+    synth(&tr, 300, 1);
+    synth(&te, 100, 2);
+    struct train_opts o;
+    train_opts_default(&o);
+    o.arch.n_sizes = 3;
+    o.arch.sizes[0] = 16;
+    o.arch.sizes[1] = 12;
+    o.arch.sizes[2] = 4;
+    o.epochs = 2;
+    o.batch = 25;
+    o.holdout = 50;
+    struct train_model *m = NULL;
+    struct train_result r;
+    struct pemn_err e;
+    int calls = 0;
+    assert_int_equal(train_run(&o, &tr, &te, count_cb, &calls, &m, &r, &e), PEMN_OK);
+    assert_int_equal(calls, 2 * 10); /* 250 samples / 25 per step, 2 epochs */
+    assert_int_equal(r.samples, 2 * 250);
+    assert_true(r.val_acc >= 0.5);
+    train_model_free(m);
+    assert_int_equal(train_run(&o, &tr, &te, stop_cb, NULL, &m, &r, &e), PEMN_ECANCELED);
+    assert_null(m);
+    o.holdout = 300; /* nothing left to train on */
+    assert_int_equal(train_run(&o, &tr, &te, NULL, NULL, &m, &r, &e), PEMN_EINVAL);
+    train_data_free(&tr);
+    train_data_free(&te);
+}
+
 static void test_arch_parse(void **state)
 {
     (void)state;
@@ -401,10 +455,15 @@ static void test_arch_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dense_gradcheck), cmocka_unit_test(test_straight_through),
-        cmocka_unit_test(test_topk_in_forward), cmocka_unit_test(test_prototypes),
-        cmocka_unit_test(test_optim),           cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_arch_parse),      cmocka_unit_test(test_naive_gemm_peer),
+        cmocka_unit_test(test_dense_gradcheck),
+        cmocka_unit_test(test_straight_through),
+        cmocka_unit_test(test_topk_in_forward),
+        cmocka_unit_test(test_prototypes),
+        cmocka_unit_test(test_optim),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_arch_parse),
+        cmocka_unit_test(test_naive_gemm_peer),
+        cmocka_unit_test(test_holdout_progress_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
