@@ -197,23 +197,32 @@ static pemn_rc op_keyring(void *ctx)
 static void test_oom(void **state)
 {
     (void)state;
-#ifdef NO_INTERPOSE
-    skip();
-#else
-    if (getenv("PEMN_VALGRIND"))
-        skip();
     struct pemn_seckey sk;
     struct pemn_pubkey pk;
     pkgfix_key(1, &sk, &pk);
     pkgfix_small_seeded(&sk, &pkg_buf, &pkg_len);
     unsigned borrowed = 0, copied = PEMN_OPEN_COPY;
+    int inject = 1;
+#ifdef NO_INTERPOSE
+    inject = 0;
+#endif
+    if (getenv("PEMN_VALGRIND"))
+        inject = 0;
+    if (!inject) {
+        /* the allocator is not ours: the operations must at least succeed */
+        assert_int_equal(op_open(&borrowed), PEMN_OK);
+        assert_int_equal(op_open(&copied), PEMN_OK);
+        assert_int_equal(op_build(NULL), PEMN_OK);
+        assert_int_equal(op_keyring(NULL), PEMN_OK);
+        free(pkg_buf);
+        skip();
+    }
     /* each operation allocates, so at least one run must have failed */
     assert_true(chaos("open", op_open, &borrowed, PEMN_OK) >= 3);
     assert_true(chaos("open copy", op_open, &copied, PEMN_OK) >= 4);
     assert_true(chaos("build", op_build, NULL, PEMN_ETOOBIG) >= 10);
     assert_true(chaos("keyring", op_keyring, NULL, PEMN_OK) >= 2);
     free(pkg_buf);
-#endif
 }
 
 int main(void)
