@@ -194,7 +194,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(INTERNAL_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(INTERNAL_A) $(DEP_LIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(BENCH_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) bash bench/run.sh
 
 results: deps all

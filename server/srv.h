@@ -47,6 +47,7 @@ struct srv_config {
     int log_level;
     int log_format;
     bool read_token_required;
+    bool sendfile;
 };
 
 /* Fills every field with its default. */

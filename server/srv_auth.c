@@ -10,8 +10,18 @@
  */
 #include "server/srv.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+static enum MHD_Result refuse(struct srv_req *r, bool *refused, unsigned status,
+                              const char *code, const char *msg)
+{
+    *refused = true;
+    if (r->route->max_body == SRV_BODY_PACKAGE) /* a refused push */
+        srv_metrics_push_rejected(srv_get_metrics(r->srv), code);
+    return srv_reply_error(r, status, code, "%s", msg);
+}
 
 enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
 {
@@ -23,14 +33,12 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
     if (!h) {
         if (need == SRV_OPEN)
             return MHD_YES;
-        *refused = true;
-        return srv_reply_error(r, 401, "unauthorized",
-                               "this route needs a token: Authorization: Bearer <token>");
+        return refuse(r, refused, 401, "unauthorized",
+                      "this route needs a token: Authorization: Bearer <token>");
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
-        *refused = true;
-        return srv_reply_error(r, 401, "unauthorized",
-                               "unsupported Authorization scheme (use Bearer)");
+        return refuse(r, refused, 401, "unauthorized",
+                      "unsupported Authorization scheme (use Bearer)");
     }
     const char *tok = h + 7;
     while (*tok == ' ')
@@ -39,8 +47,7 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
     struct pemn_err e;
     pemn_rc rc = store_token_check(srv_store(r->srv), tok, &scope, r->actor, &e);
     if (rc == PEMN_EAUTH) {
-        *refused = true;
-        return srv_reply_error(r, 401, "unauthorized", "%s", e.msg);
+        return refuse(r, refused, 401, "unauthorized", e.msg);
     }
     if (rc) {
         *refused = true;
@@ -48,9 +55,9 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
     }
     r->rights = store_scope_rights(scope);
     if (need != SRV_OPEN && !(r->rights & need)) {
-        *refused = true;
-        return srv_reply_error(r, 403, "forbidden", "a %s token cannot do this",
-                               store_scope_name(scope));
+        char msg[64];
+        snprintf(msg, sizeof msg, "a %s token cannot do this", store_scope_name(scope));
+        return refuse(r, refused, 403, "forbidden", msg);
     }
     return MHD_YES;
 }

@@ -60,6 +60,8 @@ static const struct ckey keys[] = {
      "seconds in-flight requests get to finish on SIGTERM/SIGINT"},
     {"log_level", C_LEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"log_format", C_FORMAT, F(log_format), "text", 0, 0, "text or json"},
+    {"sendfile", C_BOOL, F(sendfile), "true", 0, 0,
+     "send cached packages with sendfile(2) from a memfd instead of copying"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

@@ -17,7 +17,7 @@ static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403,
 static const char *const reasons[] = {"corrupt",   "name_mismatch",    "bad_signature",
                                       "untrusted", "conflict",         "release_not_newer",
                                       "too_large", "unauthorized",     "forbidden",
-                                      "internal",  "bad_request",      "unavailable"};
+                                      "internal"};
 #define N_REASONS (sizeof reasons / sizeof reasons[0])
 
 struct route_counters {

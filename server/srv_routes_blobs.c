@@ -8,16 +8,18 @@
  * ignored (the whole body, as RFC 9110 allows); If-Range with another validator disables
  * Range.
  *
- * Bytes come from the store's blob handle: in memory (the cache) the response points at the
- * shared buffer and releases the handle when MHD is done with it; otherwise it is streamed
- * in chunks, each chunk a short read of its own.
+ * Bytes come from the store's blob handle: a cached blob is sent from its memfd with
+ * sendfile (or, without a memfd, from the shared buffer, releasing the handle when MHD is
+ * done with it); otherwise it is streamed in chunks, each chunk a short read of its own.
  */
 #include "server/srv.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define STREAM_CHUNK (256 * 1024)
 
@@ -203,7 +205,14 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
 
     uint64_t total = b->size;
     struct MHD_Response *resp;
-    if (b->data) {
+    int fd = b->data && b->fd >= 0 && len && srv_cfg(r->srv)->sendfile ? fcntl(b->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd >= 0) {
+        /* the kernel sends straight from the cached memfd (sendfile); MHD closes fd */
+        store_blob_release(b);
+        resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+        if (!resp)
+            close(fd);
+    } else if (b->data) {
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
             (size_t)len, (void *)(b->data + off), blob_release_cb, b);
         if (!resp)

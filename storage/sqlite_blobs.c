@@ -9,19 +9,27 @@
  * read in different transactions always belong to the same bytes.
  *
  * Entries are refcounted: eviction only unlinks an entry; the last handle frees it.
+ *
+ * A cached blob lives in a sealed memfd, mapped read-only: the bytes exist once, and the
+ * server can hand the descriptor to the kernel (sendfile) instead of copying through a
+ * socket buffer; where memfds are unavailable the copy stays in ordinary memory.
  */
 #include "storage/sqlite_int.h"
 
 #include "proto/err.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define BC_BUCKETS 1024u
 
 struct bc_entry {
     char digest[PEMN_DIGEST_TEXT_MAX];
-    uint8_t *data;
+    uint8_t *data; /* mmap of fd, or malloc'ed when fd < 0 */
+    int fd;
     size_t size;
     unsigned refs;  /* handles + 1 while in the cache */
     bool cached;
@@ -63,12 +71,22 @@ struct blob_cache *blob_cache_new(size_t budget)
     return bc;
 }
 
+static void entry_destroy(struct bc_entry *e)
+{
+    if (e->fd >= 0) {
+        if (e->data)
+            munmap(e->data, e->size ? e->size : 1);
+        close(e->fd);
+    } else {
+        free(e->data);
+    }
+    free(e);
+}
+
 static void entry_unref_locked(struct bc_entry *e)
 {
-    if (--e->refs == 0) {
-        free(e->data);
-        free(e);
-    }
+    if (--e->refs == 0)
+        entry_destroy(e);
 }
 
 static void lru_unlink(struct blob_cache *bc, struct bc_entry *e)
@@ -167,8 +185,7 @@ static struct bc_entry *cache_insert(struct blob_cache *bc, struct bc_entry *fre
     if (e) {
         e->refs++;
         pthread_mutex_unlock(&bc->mu);
-        free(fresh->data);
-        free(fresh);
+        entry_destroy(fresh);
         return e;
     }
     fresh->refs = 1;
@@ -216,6 +233,41 @@ static pemn_rc read_whole(struct sq_conn *c, int64_t rowid, uint8_t *dst, size_t
     return rc;
 }
 
+/* Reads a blob into a new entry: a sealed memfd mapped read-only when possible. */
+static pemn_rc entry_fill(struct sq_conn *c, int64_t rowid, struct bc_entry *e,
+                          struct pemn_err *err)
+{
+    size_t sz = e->size, map = sz ? sz : 1;
+    e->fd = memfd_create("pemn-blob", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (e->fd >= 0) {
+        void *w = ftruncate(e->fd, (off_t)map) == 0
+                      ? mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0)
+                      : MAP_FAILED;
+        if (w != MAP_FAILED) {
+            pemn_rc rc = read_whole(c, rowid, w, sz, err);
+            munmap(w, map);
+            if (rc)
+                return rc;
+            if (ftruncate(e->fd, (off_t)sz) == 0)
+                (void)fcntl(e->fd, F_ADD_SEALS,
+                            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+            void *m = mmap(NULL, map, PROT_READ, MAP_SHARED, e->fd, 0);
+            if (m != MAP_FAILED && sz) {
+                e->data = m;
+                return PEMN_OK;
+            }
+            if (m != MAP_FAILED)
+                munmap(m, map);
+        }
+        close(e->fd);
+    }
+    /* no memfd (or an empty blob): plain memory */
+    e->fd = -1;
+    if (!(e->data = malloc(map)))
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    return read_whole(c, rowid, e->data, sz, err);
+}
+
 pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob **out,
                        struct pemn_err *err)
 {
@@ -229,8 +281,10 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
     pemn_digest_format(d, r->pub.digest);
     r->bc = st->cache;
 
+    r->pub.fd = -1;
     if (st->cache && (r->e = cache_lookup(st->cache, r->pub.digest))) {
         r->pub.data = r->e->data;
+        r->pub.fd = r->e->fd;
         r->pub.size = r->e->size;
         *out = &r->pub;
         return PEMN_OK;
@@ -262,19 +316,18 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
         r->pub.size <= st->opts.cache_bytes && r->pub.size < (uint64_t)INT32_MAX) {
         struct bc_entry *e = calloc(1, sizeof *e);
         size_t sz = (size_t)r->pub.size;
-        if (!e || !(e->data = malloc(sz ? sz : 1))) {
-            free(e);
+        if (!e) {
             rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
         } else {
             memcpy(e->digest, r->pub.digest, sizeof e->digest);
             e->size = sz;
-            rc = read_whole(c, r->rowid, e->data, sz, err);
+            rc = entry_fill(c, r->rowid, e, err);
             if (rc) {
-                free(e->data);
-                free(e);
+                entry_destroy(e);
             } else {
                 r->e = cache_insert(st->cache, e);
                 r->pub.data = r->e->data;
+                r->pub.fd = r->e->fd;
             }
         }
     }

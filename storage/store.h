@@ -132,6 +132,9 @@ pemn_rc store_list_tags(struct store *st, const char *model, store_tag_cb cb, vo
  * store_blob_release (any thread). */
 struct store_blob {
     const uint8_t *data; /* borrowed while the handle lives, or NULL (stream it) */
+    int fd;              /* when data is set: a read-only descriptor whose bytes at offset 0
+                          * are the blob (a memfd), or -1; borrowed: dup() it to keep it
+                          * (e.g. for sendfile) beyond the handle */
     uint64_t size;
     char digest[PEMN_DIGEST_TEXT_MAX];
 };
