@@ -9,16 +9,20 @@
 # (pemn --limit-rate, curl --limit-rate) to stand for a device's network.
 # Bytes: HTTP body bytes (pemn: the resolve JSON + the package; curl: size_download);
 # headers (a few hundred bytes per request) are left out for both.
-# Models: an MLP shaped like the Fashion-MNIST one (784-300-100-10, 266,200 masked weights)
-# and a synthetic 4096-4096-1024 network (20,971,520 masked weights), both packed as RP
-# (one explicit 4096-value prototype, density 0.5) by the test_client_pull tool mode.
-#   usage: BUILD=build/release bash bench/bench_pull.sh      (env: REPS=3 RATE=10000000)
+# Models: the Fashion-MNIST MLP (784-300-100-10, 266,200 masked weights) trained here by
+# `pemn train --mode mask` for one epoch (RP, seeded prototype, density 0.5; falls back to a
+# synthetic package of the same shape when the dataset is missing, and says so), and a
+# synthetic 4096-4096-1024 network (20,971,520 masked weights) packed as RP (one explicit
+# 4096-value prototype, density 0.5) by the test_client_pull tool mode.
+#   usage: BUILD=build/release bash bench/bench_pull.sh
+#          (env: REPS=3 RATE=10000000 measured cap, PROJ=1000000 projected link, bytes/s)
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=${PEMN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$ROOT" || exit 2
 REPS=${REPS:-3}
 RATE=${RATE:-10000000}
+PROJ=${PROJ:-1000000}
 P=$ROOT/$BUILD/bin/pemn
 S=$ROOT/$BUILD/bin/pemnd
 TOOL=$ROOT/$BUILD/tests/test_client_pull
@@ -68,9 +72,17 @@ chmod 755 "$D/www"
 "$TOOL" keygen "$D/pub" || exit 1
 NAMES=(fmnist-mlp synth-21m)
 LAYERS=(784x300,300x100,100x10 4096x4096,4096x1024)
+if "$P" train --mode mask --epochs 1 --key "$D/pub.key" --name fmnist-mlp --version 1.0.0 \
+    --release 1 --out "$D/fmnist-mlp.pemn" >"$D/train.log" 2>&1; then
+    MLP_NOTE="fmnist-mlp: trained 1 epoch, $(grep -Eo 'test accuracy [0-9.]+%' "$D/train.log")"
+else
+    MLP_NOTE="fmnist-mlp: SYNTHETIC (pemn train failed: $(tail -1 "$D/train.log"))"
+    rm -f "$D/fmnist-mlp.pemn"
+fi
 for i in 0 1; do
-    "$TOOL" make-pkg "$D/pub.key" "${NAMES[$i]}" 1.0.0 1 "${LAYERS[$i]}" "$D/${NAMES[$i]}.pemn" ||
-        exit 1
+    [ -f "$D/${NAMES[$i]}.pemn" ] ||
+        "$TOOL" make-pkg "$D/pub.key" "${NAMES[$i]}" 1.0.0 1 "${LAYERS[$i]}" \
+            "$D/${NAMES[$i]}.pemn" || exit 1
     "$TOOL" expand "$D/${NAMES[$i]}.pemn" "$D/www/${NAMES[$i]}.safetensors" || exit 1
     chmod 644 "$D/www/${NAMES[$i]}.safetensors"
 done
@@ -109,6 +121,7 @@ done
 
 # ---- measure -----------------------------------------------------------------------------
 printf '%s\n' "machine: $(nproc) cores, $(uname -sr); pemnd and nginx on 127.0.0.1; REPS=$REPS"
+printf '%s\n' "$MLP_NOTE"
 printf '%-11s %-10s %12s %12s %8s %10s %10s %7s\n' model link "pemn bytes" "f32 bytes" \
     "bytes x" "pemn s" "curl s" "time x"
 for n in "${NAMES[@]}"; do
@@ -142,6 +155,15 @@ for n in "${NAMES[@]}"; do
         awk -v n="$n" -v l="$link" -v pb="$pb" -v cb="$cb" -v mp="$mp" -v mc="$mc" 'BEGIN {
             printf "%-11s %-10s %12d %12d %7.1fx %10.3f %10.3f %6.2fx\n",
                 n, l, pb, cb, cb / pb, mp / 1e6, mc / 1e6, mc / mp }'
+        if [ "$link" = loopback ]; then
+            # projection for a slow link: transfer at PROJ bytes/s + the local cost measured
+            awk -v n="$n" -v pb="$pb" -v cb="$cb" -v mp="$mp" -v mc="$mc" -v r="$PROJ" 'BEGIN {
+                p = pb / r + mp / 1e6; c = cb / r + mc / 1e6;
+                printf "%-11s %-10s %12s %12s %8s %10.3f %10.3f %6.2fx\n",
+                    n, "projected", "", "", "", p, c, c / p }'
+        fi
     done
 done
-echo "capped = $RATE bytes/s for both; bytes x = f32 / pemn; time x = curl time / pemn time"
+echo "capped = $RATE bytes/s for both (libcurl's cap is loose below a few MB);"
+echo "projected = bytes / $PROJ bytes/s + the loopback time (a device on an 8 Mbit/s link);"
+echo "bytes x = f32 / pemn; time x = curl time / pemn time"

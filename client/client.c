@@ -158,6 +158,9 @@ void client_retry_init(const pemn_client *c, struct client_retry *rt)
     rt->deadline_ms = rt->start_ms + c->o.deadline_ms;
     rt->fails = 0;
     rt->tries = 0;
+    rt->progress = c->o.progress;
+    rt->progress_user = c->o.progress_user;
+    rt->done = rt->total = 0;
 }
 
 uint64_t client_retry_left(const struct client_retry *rt)
@@ -203,8 +206,14 @@ pemn_rc client_retry_wait(const pemn_client *c, struct client_retry *rt, bool pr
                          "%s; deadline of %.1f s reached after %u attempts%s", why,
                          (double)c->o.deadline_ms / 1000.0, rt->tries,
                          retry_after_ms >= 0 ? " (server asked to retry later)" : "");
-    if (wait)
-        client_sleep_ms(wait);
+    /* sleep in slices so that the progress callback can cancel a long wait */
+    uint64_t until = client_now_ms() + wait;
+    for (uint64_t now = client_now_ms(); now < until; now = client_now_ms()) {
+        client_sleep_ms(until - now < 100 ? until - now : 100);
+        if (rt->progress && rt->progress(rt->progress_user, rt->done, rt->total) != 0)
+            return proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET,
+                             "canceled while waiting to retry (%s)", why);
+    }
     return PEMN_OK;
 }
 
@@ -508,6 +517,10 @@ pemn_rc client_json(pemn_client *c, const struct client_json_req *rq, long *stat
     bool is_get = !strcmp(rq->method, "GET");
     struct client_retry rt;
     client_retry_init(c, &rt);
+    if (rq->progress) {
+        rt.progress = rq->progress;
+        rt.progress_user = rq->progress_user;
+    }
     pemn_rc rc;
     for (;;) {
         struct membuf mb = {.max = c->o.max_json_bytes};

@@ -41,6 +41,9 @@ struct client_retry {
     uint64_t start_ms, deadline_ms; /* absolute, monotonic */
     uint32_t fails;                 /* consecutive attempts without progress */
     uint32_t tries;                 /* requests made */
+    pemn_progress_fn progress;      /* asked during waits; nonzero cancels */
+    void *progress_user;
+    uint64_t done, total; /* what to report to it */
 };
 void client_retry_init(const pemn_client *c, struct client_retry *rt);
 /* Milliseconds left before the deadline (0 when passed). */
@@ -54,6 +57,10 @@ pemn_rc client_retry_wait(const pemn_client *c, struct client_retry *rt, bool pr
                           struct pemn_err *err);
 /* Parses a Retry-After value (delta seconds or an HTTP date); -1 when absent/invalid. */
 int64_t client_parse_retry_after(const char *v);
+
+/* "bytes a-b/t" with a <= b < t -> true; anything else (such as the unsatisfied-range form) false.
+ */
+bool client_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *t);
 
 /* ---- requests ------------------------------------------------------------------------- */
 /* Headers of the last response seen by the header callback. */

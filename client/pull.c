@@ -56,12 +56,31 @@ static pemn_rc restart_file(struct dl *d)
     return PEMN_OK;
 }
 
-/* "bytes a-b/t" -> a, b, t (t may be '*': returns false) */
-static bool parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *t)
+/* digits only, no sign or space, no overflow; advances *p */
+static bool parse_dec(const char **p, uint64_t *out)
 {
-    unsigned long long x, y, z;
-    char tail;
-    if (sscanf(v, "bytes %llu-%llu/%llu%c", &x, &y, &z, &tail) != 3)
+    const char *s = *p;
+    uint64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+bool client_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *t)
+{
+    uint64_t x, y, z;
+    if (strncmp(v, "bytes ", 6) != 0)
+        return false;
+    v += 6;
+    if (!parse_dec(&v, &x) || *v++ != '-' || !parse_dec(&v, &y) || *v++ != '/' ||
+        !parse_dec(&v, &z) || *v != '\0')
         return false;
     if (x > y || y >= z)
         return false;
@@ -103,7 +122,7 @@ static void decide(struct dl *d)
         d->total = d->expect ? d->expect : (cl >= 0 ? (uint64_t)cl : 0);
     } else if (status == 206) {
         uint64_t a, b, t;
-        if (!parse_content_range(d->hd.content_range, &a, &b, &t) || a != d->req_from ||
+        if (!client_parse_content_range(d->hd.content_range, &a, &b, &t) || a != d->req_from ||
             b + 1 != t || (d->expect && t != d->expect)) {
             d->bad_range = true; /* not the continuation we asked for: start over */
             d->mode = BODY_REJECT;
@@ -180,6 +199,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
     pemn_client *c = d->c;
     struct client_retry rt;
     client_retry_init(c, &rt);
+    rt.progress = d->progress;
+    rt.progress_user = d->user;
     char why[PEMN_ERR_MSG_MAX];
     for (;;) {
         if (d->expect && d->have == d->expect)
@@ -229,6 +250,8 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
         if (d->abort_rc)
             return proto_err(err, d->abort_rc, d->have, "%s", d->abort_msg);
         bool progressed = d->have > before && d->st->restarts == restarts_before;
+        rt.done = d->have;
+        rt.total = d->total ? d->total : d->expect;
         if (d->bad_range) {
             snprintf(why, sizeof why, "server answered Range: bytes=%" PRIu64 "- with '%.60s'",
                      d->req_from, d->hd.content_range);

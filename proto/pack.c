@@ -333,21 +333,39 @@ out:
 /* ---- strategies ------------------------------------------------------------------------------ */
 /* A failure: which layer did not fit which reference, and where. */
 struct miss {
-    uint32_t layer, ref;
+    int hit; /* a layer did not fit (the try_ functions then return PEMN_EUNSUPPORTED) */
+    uint32_t layer, ref, proto;
     uint64_t at, d_v;
     int same_shape_group;
 };
 
-static pemn_rc add_proto(struct pemn_pack_report *r, uint64_t d_v, int seeded, uint32_t ref,
-                         uint32_t *id, struct pemn_err *err)
+static size_t seed_count(const struct pemn_pack_opts *o)
+{
+    return !o->seeded ? 0 : (o->n_seeds ? o->n_seeds : 1);
+}
+
+static const uint8_t *seed_at(const struct pemn_pack_opts *o, size_t k)
+{
+    return o->n_seeds ? o->seeds[k] : o->seed;
+}
+
+/* seed NULL: an explicit prototype (the first d_v weights of layer `ref`). */
+static pemn_rc add_proto(struct pemn_pack_report *r, uint64_t d_v, const uint8_t *seed,
+                         uint32_t ref, uint32_t *id, struct pemn_err *err)
 {
     void *p = realloc(r->protos, (r->n_protos + 1) * sizeof *r->protos);
     if (!p)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     r->protos = p;
-    r->protos[r->n_protos] = (struct pemn_pack_proto){d_v, seeded, ref};
+    struct pemn_pack_proto *pr = &r->protos[r->n_protos];
+    memset(pr, 0, sizeof *pr);
+    pr->d_v = d_v;
+    pr->seeded = seed != NULL;
+    pr->ref_layer = ref;
+    if (seed)
+        memcpy(pr->seed, seed, sizeof pr->seed);
     *id = r->n_protos++;
-    if (!seeded)
+    if (!seed)
         r->proto_values += d_v;
     return PEMN_OK;
 }
@@ -361,7 +379,7 @@ static pemn_rc proto_values(const struct ctx *c, const struct pemn_pack_proto *p
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory (prototype of %llu)",
                          (unsigned long long)pr->d_v);
     if (pr->seeded) {
-        pemn_rc rc = pemn_gen_fill(c->opts->generator, c->opts->seed, 1.0f, 0, v, pr->d_v);
+        pemn_rc rc = pemn_gen_fill(c->opts->generator, pr->seed, 1.0f, 0, v, pr->d_v);
         if (rc != PEMN_OK) {
             free(v);
             return proto_err(err, rc, PEMN_NO_OFFSET, "generator %u: %s", c->opts->generator,
@@ -374,8 +392,8 @@ static pemn_rc proto_values(const struct ctx *c, const struct pemn_pack_proto *p
     return PEMN_OK;
 }
 
-/* Fits every layer in `ls` (n of them) to prototype `id`: finds each scale. PEMN_EINVAL
- * (with *miss filled) when a layer does not fit; callers turn that into a message. */
+/* Fits every layer in `ls` (n of them) to prototype `id`: finds each scale. When a layer
+ * does not fit: *miss filled, PEMN_EUNSUPPORTED (callers turn it into a message). */
 static pemn_rc fit_layers(struct ctx *c, uint32_t id, const uint32_t *ls, uint32_t n,
                           struct miss *miss, struct pemn_err *err)
 {
@@ -389,9 +407,9 @@ static pemn_rc fit_layers(struct ctx *c, uint32_t id, const uint32_t *ls, uint32
         uint64_t bad = 0;
         float s = 1.0f;
         if (!find_scale(layer_data(c, ls[k]), L->numel, P, r->protos[id].d_v, &s, &bad)) {
-            *miss = (struct miss){ls[k], r->protos[id].ref_layer, bad, r->protos[id].d_v, 0};
+            *miss = (struct miss){1, ls[k], r->protos[id].ref_layer, id, bad, r->protos[id].d_v, 0};
             free(P);
-            return PEMN_EINVAL;
+            return PEMN_EUNSUPPORTED;
         }
         L->proto = id;
         L->offset = 0;
@@ -401,7 +419,7 @@ static pemn_rc fit_layers(struct ctx *c, uint32_t id, const uint32_t *ls, uint32
     return PEMN_OK;
 }
 
-/* One shared prototype (rp, mp, or seeded). */
+/* One shared prototype (rp, mp; explicit or seeded). */
 static pemn_rc try_shared(struct ctx *c, int full, struct miss *miss, struct pemn_err *err)
 {
     struct pemn_pack_report *r = c->r;
@@ -414,7 +432,8 @@ static pemn_rc try_shared(struct ctx *c, int full, struct miss *miss, struct pem
     if (!full && (rc = shortest_period(layer_data(c, ref), n, &d, err)) != PEMN_OK)
         return rc;
     uint32_t id;
-    if ((rc = add_proto(r, d, c->opts->seeded, ref, &id, err)) != PEMN_OK)
+    const uint8_t *seed = c->opts->seeded ? seed_at(c->opts, 0) : NULL;
+    if ((rc = add_proto(r, d, seed, ref, &id, err)) != PEMN_OK)
         return rc;
     return fit_layers(c, id, c->masked, c->n_masked, miss, err);
 }
@@ -441,26 +460,19 @@ static int by_shape_then_index(const void *x, const void *y)
     return a < b ? -1 : (a > b);
 }
 
-/* One prototype per distinct shape (one-layer), or per layer (mask). */
-static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss, struct pemn_err *err)
+/* Groups the masked layers: by shape (one-layer) or each alone (mask). order[] (n_masked)
+ * receives the masked layers with each group contiguous; first[layer] (n_layers) the
+ * group's first layer in checkpoint order; *n_groups their number. */
+static pemn_rc group_layers(struct ctx *c, int per_layer, uint32_t *order, uint32_t *first,
+                            uint32_t *n_groups, struct pemn_err *err)
 {
     struct pemn_pack_report *r = c->r;
-    uint32_t nm = c->n_masked;
-    uint32_t *order = malloc(nm * sizeof *order);
-    uint32_t *first = malloc(r->n_layers * sizeof *first); /* layer -> its group's first */
-    uint32_t *gid = malloc(r->n_layers * sizeof *gid);     /* first layer -> proto id */
-    pemn_rc rc = PEMN_OK;
-    if (!order || !first || !gid) {
-        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-        goto out;
-    }
+    uint32_t nm = c->n_masked, ng = 0;
     memcpy(order, c->masked, nm * sizeof *order);
     if (!per_layer) {
         const struct pemn_pack_layer **ptrs = malloc(nm * sizeof *ptrs);
-        if (!ptrs) {
-            rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-            goto out;
-        }
+        if (!ptrs)
+            return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
         for (uint32_t k = 0; k < nm; k++)
             ptrs[k] = &r->layers[order[k]];
         qsort(ptrs, nm, sizeof *ptrs, by_shape_then_index);
@@ -470,38 +482,89 @@ static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss, stru
     }
     for (uint32_t k = 0; k < nm; k++) {
         uint32_t l = order[k];
-        if (k > 0 && !per_layer && !shape_cmp_layers(&r->layers[order[k - 1]], &r->layers[l]))
+        if (k > 0 && !per_layer && !shape_cmp_layers(&r->layers[order[k - 1]], &r->layers[l])) {
             first[l] = first[order[k - 1]];
-        else
+        } else {
             first[l] = l;
+            ng++;
+        }
+    }
+    *n_groups = ng;
+    return PEMN_OK;
+}
+
+static pemn_rc count_groups(struct ctx *c, int per_layer, uint32_t *n_groups, struct pemn_err *err)
+{
+    uint32_t *order = malloc(c->n_masked * sizeof *order);
+    uint32_t *first = malloc(c->r->n_layers * sizeof *first);
+    pemn_rc rc = order && first ? group_layers(c, per_layer, order, first, n_groups, err)
+                                : proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    free(order);
+    free(first);
+    return rc;
+}
+
+/* One prototype per distinct shape (one-layer), or per layer (mask); seeded when the
+ * options carry one seed per group. */
+static pemn_rc try_grouped(struct ctx *c, int per_layer, struct miss *miss, struct pemn_err *err)
+{
+    struct pemn_pack_report *r = c->r;
+    const struct pemn_pack_opts *o = c->opts;
+    uint32_t nm = c->n_masked, ng = 0;
+    uint32_t *order = malloc(nm * sizeof *order);
+    uint32_t *first = malloc(r->n_layers * sizeof *first); /* layer -> its group's first */
+    uint32_t *gid = malloc(r->n_layers * sizeof *gid);     /* first layer -> proto id */
+    uint32_t *gpos = malloc(r->n_layers * sizeof *gpos);   /* first layer -> start in order */
+    pemn_rc rc = PEMN_OK;
+    if (!order || !first || !gid || !gpos) {
+        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+        goto out;
+    }
+    if ((rc = group_layers(c, per_layer, order, first, &ng, err)) != PEMN_OK)
+        goto out;
+    if (o->seeded && seed_count(o) != ng) {
+        rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                       "strategy %s needs %u seeds (one per %s), %zu given",
+                       per_layer ? "mask" : "one-layer", ng,
+                       per_layer ? "masked layer" : "distinct layer shape", seed_count(o));
+        goto out;
     }
     /* prototypes in checkpoint order of their first layer */
-    for (uint32_t k = 0; k < nm; k++) {
+    for (uint32_t k = 0, g = 0; k < nm; k++) {
         uint32_t l = c->masked[k];
         if (first[l] != l)
             continue;
         uint64_t d = 0;
         if ((rc = shortest_period(layer_data(c, l), r->layers[l].numel, &d, err)) != PEMN_OK)
             goto out;
-        if ((rc = add_proto(r, d, 0, l, &gid[l], err)) != PEMN_OK)
+        const uint8_t *seed = o->seeded ? seed_at(o, g) : NULL;
+        if ((rc = add_proto(r, d, seed, l, &gid[l], err)) != PEMN_OK)
             goto out;
+        g++;
     }
-    /* fit each group: `order` lists groups contiguously */
-    for (uint32_t k = 0; k < nm;) {
-        uint32_t e = k + 1;
-        while (e < nm && first[order[e]] == first[order[k]])
+    /* where each group starts in `order` (groups are contiguous there) */
+    for (uint32_t k = 0; k < nm; k++)
+        if (first[order[k]] == order[k])
+            gpos[order[k]] = k;
+    /* fit the groups in checkpoint order, so a failure names the earliest layer */
+    for (uint32_t j = 0; j < nm; j++) {
+        uint32_t l = c->masked[j];
+        if (first[l] != l)
+            continue;
+        uint32_t k = gpos[l], e = k + 1;
+        while (e < nm && first[order[e]] == l)
             e++;
-        rc = fit_layers(c, gid[first[order[k]]], order + k, e - k, miss, err);
+        rc = fit_layers(c, gid[l], order + k, e - k, miss, err);
         if (rc != PEMN_OK) {
-            miss->same_shape_group = rc == PEMN_EINVAL;
+            miss->same_shape_group = miss->hit;
             goto out;
         }
-        k = e;
     }
 out:
     free(order);
     free(first);
     free(gid);
+    free(gpos);
     return rc;
 }
 
@@ -519,8 +582,8 @@ static void describe_miss(const struct ctx *c, const struct miss *m, char *buf, 
     const char *name = r->layers[m->layer].name, *ref = r->layers[m->ref].name;
     unsigned long long d = m->d_v, at = m->at;
     if (c->opts->seeded)
-        snprintf(buf, cap, "'%.60s' differs from scale * %s(seed) (d_v %llu) at element %llu", name,
-                 pemn_gen_name(c->opts->generator), d, at);
+        snprintf(buf, cap, "'%.60s' differs from scale * %s(seed %u) (d_v %llu) at element %llu",
+                 name, pemn_gen_name(c->opts->generator), m->proto, d, at);
     else if (m->layer == m->ref)
         snprintf(buf, cap, "'%.60s' does not repeat (d_v %llu) at element %llu", name, d, at);
     else if (m->same_shape_group)
@@ -531,13 +594,30 @@ static void describe_miss(const struct ctx *c, const struct miss *m, char *buf, 
                  name, ref, d, at);
 }
 
+/* Runs one forced strategy; a layer that does not fit becomes a message naming it. */
+static pemn_rc run_forced(struct ctx *c, enum pemn_pack_strategy want, struct pemn_err *err)
+{
+    struct miss m = {0};
+    char d[PEMN_ERR_MSG_MAX];
+    pemn_rc rc = (want == PEMN_PACK_MP || want == PEMN_PACK_RP)
+                     ? try_shared(c, want == PEMN_PACK_MP, &m, err)
+                     : try_grouped(c, want == PEMN_PACK_MASK, &m, err);
+    if (rc != PEMN_OK && m.hit) {
+        describe_miss(c, &m, d, sizeof d);
+        return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "strategy %s: %s",
+                         pemn_pack_strategy_name(want), d);
+    }
+    if (rc == PEMN_OK)
+        c->r->strategy = want;
+    return rc;
+}
+
 static pemn_rc detect(struct ctx *c, struct pemn_err *err)
 {
     const struct pemn_pack_opts *o = c->opts;
     struct pemn_pack_report *r = c->r;
     enum pemn_pack_strategy want = o->strategy;
-    struct miss m1 = {0}, m2 = {0};
-    char d1[PEMN_ERR_MSG_MAX], d2[PEMN_ERR_MSG_MAX];
+    size_t ns = seed_count(o);
     pemn_rc rc;
 
     if (c->n_masked == 0) {
@@ -548,48 +628,42 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         r->strategy = PEMN_PACK_DENSE;
         return PEMN_OK;
     }
-    if (o->seeded && (want == PEMN_PACK_ONE_LAYER || want == PEMN_PACK_MASK))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                         "a seeded prototype is one shared prototype: strategy %s cannot use "
-                         "it (use auto, rp or mp)",
-                         pemn_pack_strategy_name(want));
-
-    switch (want) {
-    case PEMN_PACK_MP:
-    case PEMN_PACK_RP:
-        rc = try_shared(c, want == PEMN_PACK_MP, &m1, err);
-        if (rc == PEMN_EINVAL) {
-            describe_miss(c, &m1, d1, sizeof d1);
-            return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "strategy %s: %s",
-                             pemn_pack_strategy_name(want), d1);
-        }
-        r->strategy = want;
-        return rc;
-    case PEMN_PACK_ONE_LAYER:
-    case PEMN_PACK_MASK:
-        rc = try_grouped(c, want == PEMN_PACK_MASK, &m1, err);
-        if (rc == PEMN_EINVAL) {
-            describe_miss(c, &m1, d1, sizeof d1);
-            return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "strategy %s: %s",
-                             pemn_pack_strategy_name(want), d1);
-        }
-        r->strategy = want;
-        return rc;
-    case PEMN_PACK_AUTO:
-        break;
-    default:
+    if (want != PEMN_PACK_AUTO && want != PEMN_PACK_MP && want != PEMN_PACK_RP &&
+        want != PEMN_PACK_ONE_LAYER && want != PEMN_PACK_MASK)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "unknown strategy %d", (int)want);
+    if (ns > 1 && (want == PEMN_PACK_MP || want == PEMN_PACK_RP))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "strategy %s has one shared prototype: give one seed, not %zu",
+                         pemn_pack_strategy_name(want), ns);
+    if (want != PEMN_PACK_AUTO)
+        return run_forced(c, want, err);
+
+    if (ns > 1) {
+        /* several seeds: one per shape (one-layer) or one per layer (mask) */
+        uint32_t shapes = 0;
+        if ((rc = count_groups(c, 0, &shapes, err)) != PEMN_OK)
+            return rc;
+        if (ns == shapes)
+            return run_forced(c, PEMN_PACK_ONE_LAYER, err);
+        if (ns == c->n_masked)
+            return run_forced(c, PEMN_PACK_MASK, err);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "%zu seeds fit no strategy: one-layer needs %u (distinct shapes), mask "
+                         "%u (masked layers), rp/mp 1",
+                         ns, shapes, c->n_masked);
     }
 
     /* auto: one shared prototype is never larger than one per shape (the longest layer's
      * group alone needs the same period), so try it first. */
+    struct miss m1 = {0}, m2 = {0};
+    char d1[PEMN_ERR_MSG_MAX], d2[PEMN_ERR_MSG_MAX];
     rc = try_shared(c, 0, &m1, err);
     if (rc == PEMN_OK) {
         uint64_t longest = r->layers[r->protos[0].ref_layer].numel;
         r->strategy = r->protos[0].d_v == longest ? PEMN_PACK_MP : PEMN_PACK_RP;
         return PEMN_OK;
     }
-    if (rc != PEMN_EINVAL)
+    if (!m1.hit)
         return rc;
     describe_miss(c, &m1, d1, sizeof d1);
     if (o->seeded)
@@ -600,7 +674,7 @@ static pemn_rc detect(struct ctx *c, struct pemn_err *err)
         r->strategy = PEMN_PACK_ONE_LAYER;
         return PEMN_OK;
     }
-    if (rc != PEMN_EINVAL)
+    if (!m2.hit)
         return rc;
     describe_miss(c, &m2, d2, sizeof d2);
     reset_protos(r);
@@ -620,6 +694,8 @@ static pemn_rc check_opts(const struct pemn_pack_opts *o, struct pemn_err *err)
     if (o->seeded && !pemn_gen_name(o->generator))
         return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "unknown generator %u",
                          o->generator);
+    if (o->seeded && o->n_seeds && !o->seeds)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "seed array missing");
     if (o->n_meta && (!o->meta_keys || !o->meta_values))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "metadata arrays missing");
     return PEMN_OK;
@@ -705,7 +781,7 @@ static pemn_rc build(struct ctx *c, pemn_builder *b, struct pemn_err *err)
         uint32_t id = 0;
         const struct pemn_pack_proto *p = &r->protos[i];
         if (p->seeded) {
-            rc = pemn_builder_add_proto_seeded(b, o->generator, o->seed, 1.0f, p->d_v, &id);
+            rc = pemn_builder_add_proto_seeded(b, o->generator, p->seed, 1.0f, p->d_v, &id);
         } else {
             float *v = NULL;
             if ((rc = proto_values(c, p, &v, err)) != PEMN_OK)

@@ -281,6 +281,7 @@ pemn_rc train_net_new(const struct train_mlp_spec *spec, int masked, double dens
             l->weff = falloc(nw);
             l->mask = calloc(nw, 1);
             oom |= !l->scores || !l->scores_grad || !l->weff || !l->mask;
+            oom |= train_topk_init(&l->topk, nw / 16 + 64) != PEMN_OK;
         }
         if (i + 2 == spec->n_sizes)
             break;
@@ -342,6 +343,7 @@ void train_net_free(struct train_net *net)
         for (size_t j = 0; j < sizeof fs / sizeof fs[0]; j++)
             free(fs[j]);
         free(l->mask);
+        train_topk_free(&l->topk);
     }
     for (size_t i = 0; i <= net->n_layers; i++)
         free(net->act[i]);
@@ -387,7 +389,7 @@ pemn_rc train_net_update_masks(struct train_net *net)
         if (!l->masked)
             continue;
         size_t n = l->in_dim * l->out_dim;
-        pemn_rc rc = pemn_topk_mask(l->scores, n, l->density, l->mask);
+        pemn_rc rc = train_topk_update(&l->topk, l->scores, n, l->density, l->mask);
         if (rc)
             return rc;
         for (size_t j = 0; j < n; j++)

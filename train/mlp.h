@@ -18,6 +18,8 @@
 #include <pemn/common.h>
 #include <stddef.h>
 
+#include "train/topk_band.h"
+
 #define TRAIN_MAX_LAYERS 64
 #define TRAIN_MAX_WIDTH (1u << 16)
 #define TRAIN_NAME_MAX 64
@@ -43,13 +45,14 @@ struct train_layer {
     float *weight_grad;      /* dL/dweight (dense) or dL/dweff (masked) */
     float *bias, *bias_grad; /* NULL when the layer has no bias */
     int masked;
-    float *scores, *scores_grad; /* masked only */
-    uint8_t *mask;               /* masked only, one byte per weight */
-    float *weff;                 /* masked only: what the forward pass multiplies by */
-    double density;              /* masked only: k */
-    float scale;                 /* masked only: the per-layer scale of the prototype */
-    uint32_t proto;              /* masked only: prototype index */
-    uint64_t offset;             /* masked only: offset into the prototype */
+    float *scores, *scores_grad;  /* masked only */
+    uint8_t *mask;                /* masked only, one byte per weight */
+    float *weff;                  /* masked only: what the forward pass multiplies by */
+    double density;               /* masked only: k */
+    float scale;                  /* masked only: the per-layer scale of the prototype */
+    uint32_t proto;               /* masked only: prototype index */
+    uint64_t offset;              /* masked only: offset into the prototype */
+    struct train_topk_state topk; /* masked only: the incremental exact top-k */
     /* batchnorm1d (features = in_dim = out_dim) */
     float *gamma, *beta, *gamma_grad, *beta_grad, *run_mean, *run_var;
     float *xhat, *invstd; /* saved by a training forward pass */
@@ -100,7 +103,8 @@ void train_net_free(struct train_net *net); /* NULL is a no-op */
 /* The trainable tensors: dense weights or scores, then biases and batchnorm affine. */
 void train_net_collect_params(struct train_net *net);
 
-/* Recomputes every masked layer's mask (pemn_topk_mask of |scores|) and weff. */
+/* Recomputes every masked layer's mask (exactly pemn_topk_mask of |scores|, found by
+ * train/topk_band.h) and weff. */
 pemn_rc train_net_update_masks(struct train_net *net);
 
 /* Forward pass on x ([batch x in_dim]); returns the logits (borrowed, act[n_layers]). */

@@ -4,11 +4,34 @@
 #include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+}
+
+void cli_net_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_net_stop_cb(void *user, uint64_t done, uint64_t total)
+{
+    return g_stop != 0;
+}
 
 void cli_net_init(struct cli_net *n)
 {
@@ -100,6 +123,7 @@ int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring 
     o.token = n->token;
     o.trusted = trusted;
     o.cache_dir = n->cache;
+    o.progress = cli_net_stop_cb; /* Ctrl-C cancels cleanly, also between retries */
     if (n->timeout_s > 0)
         o.deadline_ms = (uint64_t)(n->timeout_s * 1000.0);
     if (n->retries)
@@ -171,6 +195,8 @@ static void draw(struct cli_bar *b, uint64_t done, uint64_t total, uint64_t now)
 int cli_bar_cb(void *user, uint64_t done, uint64_t total)
 {
     struct cli_bar *b = user;
+    if (g_stop)
+        return 1;
     if (!b->on)
         return 0;
     uint64_t now = cli_net_now_ms();

@@ -36,6 +36,11 @@ struct cli_net {
 /* Handles one of those options: 1 handled, 0 not one of them, -1 bad value (printed). */
 int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg);
 
+/* SIGINT/SIGTERM set a flag that the progress callbacks below turn into PEMN_ECANCELED,
+ * so an interrupted pull stops cleanly and keeps its .part for a resume. */
+void cli_net_catch_signals(void);
+int cli_net_stop_cb(void *user, uint64_t done, uint64_t total); /* pemn_progress_fn */
+
 /* Fills defaults from the environment. */
 void cli_net_init(struct cli_net *n);
 /* Creates the client; prints the reason and returns the exit code on failure, else 0. */

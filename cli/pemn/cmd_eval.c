@@ -13,6 +13,7 @@
 #include <pemn/pkg.h>
 #include <pemn/safetensors.h>
 
+#include "cli/pemn/blas_tune.h"
 #include "cli/pemn/cmd.h"
 #include "train/eval.h"
 #include "train/train.h"
@@ -61,6 +62,7 @@ static void print_confusion(const struct train_model *m, const uint64_t *cm)
 
 int cmd_eval(int argc, char **argv)
 {
+    cli_blas_tune(argc, argv);
     enum { O_DATA = 256, O_TRUST, O_SPLIT, O_LIMIT, O_THREADS, O_VERBOSE, O_HELP };
     static const struct option lo[] = {
         {"data", 1, 0, O_DATA},       {"trust", 1, 0, O_TRUST},

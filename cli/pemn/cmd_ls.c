@@ -87,6 +87,7 @@ int cmd_ls(int argc, char **argv)
 {
     struct cli_net n;
     cli_net_init(&n);
+    cli_net_catch_signals();
     bool json = false;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,

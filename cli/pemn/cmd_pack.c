@@ -39,10 +39,13 @@ static void help(void)
            "                         mp        one shared prototype, d_v = the largest layer\n"
            "                         one-layer one prototype per distinct layer shape\n"
            "                         mask      every layer its own prototype\n"
-           "  --seed HEX           32-byte seed (64 hex digits) of a seeded shared prototype;\n"
+           "  --seed HEX           32-byte seed (64 hex digits) of a seeded prototype. Once:\n"
+           "                       one shared prototype (rp/mp). Repeated: one-layer (one seed\n"
+           "                       per distinct layer shape, in checkpoint order) or mask (one\n"
+           "                       per masked layer); auto picks by the count.\n"
            "  --generator NAME     with --seed: chacha20-uniform | chacha20-normal |\n"
-           "                       chacha20-signed (or uniform, normal, signed). The prototype\n"
-           "                       is checked against the weights; per-layer scales are found.\n"
+           "                       chacha20-signed (or uniform, normal, signed). The prototypes\n"
+           "                       are checked against the weights; per-layer scales are found.\n"
            "  --meta KEY=VALUE     add a metadata pair (repeatable; the checkpoint's own\n"
            "                       __metadata__ is carried over)\n"
            "  --created SECONDS    creation time (Unix seconds; default now)\n"
@@ -54,7 +57,9 @@ static void help(void)
 }
 
 struct args {
-    const char *in, *key, *name, *version, *out, *seed, *gen;
+    const char *in, *key, *name, *version, *out, *gen;
+    uint8_t (*seeds)[32];
+    size_t n_seeds;
     uint64_t release;
     int have_release, dry, json;
     struct pemn_pack_opts o;
@@ -111,9 +116,11 @@ static int parse(int argc, char **argv, struct args *a)
                                  optarg);
             break;
         case 'S':
-            a->seed = optarg;
-            if (cli_parse_hex(optarg, a->o.seed, sizeof a->o.seed))
+            if (a->n_seeds == PEMN_MAX_PROTOS)
+                return cli_usage("pack", "too many --seed (at most %u)", PEMN_MAX_PROTOS);
+            if (cli_parse_hex(optarg, a->seeds[a->n_seeds], 32))
                 return cli_usage("pack", "--seed needs 64 hex digits (32 bytes)");
+            a->n_seeds++;
             break;
         case 'g':
             a->gen = optarg;
@@ -163,9 +170,15 @@ static int parse(int argc, char **argv, struct args *a)
         if (!a->name || !a->version || !a->have_release)
             return cli_usage("pack", "--name, --version and --release are required");
     }
-    if (!a->seed != !a->gen)
+    if (!a->n_seeds != !a->gen)
         return cli_usage("pack", "--seed and --generator go together");
-    a->o.seeded = a->seed != NULL;
+    a->o.seeded = a->n_seeds > 0;
+    if (a->n_seeds == 1)
+        memcpy(a->o.seed, a->seeds[0], sizeof a->o.seed);
+    else if (a->n_seeds > 1) {
+        a->o.n_seeds = a->n_seeds;
+        a->o.seeds = (const uint8_t(*)[32])a->seeds;
+    }
     a->o.name = a->name;
     a->o.version = a->version;
     a->o.release = a->release;
@@ -173,6 +186,21 @@ static int parse(int argc, char **argv, struct args *a)
     a->o.meta_keys = a->mk;
     a->o.meta_values = a->mv;
     return 0;
+}
+
+static void args_free(struct args *a)
+{
+    if (a->seeds)
+        memset(a->seeds, 0, PEMN_MAX_PROTOS * sizeof *a->seeds);
+    free(a->seeds);
+    free(a->mk);
+    free(a->mv);
+}
+
+static void seed_hex(const uint8_t seed[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", seed[i]);
 }
 
 static const char *role(const struct pemn_pack_layer *L)
@@ -198,9 +226,12 @@ static json_t *report_json(const struct pemn_pack_report *r, const struct args *
         json_t *p = json_object();
         json_object_set_new(p, "kind", json_string(r->protos[i].seeded ? "seeded" : "explicit"));
         json_object_set_new(p, "d_v", json_integer((json_int_t)r->protos[i].d_v));
-        if (r->protos[i].seeded)
+        if (r->protos[i].seeded) {
+            char hex[65];
+            seed_hex(r->protos[i].seed, hex);
             json_object_set_new(p, "generator", json_string(pemn_gen_name(a->o.generator)));
-        else
+            json_object_set_new(p, "seed", json_string(hex));
+        } else
             json_object_set_new(p, "from", json_string(r->layers[r->protos[i].ref_layer].name));
         json_array_append_new(protos, p);
     }
@@ -244,10 +275,12 @@ static void report_text(const struct pemn_pack_report *r, const struct args *a)
         printf("density    %g\n", r->density);
     for (uint32_t i = 0; i < r->n_protos; i++) {
         const struct pemn_pack_proto *p = &r->protos[i];
-        if (p->seeded)
-            printf("prototype  %u: seeded %s, d_v %llu\n", i, pemn_gen_name(a->o.generator),
-                   (unsigned long long)p->d_v);
-        else
+        if (p->seeded) {
+            char hex[65];
+            seed_hex(p->seed, hex);
+            printf("prototype  %u: seeded %s, d_v %llu, seed %.16s...\n", i,
+                   pemn_gen_name(a->o.generator), (unsigned long long)p->d_v, hex);
+        } else
             printf("prototype  %u: d_v %llu (values of %s)\n", i, (unsigned long long)p->d_v,
                    r->layers[p->ref_layer].name);
     }
@@ -275,15 +308,14 @@ int cmd_pack(int argc, char **argv)
     pemn_pack_opts_init(&a.o);
     a.mk = calloc(PEMN_MAX_META, sizeof *a.mk);
     a.mv = calloc(PEMN_MAX_META, sizeof *a.mv);
-    if (!a.mk || !a.mv) {
-        free(a.mk);
-        free(a.mv);
+    a.seeds = calloc(PEMN_MAX_PROTOS, sizeof *a.seeds);
+    if (!a.mk || !a.mv || !a.seeds) {
+        args_free(&a);
         return cli_fail("pack", PEMN_ENOMEM, NULL);
     }
     int ret = parse(argc, argv, &a);
     if (ret != 0) {
-        free(a.mk);
-        free(a.mv);
+        args_free(&a);
         return ret < 0 ? CLI_EXIT_OK : ret;
     }
 
@@ -366,7 +398,6 @@ out:
     free(buf);
     pemn_pack_report_free(&r);
     pemn_st_free(st);
-    free(a.mk);
-    free(a.mv);
+    args_free(&a);
     return ret;
 }

@@ -90,6 +90,7 @@ int cmd_pull(int argc, char **argv)
 {
     struct cli_net n;
     cli_net_init(&n);
+    cli_net_catch_signals();
     bool json = false;
     const char *out = NULL, *dense = NULL;
     char *trust[MAX_TRUST];
@@ -206,6 +207,11 @@ int cmd_pull(int argc, char **argv)
     struct pemn_fetch_stats st;
     rc = pemn_client_fetch(c, &r, out, &fo, &st, &e);
     cli_bar_end(&bar);
+    if (rc == PEMN_ECANCELED) {
+        fprintf(stderr, "pemn pull: interrupted; run the same command again to resume\n");
+        ex = cli_net_fail("pull", rc, &e);
+        goto done;
+    }
     if (rc) {
         ex = cli_net_fail("pull", rc, &e);
         goto done;

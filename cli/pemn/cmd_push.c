@@ -31,6 +31,7 @@ int cmd_push(int argc, char **argv)
 {
     struct cli_net n;
     cli_net_init(&n);
+    cli_net_catch_signals();
     bool json = false;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,

@@ -30,6 +30,7 @@ int cmd_tag(int argc, char **argv)
 {
     struct cli_net n;
     cli_net_init(&n);
+    cli_net_catch_signals();
     bool del = false, json = false;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,

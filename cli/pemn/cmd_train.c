@@ -16,6 +16,7 @@
 #include <pemn/key.h>
 #include <pemn/pkg.h>
 
+#include "cli/pemn/blas_tune.h"
 #include "cli/pemn/cmd.h"
 #include "train/export.h"
 #include "train/train.h"
@@ -171,6 +172,7 @@ static int write_report(const char *path, const struct train_opts *o, const stru
 
 int cmd_train(int argc, char **argv)
 {
+    cli_blas_tune(argc, argv);
     enum {
         O_DATA = 256,
         O_MODE,

@@ -64,7 +64,8 @@ extern "C" {
 typedef struct pemn_client pemn_client;
 
 /* Progress: bytes done so far and the total (0 while not known). Called from inside
- * transfers (by libcurl's progress hook, so also while stalled) and once at the end. `done`
+ * transfers (by libcurl's progress hook, so also while stalled), every 100 ms while waiting
+ * to retry (JSON requests included, with done = total = 0), and once at the end. `done`
  * never decreases, except once when a download has to restart from byte 0 (the server
  * ignored Range). Return 0 to continue, nonzero to stop with PEMN_ECANCELED. */
 typedef int (*pemn_progress_fn)(void *user, uint64_t done, uint64_t total);

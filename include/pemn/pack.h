@@ -22,8 +22,10 @@
  * and its two neighbouring floats on each side; the first that reproduces the whole layer
  * wins. For shared and one-layer prototypes the reference layer (the longest one, or the
  * first of its shape) has scale 1.0 unless the prototype is seeded.
- * Seeded (opts.seeded): one shared prototype pemn_gen_fill(generator, seed, 1.0) of length
- * d_v (found as for rp); every layer's scale is recovered against it and checked.
+ * Seeded (opts.seeded): the prototypes are pemn_gen_fill(generator, seed, 1.0) with d_v
+ * found as for explicit ones; every layer's scale is recovered against them and checked.
+ * One seed gives one shared prototype (rp/mp); one seed per shape gives one-layer, one per
+ * masked layer gives mask.
  * Periods are found with the prefix function (linear time, 4 bytes per element of the
  * longest layer); the whole pack is linear in the checkpoint's size, and its working memory
  * is one layer's mask and prefix table plus the package being built.
@@ -74,9 +76,15 @@ struct pemn_pack_opts {
     uint64_t release;
     double density; /* k in (0, 1] for X.scores layers; 0 means PEMN_PACK_DEFAULT_DENSITY */
     enum pemn_pack_strategy strategy;
-    int seeded; /* 1: the shared prototype is generator(seed) */
+    /* Seeded prototypes (seeded = 1): `generator` with `seed` for one shared prototype
+     * (auto, rp, mp); or n_seeds > 1 seeds in `seeds` (borrowed) for one-layer (one per
+     * distinct layer shape, in checkpoint order of each shape's first layer) or mask (one
+     * per masked layer, in checkpoint order). auto picks by the number of seeds. */
+    int seeded;
     uint32_t generator;
     uint8_t seed[32];
+    size_t n_seeds;
+    const uint8_t (*seeds)[32];
     int64_t created; /* Unix seconds; 0 means now */
     /* Metadata: the checkpoint's __metadata__ is carried over, then these pairs are added
      * (replacing a key of the same name). Borrowed. */
@@ -105,8 +113,9 @@ struct pemn_pack_layer {
 };
 struct pemn_pack_proto {
     uint64_t d_v;
-    int seeded;
+    int seeded;         /* 1: generator(seed) at scale 1.0 */
     uint32_t ref_layer; /* explicit: its values are the first d_v weights of this layer */
+    uint8_t seed[32];   /* seeded only */
 };
 struct pemn_pack_report {
     enum pemn_pack_strategy strategy;

@@ -115,10 +115,10 @@ static uint64_t numel_of(const struct mlayer *l)
     return n;
 }
 
-static void seed_bytes(uint8_t seed[32])
+void ckpt_seed(unsigned g, uint8_t seed[32])
 {
     for (int i = 0; i < 32; i++)
-        seed[i] = (uint8_t)i;
+        seed[i] = (uint8_t)(i + 0x40 * g);
 }
 
 /* Fills layer `li`'s weights for `kind`. `st` carries values shared between layers. */
@@ -159,10 +159,23 @@ static int fill(struct net *n, const char *kind, int li, const struct mlayer *l,
     } else if (!strcmp(kind, "mask") || !strcmp(kind, "dense")) {
         for (uint64_t i = 0; i < numel; i++)
             w[i] = rndf(n);
+    } else if (!strcmp(kind, "seeded-one-layer")) {
+        /* one seed per shape: conv1 seed 0 (d_v 72), fc1 seed 1 (period 50), fc2 and fc3
+         * seed 2 (d_v 160), each layer its own scale */
+        static const float scales[] = {0.05f, 0.3333f, 1.7f, 0.0123f};
+        unsigned g = li < 3 ? (unsigned)li : 2;
+        uint64_t d = li == 1 ? 50 : numel;
+        uint8_t seed[32];
+        ckpt_seed(g, seed);
+        float *u = keep(n, d * sizeof *u);
+        if (!u || pemn_gen_fill(PEMN_GEN_UNIFORM, seed, 1.0f, 0, u, d) != PEMN_OK)
+            return -1;
+        for (uint64_t i = 0; i < numel; i++)
+            w[i] = scales[li] * u[i % d];
     } else if (!strcmp(kind, "seeded") || !strcmp(kind, "demo")) {
         uint64_t d = !strcmp(kind, "demo") ? 1000 : 64;
         uint8_t seed[32];
-        seed_bytes(seed);
+        ckpt_seed(0, seed);
         if (!sh->u) {
             if (!(sh->u = keep(n, d * sizeof(float))))
                 return -1;
@@ -181,8 +194,9 @@ static int fill(struct net *n, const char *kind, int li, const struct mlayer *l,
 
 static int known_kind(const char *k)
 {
-    static const char *const kinds[] = {"rp",     "rp-scaled", "mp",    "one-layer", "mask",
-                                        "seeded", "not-tiled", "dense", "demo"};
+    static const char *const kinds[] = {"rp",   "rp-scaled",       "mp",        "one-layer",
+                                        "mask", "seeded",          "not-tiled", "dense",
+                                        "demo", "seeded-one-layer"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(k, kinds[i]))
             return 1;

@@ -13,6 +13,8 @@
  *              one-layer, d_v 72 + 50 + 160
  *   mask       every layer random: auto refuses (fc3 differs from fc2), mask works
  *   seeded     w = s_L * gen(CKPT_SEED, uniform)[i mod 64] with arbitrary float s_L
+ *   seeded-one-layer  one seeded prototype per shape: conv1 ckpt_seed(0) (d_v 72), fc1
+ *              ckpt_seed(1) (period 50), fc2 and fc3 ckpt_seed(2) (d_v 160); s_L per layer
  *   not-tiled  rp with one weight of fc2 changed: refused, naming fc2.weight
  *   dense      no masked layer
  *   demo       seeded (d_v 1000) MLP with kaiming per-layer scales
@@ -25,6 +27,9 @@
 
 #define CKPT_SEED_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define CKPT_GENERATOR "chacha20-uniform"
+
+/* Seed number g of the seeded kinds: byte i = i + 0x40 * g (g = 0 is CKPT_SEED_HEX). */
+void ckpt_seed(unsigned g, uint8_t seed[32]);
 
 /* Makes checkpoint `kind` (names above) as safetensors bytes (malloc'ed). 0 ok, -1 unknown
  * kind or failure. */

@@ -69,12 +69,21 @@ run "pemnd token create publish" 0 "$S" --db "$DB" token create --scope publish 
 PUB=$(tail -1 "$D/out")
 run "pemnd token create read" 0 "$S" --db "$DB" token create --scope read --name reader
 READ=$(tail -1 "$D/out")
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
-"$S" --db "$DB" --listen "127.0.0.1:$PORT" >"$D/pemnd.log" 2>&1 &
-SPID=$!
-T_PIDS+=("$SPID")
-if wait_http "$URL/v1/health" 10; then pass "pemnd up"; else
+# free_port can race with other jobs on the machine: try a few ports
+UP=0
+for _ in 1 2 3 4 5; do
+    PORT=$(free_port)
+    URL=http://127.0.0.1:$PORT
+    "$S" --db "$DB" --listen "127.0.0.1:$PORT" >"$D/pemnd.log" 2>&1 &
+    SPID=$!
+    T_PIDS+=("$SPID")
+    if wait_http "$URL/v1/health" 10 && kill -0 "$SPID" 2>/dev/null; then
+        UP=1
+        break
+    fi
+    kill "$SPID" 2>/dev/null
+done
+if [ "$UP" = 1 ]; then pass "pemnd up"; else
     fail "pemnd up" "$(tail -5 "$D/pemnd.log")"
     exit 1
 fi
@@ -135,6 +144,21 @@ run "pull --json" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" --out "$D/j
     --no-cache net:1.1.0
 has "pull --json counts bytes" "$D/out" "\"bytes_received\": ?$(stat -c %s "$D/net-1.1.0.src")"
 
+# the progress bar: drawn on a terminal, never into a pipe or a file
+run "pull with stderr to a file" 0 "$P" pull --server "$URL" --trust "$D/alice.pub" --no-cache \
+    --out "$D/nt.pemn" net:1.1.0
+if ! grep -q '%' "$D/err" && ! grep -q 'ETA' "$D/err"; then pass "no progress bar when not a TTY"; else
+    fail "no progress bar when not a TTY" "$(head -c 200 "$D/err")"
+fi
+if command -v script >/dev/null; then
+    script -qec "$P pull --server $URL --trust $D/alice.pub --no-cache --out $D/tty.pemn net:1.1.0" \
+        /dev/null >"$D/tty.out" 2>&1
+    has "progress bar on a TTY" "$D/tty.out" "100%.*B/s"
+    script -qec "$P pull --quiet --server $URL --trust $D/alice.pub --no-cache --out $D/tty2.pemn net:1.1.0" \
+        /dev/null >"$D/tty.out" 2>&1
+    check_eq "--quiet on a TTY prints nothing" "" "$(tr -d '\r\n' <"$D/tty.out")"
+fi
+
 # refusals leave nothing behind
 run "untrusted signer -> 5" 5 "$P" pull --server "$URL" --trust "$D/mallory.pub" \
     --out "$D/u.pemn" net:1.0.0
@@ -191,5 +215,17 @@ run "server down -> 7" 7 "$P" pull --server "$URL" --trust "$D/alice.pub" --out 
 check "server down fails within the deadline" test $(($(date +%s) - start)) -le 8
 has "server down is explained" "$D/err" "gave up|deadline"
 absent "nothing installed when down" "$D/d.pemn"
+# Ctrl-C while retrying stops at once, cleanly
+"$P" pull --server "$URL" --trust "$D/alice.pub" --out "$D/i.pemn" --retries 100 --timeout 60 \
+    net:1.0.0 >"$D/out" 2>"$D/err" &
+IPID=$!
+sleep 1
+t0=$(date +%s%N)
+kill -INT "$IPID"
+wait "$IPID"
+check_eq "SIGINT exits 1" 1 $?
+check "SIGINT stops within a second" test $((($(date +%s%N) - t0) / 1000000)) -lt 1000
+has "SIGINT says canceled" "$D/err" "canceled"
+absent "nothing installed after SIGINT" "$D/i.pemn"
 
 t_done

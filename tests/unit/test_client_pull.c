@@ -611,6 +611,40 @@ static void test_progress_cancel(void **state)
     assert_true(st.bytes_received < f->len || st.resumes == 0);
 }
 
+static int cancel_after_300ms(void *user, uint64_t done, uint64_t total)
+{
+    return now_ms() - *(uint64_t *)user > 300;
+}
+
+static void test_cancel_while_waiting(void **state)
+{
+    /* the server says "retry in 10 s"; the callback stops the wait */
+    struct fx *f = *state;
+    struct pemn_client_options o;
+    opts_fast(&o, f->trusted);
+    o.retry_after_max_ms = 60000;
+    pemn_client *c2 = mk_client(f, &o);
+    fakesrv_fail(f->srv, 503, 100, 10);
+    uint64_t t0 = now_ms();
+    struct pemn_fetch_options fo = {.progress = cancel_after_300ms, .progress_user = &t0};
+    struct pemn_err e;
+    assert_int_equal(pemn_client_fetch(c2, &f->r, f->dest, &fo, NULL, &e), PEMN_ECANCELED);
+    uint64_t dt = now_ms() - t0;
+    assert_true(dt >= 300 && dt < 2000);
+    assert_non_null(strstr(e.msg, "waiting to retry"));
+    assert_false(fx_exists(f->dest));
+    /* the same through the client-wide callback for metadata requests */
+    pemn_client_free(c2);
+    o.progress = cancel_after_300ms;
+    o.progress_user = &t0;
+    c2 = mk_client(f, &o);
+    struct pemn_resolved r;
+    t0 = now_ms();
+    assert_int_equal(pemn_client_resolve(c2, "net", "1.0.0", NULL, &r, &e), PEMN_ECANCELED);
+    assert_true(now_ms() - t0 < 2000);
+    pemn_client_free(c2);
+}
+
 static void test_min_release_rollback(void **state)
 {
     struct fx *f = *state;
@@ -719,6 +753,7 @@ int main(int argc, char **argv)
         T(test_cache_hit_still_checks_trust),
         T(test_dest_already_current),
         T(test_progress_cancel),
+        T(test_cancel_while_waiting),
         T(test_min_release_rollback),
         T(test_manifest_mismatch),
         T(test_leftover_part_resumed),

@@ -335,6 +335,85 @@ static void test_seeded(void **state)
     free(ck);
 }
 
+static void test_seeded_one_layer(void **state)
+{
+    (void)state;
+    uint8_t *ck;
+    size_t cl;
+    make("seeded-one-layer", &ck, &cl);
+    uint8_t seeds[4][32];
+    for (unsigned g = 0; g < 3; g++)
+        ckpt_seed(g, seeds[g]);
+    ckpt_seed(2, seeds[3]); /* fc3 has fc2's values */
+    struct pemn_pack_opts o;
+    pemn_pack_opts_init(&o);
+    o.name = "net";
+    o.version = "1.0";
+    o.seeded = 1;
+    o.generator = PEMN_GEN_UNIFORM;
+    o.n_seeds = 3;
+    o.seeds = (const uint8_t(*)[32])seeds;
+    struct pemn_pack_report r;
+    round_trip(ck, cl, &o, &r);
+    assert_int_equal(r.strategy, PEMN_PACK_ONE_LAYER);
+    expect_protos(&r, (uint64_t[]){72, 50, 160}, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_true(r.protos[i].seeded);
+        assert_memory_equal(r.protos[i].seed, seeds[i], 32);
+    }
+    assert_int_equal(r.proto_values, 0);
+    assert_true(layer(&r, "conv1.weight")->scale == 0.05f);
+    assert_true(layer(&r, "fc2.weight")->scale == 1.7f);
+    assert_true(layer(&r, "fc3.weight")->scale == 0.0123f);
+    assert_int_equal(layer(&r, "fc3.weight")->proto, 2);
+    pemn_pack_report_free(&r);
+
+    /* four seeds: one per masked layer, so auto picks mask */
+    o.n_seeds = 4;
+    round_trip(ck, cl, &o, &r);
+    assert_int_equal(r.strategy, PEMN_PACK_MASK);
+    expect_protos(&r, (uint64_t[]){72, 50, 160, 160}, 4);
+    pemn_pack_report_free(&r);
+
+    pemn_st *st = NULL;
+    struct pemn_err e = {0};
+    assert_int_equal(pemn_st_open_mem(ck, cl, 0, &st, &e), PEMN_OK);
+    /* a count that fits no strategy, or a forced strategy with the wrong count */
+    o.n_seeds = 2;
+    assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EINVAL);
+    assert_non_null(strstr(e.msg, "2 seeds"));
+    pemn_pack_report_free(&r);
+    o.n_seeds = 3;
+    o.strategy = PEMN_PACK_MASK;
+    assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EINVAL);
+    pemn_pack_report_free(&r);
+    o.strategy = PEMN_PACK_RP;
+    assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EINVAL);
+    pemn_pack_report_free(&r);
+    /* seeds in the wrong order: the layer that does not fit is named */
+    o.strategy = PEMN_PACK_ONE_LAYER;
+    memcpy(seeds[3], seeds[0], 32);
+    memcpy(seeds[0], seeds[1], 32);
+    memcpy(seeds[1], seeds[3], 32);
+    assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "conv1.weight"));
+    pemn_pack_report_free(&r);
+    /* without seeds fc3 is no exact multiple of fc2's values: auto refuses, naming fc3,
+     * and explicit per-layer prototypes still work */
+    o.seeded = 0;
+    o.n_seeds = 0;
+    o.strategy = PEMN_PACK_AUTO;
+    assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "fc3.weight"));
+    pemn_pack_report_free(&r);
+    o.strategy = PEMN_PACK_MASK;
+    round_trip(ck, cl, &o, &r);
+    assert_int_equal(r.proto_values, 72 + 50 + 160 + 160);
+    pemn_pack_report_free(&r);
+    pemn_st_free(st);
+    free(ck);
+}
+
 static void test_not_tiled(void **state)
 {
     (void)state;
@@ -627,12 +706,19 @@ int main(int argc, char **argv)
     if (argc > 1)
         return ckpt_tool_main(argc - 1, argv + 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strategy_names), cmocka_unit_test(test_rp),
-        cmocka_unit_test(test_rp_scaled),      cmocka_unit_test(test_mp),
-        cmocka_unit_test(test_one_layer),      cmocka_unit_test(test_mask_strategy),
-        cmocka_unit_test(test_seeded),         cmocka_unit_test(test_not_tiled),
-        cmocka_unit_test(test_dense_only),     cmocka_unit_test(test_special_floats_bits),
-        cmocka_unit_test(test_bad_inputs),     cmocka_unit_test(test_mask_only_density_and_meta),
+        cmocka_unit_test(test_strategy_names),
+        cmocka_unit_test(test_rp),
+        cmocka_unit_test(test_rp_scaled),
+        cmocka_unit_test(test_mp),
+        cmocka_unit_test(test_one_layer),
+        cmocka_unit_test(test_mask_strategy),
+        cmocka_unit_test(test_seeded),
+        cmocka_unit_test(test_seeded_one_layer),
+        cmocka_unit_test(test_not_tiled),
+        cmocka_unit_test(test_dense_only),
+        cmocka_unit_test(test_special_floats_bits),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_mask_only_density_and_meta),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

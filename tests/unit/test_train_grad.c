@@ -13,6 +13,7 @@
 #include <pemn/gen.h>
 #include <pemn/pack.h>
 
+#include "train/blas.h"
 #include "train/edgepopup.h"
 #include "train/optim.h"
 #include "train/rng.h"
@@ -436,6 +437,22 @@ static void test_holdout_progress_cancel(void **state)
     train_data_free(&te);
 }
 
+static void test_blas_core_choice(void **state)
+{
+    (void)state;
+    assert_string_equal(train_blas_suggest_core("Prescott", 1, 1), "SkylakeX");
+    assert_string_equal(train_blas_suggest_core("Prescott", 1, 0), "Haswell");
+    assert_string_equal(train_blas_suggest_core("Sandybridge", 1, 0), "Haswell");
+    assert_null(train_blas_suggest_core("Prescott", 0, 0)); /* no AVX2: nothing better */
+    assert_null(train_blas_suggest_core("Haswell", 1, 1));  /* already a good choice */
+    assert_null(train_blas_suggest_core("SkylakeX", 1, 1));
+    assert_null(train_blas_suggest_core("Zen", 1, 0));
+    assert_null(train_blas_suggest_core(NULL, 1, 1));
+    /* whatever this machine says, the answer is one of the three */
+    const char *here = train_blas_suggest_core_here();
+    assert_true(!here || !strcmp(here, "SkylakeX") || !strcmp(here, "Haswell"));
+}
+
 static void test_arch_parse(void **state)
 {
     (void)state;
@@ -464,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_arch_parse),
         cmocka_unit_test(test_naive_gemm_peer),
         cmocka_unit_test(test_holdout_progress_cancel),
+        cmocka_unit_test(test_blas_core_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
