@@ -11,7 +11,10 @@
  *     the expected digest, the package opens, its signature verifies, its signer is in the
  *     trusted keyring and its release is not below the caller's minimum, is the file
  *     fsync'ed, renamed over dest and the directory fsync'ed. On any failure dest is left
- *     as it was and no ".part" that failed verification remains.
+ *     as it was. A ".part" survives only a transport failure or a cancellation, so that
+ *     the next fetch can resume it (its prefix is re-hashed, never trusted: if the result
+ *     fails the digest, the download is redone once from byte 0); after any verification
+ *     failure it is removed.
  *   - Robust transfer: a dropped or stalled connection resumes with "Range: bytes=N-"; a
  *     206 is accepted only when its Content-Range starts at N and names the expected total,
  *     otherwise (200, wrong range, 416) the download restarts cleanly from 0. Connection
@@ -35,12 +38,13 @@
  *   PEMN_ETIMEOUT   the operation deadline passed
  *   PEMN_EAUTH      401/403 (missing, unknown or revoked token; insufficient scope)
  *   PEMN_ENOTFOUND  404 (no such model, version, tag or blob)
- *   PEMN_ECONFLICT  409 (another package under the same version, release not newer), or a
+ *   PEMN_ECONFLICT  409 (another package under the same version, release not newer), a
  *                   package whose manifest name/version/release differ from what the
- *                   registry announced for it
- *   PEMN_ETOOBIG    413, or a package larger than options.max_package_size, or a body
- *                   longer than announced
- *   PEMN_EDIGEST    the downloaded bytes do not hash to the expected digest
+ *                   registry announced for it, or another fetch writing the same .part
+ *   PEMN_ETOOBIG    413, a package or JSON body above options.max_package_size /
+ *                   max_json_bytes
+ *   PEMN_EDIGEST    the downloaded bytes do not hash to the expected digest, or their
+ *                   length differs from the announced size
  *   PEMN_ECORRUPT   the package is malformed (locally, or the server said corrupt)
  *   PEMN_EBADSIG    the signature does not verify
  *   PEMN_EUNTRUSTED the signer is not in the trusted keyring (or no keyring was given)
