@@ -173,3 +173,21 @@ pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_
                          pemn_dtype_name(t->dtype));
     }
 }
+
+pemn_rc pemn_pkg_expand_all(const pemn_pkg *pkg, float *const *outs, uint32_t n,
+                            struct pemn_err *err)
+{
+    if (!pkg || (!outs && n))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
+    if (n != pkg->n_tensors)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%u output buffers for %u tensors", n,
+                         pkg->n_tensors);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!outs[i])
+            continue;
+        pemn_rc rc = pemn_pkg_expand(pkg, i, outs[i], pkg->tensors[i].numel, err);
+        if (rc)
+            return rc; /* err names the tensor */
+    }
+    return PEMN_OK;
+}

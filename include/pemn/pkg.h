@@ -133,6 +133,12 @@ PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring
  * expanded; dense F32/F16/BF16/F64 tensors are converted; other dtypes: PEMN_EUNSUPPORTED. */
 pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_out,
                         struct pemn_err *err);
+/* Expands every tensor i whose outs[i] is not NULL into outs[i] (numel floats each), as
+ * pemn_pkg_expand does; n must equal pemn_pkg_tensor_count (PEMN_EINVAL otherwise). Pass
+ * NULL for tensors not wanted and for dtypes that do not convert (integers, BOOL, F8:
+ * PEMN_EUNSUPPORTED if given a buffer). Stops at the first error, naming the tensor. */
+pemn_rc pemn_pkg_expand_all(const pemn_pkg *pkg, float *const *outs, uint32_t n,
+                            struct pemn_err *err);
 /* Writes the whole network as a safetensors file: masked tensors as F32, dense tensors as
  * stored; the manifest goes into __metadata__. Written to a temporary file, fsync'ed, then
  * renamed over path. Memory: one tensor at a time. */

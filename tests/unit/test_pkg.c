@@ -275,6 +275,41 @@ static void test_roundtrip_rich(void **state)
     assert_int_equal(pemn_pkg_expand(pkg, idx, f, 4, NULL), PEMN_OK);
     assert_true(f[0] == (float)(1.0 / 3.0) && f[1] == -2.5f && isinf(f[2]) && f[3] == 0.0f);
 
+    /* expand_all: every float-convertible tensor at once equals one at a time */
+    {
+        uint32_t nt = pemn_pkg_tensor_count(pkg);
+        float *outs[10] = {0};
+        assert_int_equal(nt, 10);
+        for (uint32_t i = 0; i < nt; i++) {
+            struct pemn_tensor_info t;
+            assert_int_equal(pemn_pkg_tensor(pkg, i, &t), PEMN_OK);
+            if (t.masked || t.dtype == PEMN_DT_F16 || t.dtype == PEMN_DT_BF16 ||
+                t.dtype == PEMN_DT_F64)
+                outs[i] = calloc(t.numel + 1, sizeof(float));
+        }
+        assert_int_equal(pemn_pkg_expand_all(pkg, outs, nt, &e), PEMN_OK);
+        for (uint32_t i = 0; i < nt; i++) {
+            if (!outs[i])
+                continue;
+            struct pemn_tensor_info t;
+            assert_int_equal(pemn_pkg_tensor(pkg, i, &t), PEMN_OK);
+            float *single = calloc(t.numel + 1, sizeof(float));
+            assert_int_equal(pemn_pkg_expand(pkg, i, single, t.numel, NULL), PEMN_OK);
+            assert_memory_equal(single, outs[i], t.numel * sizeof(float));
+            free(single);
+        }
+        assert_int_equal(pemn_pkg_expand_all(pkg, outs, nt - 1, &e), PEMN_EINVAL);
+        uint32_t ii;
+        assert_int_equal(pemn_pkg_find(pkg, "bn.num_batches_tracked", &ii), PEMN_OK);
+        float dummy[2];
+        outs[ii] = dummy;
+        assert_int_equal(pemn_pkg_expand_all(pkg, outs, nt, &e), PEMN_EUNSUPPORTED);
+        assert_non_null(strstr(e.msg, "bn.num_batches_tracked"));
+        outs[ii] = NULL;
+        for (uint32_t i = 0; i < nt; i++)
+            free(outs[i]);
+    }
+
     /* the same through a borrowed copy, an owned copy and a file */
     pemn_pkg *p2 = NULL;
     assert_int_equal(pemn_pkg_open_mem(buf, len, PEMN_OPEN_COPY, &p2, &e), PEMN_OK);
