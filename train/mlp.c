@@ -389,11 +389,10 @@ pemn_rc train_net_update_masks(struct train_net *net)
         if (!l->masked)
             continue;
         size_t n = l->in_dim * l->out_dim;
-        pemn_rc rc = train_topk_update(&l->topk, l->scores, n, l->density, l->mask);
+        pemn_rc rc =
+            train_topk_update(&l->topk, l->scores, n, l->density, l->mask, l->weight, l->weff);
         if (rc)
             return rc;
-        for (size_t j = 0; j < n; j++)
-            l->weff[j] = l->mask[j] ? l->weight[j] : 0.0f;
     }
     return PEMN_OK;
 }

@@ -12,7 +12,7 @@
 pemn_rc train_topk_init(struct train_topk_state *st, size_t cap)
 {
     memset(st, 0, sizeof *st);
-    st->band = malloc((cap ? cap : 1) * sizeof(float));
+    st->band = malloc((cap + 1) * sizeof(float)); /* +1: pass 1 stores before it counts */
     if (!st->band)
         return PEMN_ENOMEM;
     st->cap = cap;
@@ -61,12 +61,15 @@ static float nth_largest(float *v, size_t n, size_t r)
 
 /* Slow path: the library, then the threshold = smallest kept |score|. */
 static pemn_rc slow(struct train_topk_state *st, const float *s, uint64_t n, double k,
-                    uint8_t *mask)
+                    uint8_t *mask, const float *w, float *weff)
 {
     st->slow++;
     pemn_rc rc = pemn_topk_mask(s, n, k, mask);
     if (rc)
         return rc;
+    if (w && weff)
+        for (uint64_t i = 0; i < n; i++)
+            weff[i] = mask[i] ? w[i] : 0.0f;
     float t = INFINITY;
     for (uint64_t i = 0; i < n; i++)
         if (mask[i]) {
@@ -82,47 +85,63 @@ static pemn_rc slow(struct train_topk_state *st, const float *s, uint64_t n, dou
 }
 
 pemn_rc train_topk_update(struct train_topk_state *st, const float *s, uint64_t n, double k,
-                          uint8_t *mask)
+                          uint8_t *mask, const float *w, float *weff)
 {
     uint64_t K = pemn_topk_count(n, k);
     if (!(k > 0.0 && k <= 1.0) || !s || !mask)
         return PEMN_EINVAL;
     if (!st->valid || K == 0 || K == n)
-        return slow(st, s, n, k, mask);
+        return slow(st, s, n, k, mask, w, weff);
     float lo = st->thresh - st->width, hi = st->thresh + st->width;
     uint64_t G = 0;
     size_t nb = 0;
     int overflow = 0;
+    /* branch-free: every value is stored at band[nb], nb advances only for band members */
     for (uint64_t i = 0; i < n; i++) {
         float a = fabsf(s[i]);
-        if (a > hi)
-            G++;
-        else if (a >= lo) {
-            if (nb < st->cap)
-                st->band[nb] = a;
-            nb++;
+        G += a > hi;
+        st->band[nb] = a;
+        nb += (a >= lo) & (a <= hi);
+        if (nb == st->cap + 1) {
+            overflow = 1;
+            break;
         }
     }
-    if (nb > st->cap)
-        overflow = 1;
     if (overflow || G >= K || G + nb < K) {
         /* missed: widen (or narrow after an overflow) and take the slow path */
         st->width = overflow ? st->width * 0.5f : st->width * 2.0f;
-        return slow(st, s, n, k, mask);
+        return slow(st, s, n, k, mask, w, weff);
     }
     float v = nth_largest(st->band, nb, (size_t)(K - G));
     uint64_t above = G;
     for (size_t i = 0; i < nb; i++)
         above += st->band[i] > v; /* band was reordered, the multiset is the same */
     uint64_t ties = K - above;
-    for (uint64_t i = 0; i < n; i++) {
-        float a = fabsf(s[i]);
-        uint8_t keep = a > v;
-        if (!keep && a == v && ties) {
-            keep = 1;
-            ties--;
+    if (w && weff) {
+        /* mask and weff hold the previous step's answer: between two steps only a few
+         * entries change, so write only those (the write traffic dominated otherwise) */
+        for (uint64_t i = 0; i < n; i++) {
+            float a = fabsf(s[i]);
+            uint8_t keep = a > v;
+            if (a == v && ties) { /* rare: a tie at the threshold, lower index first */
+                keep = 1;
+                ties--;
+            }
+            if (keep != mask[i]) {
+                mask[i] = keep;
+                weff[i] = keep ? w[i] : 0.0f;
+            }
         }
-        mask[i] = keep;
+    } else {
+        for (uint64_t i = 0; i < n; i++) {
+            float a = fabsf(s[i]);
+            uint8_t keep = a > v;
+            if (a == v && ties) {
+                keep = 1;
+                ties--;
+            }
+            mask[i] = keep;
+        }
     }
     st->fast++;
     st->thresh = v;

@@ -27,12 +27,15 @@ struct train_topk_state {
     uint64_t fast, slow; /* calls answered by the band / by pemn_topk_mask */
 };
 
-/* cap: band capacity (e.g. n / 16 + 64). PEMN_ENOMEM. */
+/* cap: band capacity (e.g. n / 16 + 64; one more float is allocated). PEMN_ENOMEM. */
 pemn_rc train_topk_init(struct train_topk_state *st, size_t cap);
 void train_topk_free(struct train_topk_state *st);
 
-/* mask[i] in {0,1} exactly as pemn_topk_mask(scores, n, k, mask). */
+/* mask[i] in {0,1} exactly as pemn_topk_mask(scores, n, k, mask); when w and weff are not
+ * NULL, also weff[i] = mask[i] ? w[i] : +0.0f in the same pass. With w and weff, mask and
+ * weff must hold this state's previous answer (for the same w): only the entries that
+ * change are written. */
 pemn_rc train_topk_update(struct train_topk_state *st, const float *scores, uint64_t n, double k,
-                          uint8_t *mask);
+                          uint8_t *mask, const float *w, float *weff);
 
 #endif
