@@ -97,6 +97,7 @@ void srv_stop(struct srv *s);
 struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
+struct srv_respcache *srv_get_respcache(struct srv *s);
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4
@@ -203,8 +204,8 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused);
 /* ---- metrics (srv_metrics.c) ----------------------------------------------------------- */
 struct srv_metrics *srv_metrics_new(size_t n_routes);
 void srv_metrics_free(struct srv_metrics *m);
-void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status,
-                         uint64_t bytes, double seconds);
+void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status, uint64_t bytes,
+                         double seconds);
 /* A refused push, by error code ("corrupt", "untrusted", ...). */
 void srv_metrics_push_rejected(struct srv_metrics *m, const char *code);
 void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes);

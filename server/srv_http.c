@@ -12,6 +12,7 @@
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_respcache.h"
 
 #include "proto/err.h"
 
@@ -33,6 +34,7 @@ struct srv {
     struct store *store;
     struct MHD_Daemon *daemon;
     struct srv_metrics *metrics;
+    struct srv_respcache *respcache;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -51,6 +53,11 @@ const struct srv_config *srv_cfg(struct srv *s)
 struct srv_metrics *srv_get_metrics(struct srv *s)
 {
     return s->metrics;
+}
+
+struct srv_respcache *srv_get_respcache(struct srv *s)
+{
+    return s->respcache;
 }
 
 unsigned srv_port(const struct srv *s)
@@ -80,8 +87,7 @@ enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Respons
 static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text, size_t len,
                                   const char *type)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -137,17 +143,23 @@ enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struc
 {
     const char *msg = e && e->msg[0] ? e->msg : pemn_strerror(rc);
     switch (rc) {
-    case PEMN_ENOTFOUND: return srv_reply_error(r, 404, "not_found", "%s", msg);
+    case PEMN_ENOTFOUND:
+        return srv_reply_error(r, 404, "not_found", "%s", msg);
     case PEMN_ECONFLICT:
-    case PEMN_EEXIST: return srv_reply_error(r, 409, "conflict", "%s", msg);
-    case PEMN_EROLLBACK: return srv_reply_error(r, 409, "release_not_newer", "%s", msg);
-    case PEMN_EINVAL: return srv_reply_error(r, 400, "bad_request", "%s", msg);
-    case PEMN_ENOMEM: return srv_reply_error(r, 503, "unavailable", "%s", msg);
+    case PEMN_EEXIST:
+        return srv_reply_error(r, 409, "conflict", "%s", msg);
+    case PEMN_EROLLBACK:
+        return srv_reply_error(r, 409, "release_not_newer", "%s", msg);
+    case PEMN_EINVAL:
+        return srv_reply_error(r, 400, "bad_request", "%s", msg);
+    case PEMN_ENOMEM:
+        return srv_reply_error(r, 503, "unavailable", "%s", msg);
     case PEMN_EDB:
         if (strstr(msg, "locked") || strstr(msg, "busy"))
             return srv_reply_error(r, 503, "unavailable", "%s", msg);
         return srv_reply_error(r, 500, "internal", "%s", msg);
-    default: return srv_reply_error(r, 500, "internal", "%s", msg);
+    default:
+        return srv_reply_error(r, 500, "internal", "%s", msg);
     }
 }
 
@@ -269,7 +281,10 @@ static enum srv_method method_of(const char *m)
     static const struct {
         const char *name;
         enum srv_method m;
-    } t[] = {{"GET", SRV_GET}, {"HEAD", SRV_HEAD}, {"PUT", SRV_PUT}, {"DELETE", SRV_DELETE},
+    } t[] = {{"GET", SRV_GET},
+             {"HEAD", SRV_HEAD},
+             {"PUT", SRV_PUT},
+             {"DELETE", SRV_DELETE},
              {"POST", SRV_POST}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(m, t[i].name) == 0)
@@ -347,8 +362,8 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
             if (r->route->max_body == SRV_BODY_PACKAGE)
                 srv_metrics_push_rejected(r->srv->metrics, "too_large");
             *ret = srv_reply_error(r, 413, "too_large",
-                                   "request body of %llu bytes is over the limit of %llu bytes",
-                                   v, (unsigned long long)lim);
+                                   "request body of %llu bytes is over the limit of %llu bytes", v,
+                                   (unsigned long long)lim);
             return false;
         }
         if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
@@ -366,8 +381,8 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
 static enum MHD_Result first_call(struct srv_req *r)
 {
     const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    r->has_body = (cl && strcmp(cl, "0") != 0) ||
-                  srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    r->has_body =
+        (cl && strcmp(cl, "0") != 0) || srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     if (!r->has_body)
         return MHD_YES;
     enum MHD_Result ret = MHD_YES;
@@ -378,9 +393,8 @@ static enum MHD_Result first_call(struct srv_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct srv *s = cls;
     struct srv_req *r = *req_cls;
@@ -424,8 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->body.too_large) {
         if (r->route->max_body == SRV_BODY_PACKAGE)
             srv_metrics_push_rejected(s->metrics, "too_large");
-        return srv_reply_error(r, 413, "too_large",
-                               "request body is over the limit of %llu bytes",
+        return srv_reply_error(r, 413, "too_large", "request body is over the limit of %llu bytes",
                                (unsigned long long)body_limit(r));
     }
     if (body_finish(r))
@@ -505,30 +518,35 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         free(s);
         return rc;
     }
-    if (!(s->metrics = srv_metrics_new(srv_route_count()))) {
+    s->metrics = srv_metrics_new(srv_route_count());
+    s->respcache = srv_respcache_new(cfg->cache_size / 4);
+    if (!s->metrics || !s->respcache) {
+        srv_metrics_free(s->metrics);
+        srv_respcache_free(s->respcache);
         store_close(s->store);
         free(s);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned threads = (unsigned)cfg->threads;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_complete, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
                        e ? strerror(e) : "libmicrohttpd refused the options");
         srv_metrics_free(s->metrics);
+        srv_respcache_free(s->respcache);
         store_close(s->store);
         free(s);
         return rc;
@@ -556,6 +574,7 @@ void srv_stop(struct srv *s)
     MHD_stop_daemon(s->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
     store_close(s->store);
     free(s);

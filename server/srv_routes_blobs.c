@@ -13,6 +13,7 @@
  * done with it); otherwise it is streamed in chunks, each chunk a short read of its own.
  */
 #include "server/srv.h"
+#include "server/srv_respcache.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -156,6 +157,17 @@ static void common_headers(struct MHD_Response *resp, const char *etag, bool imm
 static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutable)
 {
     struct store *st = srv_store(r->srv);
+    struct srv_respcache *rcache = srv_get_respcache(r->srv);
+    /* the common case, a whole package: a ready-made response */
+    bool plain =
+        !srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH) && !srv_header(r, MHD_HTTP_HEADER_RANGE);
+    uint64_t cached_size;
+    if (plain && srv_respcache_queue(rcache, r->conn, digest, immutable, &cached_size)) {
+        r->status = 200;
+        r->bytes = r->method == SRV_HEAD ? 0 : cached_size;
+        r->queued = true;
+        return MHD_YES;
+    }
     struct store_blob *b = NULL;
     struct pemn_err e;
     pemn_rc rc = store_blob_get(st, digest, &b, &e);
@@ -204,8 +216,13 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     }
 
     uint64_t total = b->size;
+    char canon[PEMN_DIGEST_TEXT_MAX];
+    memcpy(canon, b->digest, sizeof canon);
+    bool reusable = plain && rr == RANGE_NONE && b->data; /* cached bytes, whole body */
     struct MHD_Response *resp;
-    int fd = b->data && b->fd >= 0 && len && srv_cfg(r->srv)->sendfile ? fcntl(b->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int fd = b->data && b->fd >= 0 && len && srv_cfg(r->srv)->sendfile
+                 ? fcntl(b->fd, F_DUPFD_CLOEXEC, 0)
+                 : -1;
     if (fd >= 0) {
         /* the kernel sends straight from the cached memfd (sendfile); MHD closes fd */
         store_blob_release(b);
@@ -239,6 +256,14 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
                  (unsigned long long)(off + len - 1), (unsigned long long)total);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
         return srv_queue(r, 206, resp, len);
+    }
+    if (reusable) {
+        r->status = 200;
+        r->bytes = r->method == SRV_HEAD ? 0 : len;
+        r->queued = true;
+        enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+        srv_respcache_put(rcache, canon, immutable, resp, total); /* takes our reference */
+        return ret;
     }
     return srv_queue(r, 200, resp, len);
 }

@@ -26,7 +26,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.log_level, SRV_LOG_INFO);
     assert_int_equal(c.log_format, SRV_LOG_TEXT);
     assert_false(c.read_token_required);
-    assert_true(c.sendfile);
+    assert_false(c.sendfile);
     struct pemn_err e;
     /* the defaults need only a database to be valid */
     assert_int_equal(srv_config_validate(&c, &e), PEMN_EINVAL);
@@ -230,10 +230,14 @@ static void test_metrics_counters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_set),
-        cmocka_unit_test(test_config_cross_checks), cmocka_unit_test(test_config_file),
-        cmocka_unit_test(test_listen),          cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_metrics_counters),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_set),
+        cmocka_unit_test(test_config_cross_checks),
+        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_metrics_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
