@@ -510,6 +510,13 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         else
             snprintf(s->tmp_dir, sizeof s->tmp_dir, ".");
     }
+    if (access(s->tmp_dir, W_OK | X_OK) != 0) {
+        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET,
+                       "upload directory %s is not writable: %s (set tmp_dir)", s->tmp_dir,
+                       strerror(errno));
+        free(s);
+        return rc;
+    }
     struct store_opts so;
     store_opts_default(&so);
     so.cache_bytes = (size_t)cfg->cache_size;

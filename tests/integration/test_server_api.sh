@@ -316,6 +316,9 @@ check_eq "bad listen address exits 2" 2 "$?"
 check_eq "missing --db exits 2" 2 "$?"
 "$PEMND_BIN" --db "$D/x.db" --bogus 1 >/dev/null 2>&1
 check_eq "unknown flag exits 2" 2 "$?"
+OUT=$("$PEMND_BIN" --db "$D/x.db" --listen 127.0.0.1:0 --tmp-dir "$D/no-such-dir" 2>&1)
+check_eq "unwritable tmp_dir: start fails" 1 "$?"
+check "unwritable tmp_dir: says so" grep -q "not writable" <<<"$OUT"
 check "help lists settings" bash -c "'$PEMND_BIN' --help | grep -q connection_timeout"
 
 t_done
