@@ -256,6 +256,27 @@ int ckpt_make(const char *kind, uint8_t **out, size_t *len)
     }
     if (!n.failed)
         pemn_st_writer_add_meta(n.w, "source", "tests/common/ckpt.c");
+    /* the metadata `pemn train` writes: generator, seeds, density */
+    if (!n.failed && !strcmp(kind, "seeded")) {
+        pemn_st_writer_add_meta(n.w, "pemn.generator", CKPT_GENERATOR);
+        pemn_st_writer_add_meta(n.w, "pemn.seed", CKPT_SEED_HEX);
+    } else if (!n.failed && !strcmp(kind, "seeded-one-layer")) {
+        static const uint64_t plen[3] = {72, 50, 160};
+        char protos[512] = "[", hex[65];
+        for (unsigned g = 0; g < 3; g++) {
+            uint8_t seed[32];
+            ckpt_seed(g, seed);
+            for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+            size_t at = strlen(protos);
+            snprintf(protos + at, sizeof protos - at, "%s{\"seed\":\"%s\",\"length\":%llu}",
+                     g ? "," : "", hex, (unsigned long long)plen[g]);
+        }
+        strcat(protos, "]");
+        pemn_st_writer_add_meta(n.w, "pemn.generator", CKPT_GENERATOR);
+        pemn_st_writer_add_meta(n.w, "pemn.protos", protos);
+        pemn_st_writer_add_meta(n.w, "pemn.density", "0.3");
+    }
     struct pemn_err e;
     int rc = -1;
     if (!n.failed && pemn_st_writer_write_mem(n.w, out, len, &e) == PEMN_OK)

@@ -196,6 +196,15 @@ static void test_bad_options(void **state)
     o.trusted = f->trusted;
     assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_EIO);
     pemn_agent_free(NULL);
+    /* missing parents are created */
+    snprintf(p, sizeof p, "%s/x/y/agent/", f->dir);
+    o.dir = p;
+    assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_OK);
+    pemn_agent_free(a);
+    snprintf(p, sizeof p, "%s/x/y/agent/versions", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
 }
 
 static void test_fresh_dir(void **state)
@@ -520,8 +529,7 @@ static void test_crash_every_step(void **state)
                     assert_int_equal(stat(p, &sb), 0);
                 }
                 /* and the interrupted install completes on the next try */
-                assert_int_equal(pemn_agent_install_mem(a, p2, n2, NULL, &changed, &e),
-                                 PEMN_OK);
+                assert_int_equal(pemn_agent_install_mem(a, p2, n2, NULL, &changed, &e), PEMN_OK);
                 assert_current_is(f, d2);
                 pemn_agent_free(a);
             }
