@@ -15,18 +15,30 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Printable ASCII only: the strategy is free text from a package manifest, and one byte of
+ * invalid UTF-8 must not make every listing that includes it fail to encode. */
+static void ascii_copy(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    dst[i] = '\0';
+}
+
 json_t *srv_version_json(const struct store_version *v)
 {
+    char strategy[STORE_LABEL_MAX];
+    ascii_copy(strategy, sizeof strategy, v->strategy);
     char url[128];
     snprintf(url, sizeof url, "/v1/blobs/%s", v->digest);
     double ratio = v->size ? (double)v->f32_size / (double)v->size : 0.0;
     return json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:f,s:s}", "model", v->model,
                      "version", v->version, "release", (json_int_t)v->release, "digest", v->digest,
                      "size", (json_int_t)v->size, "signer", v->signer, "created",
-                     (json_int_t)v->created, "pushed", (json_int_t)v->pushed, "strategy",
-                     v->strategy, "density", round(v->density * 1e6) / 1e6, "n_params",
-                     (json_int_t)v->n_params, "f32_size", (json_int_t)v->f32_size, "ratio",
-                     round(ratio * 1000) / 1000, "package_url", url);
+                     (json_int_t)v->created, "pushed", (json_int_t)v->pushed, "strategy", strategy,
+                     "density", round(v->density * 1e6) / 1e6, "n_params", (json_int_t)v->n_params,
+                     "f32_size", (json_int_t)v->f32_size, "ratio", round(ratio * 1000) / 1000,
+                     "package_url", url);
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
