@@ -28,31 +28,33 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
-               "                  [--token T] [--interval S] [--once] [--expand]\n"
-               "                  [--allow-downgrade] [--timeout S] [--quiet]\n"
-               "\n"
-               "Polls the fleet's desired state for this device, downloads (resuming) and\n"
-               "verifies the package against the pinned keys, installs it atomically under DIR\n"
-               "(DIR/current/model.pemn is always a whole, verified model; the previous version\n"
-               "is kept) and reports every state change to the server.\n"
-               "\n"
-               "  --server URL        registry base URL (default $PEMN_SERVER)\n"
-               "  --fleet F           fleet name\n"
-               "  --device ID         this device's id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})\n"
-               "  --token T           device-scope token (default $PEMN_TOKEN)\n"
-               "  --trust KEY.pub     trusted publisher key (repeatable; at least one)\n"
-               "  --dir DIR           agent directory (state.json, versions/, current)\n"
-               "  --interval S        seconds between polls, jittered by +-25%% (default 60)\n"
-               "  --once              one cycle, then exit with its result\n"
-               "  --expand            also write DIR/current/model.safetensors (dense float32)\n"
-               "  --allow-downgrade   accept a lower release than the installed one\n"
-               "  --timeout S         per-request timeout (default 30)\n"
-               "  --quiet             print only errors\n"
-               "\n"
-               "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
-               "  4 bad signature, 5 untrusted, 8 digest mismatch, 9 rollback refused,\n"
-               "  7 network, 10 auth, 3 corrupt, 1 other.\n");
+    fprintf(f,
+            "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
+            "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
+            "                  [--allow-downgrade] [--timeout S] [--quiet]\n"
+            "\n"
+            "Polls the fleet's desired state for this device, downloads (resuming) and\n"
+            "verifies the package against the pinned keys, installs it atomically under DIR\n"
+            "(DIR/current/model.pemn is always a whole, verified model; the previous version\n"
+            "is kept) and reports every state change to the server.\n"
+            "\n"
+            "  --server URL        registry base URL (default $PEMN_SERVER)\n"
+            "  --fleet F           fleet name\n"
+            "  --device ID         this device's id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})\n"
+            "  --token T           device-scope token (default $PEMN_TOKEN)\n"
+            "  --token-file FILE   read the token from FILE's first line (keeps it out of ps)\n"
+            "  --trust KEY.pub     trusted publisher key (repeatable; at least one)\n"
+            "  --dir DIR           agent directory (state.json, versions/, current)\n"
+            "  --interval S        seconds between polls, jittered by +-25%% (default 60)\n"
+            "  --once              one cycle, then exit with its result\n"
+            "  --expand            also write DIR/current/model.safetensors (dense float32)\n"
+            "  --allow-downgrade   accept a lower release than the installed one\n"
+            "  --timeout S         per-request timeout (default 30)\n"
+            "  --quiet             print only errors\n"
+            "\n"
+            "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
+            "  4 bad signature, 5 untrusted, 8 digest mismatch, 9 rollback refused,\n"
+            "  7 network, 10 auth, 3 corrupt, 1 other.\n");
 }
 
 struct agent_log {
@@ -79,6 +81,20 @@ static int crash_hook(pemn_agent_step step, void *user)
     if (step == *at)
         _exit(137);
     return 0;
+}
+
+/* First line of path, without the newline; -1 when unreadable or empty. */
+static int read_token(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *got = fgets(buf, (int)cap, f);
+    fclose(f);
+    if (!got)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = 0;
+    return buf[0] ? 0 : -1;
 }
 
 static int parse_seconds(const char *s, double *out)
@@ -117,6 +133,7 @@ int cmd_agent(int argc, char **argv)
         {"fleet", required_argument, NULL, 'f'},
         {"device", required_argument, NULL, 'd'},
         {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'F'},
         {"trust", required_argument, NULL, 'k'},
         {"dir", required_argument, NULL, 'D'},
         {"interval", required_argument, NULL, 'i'},
@@ -134,6 +151,7 @@ int cmd_agent(int argc, char **argv)
     int n_trust = 0, once = 0;
     double interval = 60, timeout = 30;
     struct agent_log lg = {0};
+    static char token_buf[512];
     o.server = getenv("PEMN_SERVER");
     o.token = getenv("PEMN_TOKEN");
     optind = 1;
@@ -151,6 +169,14 @@ int cmd_agent(int argc, char **argv)
             break;
         case 't':
             o.token = optarg;
+            break;
+        case 'F':
+            if (read_token(optarg, token_buf, sizeof token_buf)) {
+                fprintf(stderr, "pemn agent: --token-file %s: cannot read a token from it\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.token = token_buf;
             break;
         case 'D':
             o.dir = optarg;
@@ -285,6 +311,7 @@ int cmd_agent(int argc, char **argv)
     }
     pemn_agent_free(a);
     pemn_keyring_free(kr);
+    sodium_memzero(token_buf, sizeof token_buf);
     if (g_stop && !lg.quiet)
         printf("pemn agent: stopped\n");
     return exit_code;

@@ -99,6 +99,15 @@ check_eq "100%: every device runs 1.2.0" $N "$on2"
 check_eq "100%: previous version kept for rollback" "$D1" "$(jq -r .previous.digest "$D/dev/s7/state.json")"
 check_eq "100%: server counts all" $N \
     "$(http_status GET "$U/v1/fleets/sim" >/dev/null; jq -r '.devices.by_version["1.2.0"]' "$B")"
+printf '%s\n' "$PUB" >"$D/pubtok"
+printf '%s\n' "$DEV" >"$D/devtok"
+: >"$D/emptytok"
+agent tf1 sim --token-file "$D/pubtok" 2>/dev/null
+check_eq "--token-file is used (a publish token is refused)" 10 "$?"
+agent tf1 sim --token-file "$D/devtok"
+check_eq "--token-file: installs" "$D2" "$(running tf1)"
+agent tf1 sim --token-file "$D/emptytok" 2>/dev/null
+check_eq "--token-file empty: usage error" 2 "$?"
 
 # ---- the abort rule with injected failures ------------------------------------------------------
 fleet ab '{"model":"net","version":"1.1.0"}' >/dev/null
