@@ -495,7 +495,7 @@ static enum MHD_Result h_status(struct srv_req *r)
         goto out;
     }
     struct srv_abort_rule rule = {f.abort_failure_bp, f.abort_min_devices};
-    if (counts && f.state == STORE_ROLLOUT_ACTIVE &&
+    if (counts && f.state != STORE_ROLLOUT_ABORTED && /* paused rollouts too */
         srv_rollout_should_abort(&rule, failed, reporting)) {
         char why_abort[STORE_REASON_MAX];
         snprintf(why_abort, sizeof why_abort,

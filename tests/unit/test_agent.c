@@ -69,9 +69,13 @@ static void digest_of(const uint8_t *p, size_t n, char out[PEMN_DIGEST_TEXT_MAX]
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pemn-agent-test.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!f)
         return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/pemn-agent-test.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
     pemn_key_generate(&f->sk, &f->pk);
     pemn_key_generate(&f->other_sk, &f->other_pk);
     pemn_keyring_new(&f->trusted);
