@@ -171,7 +171,14 @@ const char *srv_header(const struct srv_req *r, const char *name);
 enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Response *resp,
                           uint64_t body_bytes);
 /* Steals obj. */
+/* JSON reply (steals obj). A 200 answer to a GET carries a strong ETag over its bytes and
+ * Cache-Control: no-cache, and becomes 304 (no body) when If-None-Match names that ETag, so
+ * polling clients revalidate mutable routes cheaply. */
 enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj);
+/* RFC 9110 If-None-Match / If-Range list check: "*" or a list of (weak or strong) entity
+ * tags; etag is quoted ("\"...\""). Hex is compared case-insensitively; a bare unquoted
+ * token is compared with etag's contents. NULL header: false. */
+bool srv_etag_matches(const char *header, const char *etag);
 enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Maps a store error to a reply (404 not_found, 409, 500 ...). */

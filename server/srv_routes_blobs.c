@@ -53,33 +53,6 @@ static void blob_release_cb(void *cls)
     store_blob_release(cls);
 }
 
-/* Does an If-None-Match list contain our ETag? */
-static bool etag_matches(const char *list, const char *digest)
-{
-    const char *p = list;
-    size_t dl = strlen(digest);
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        if (*p == '*')
-            return true;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;
-        bool quoted = *p == '"';
-        if (quoted)
-            p++;
-        const char *e = p;
-        while (*e && *e != (quoted ? '"' : ',') && (quoted || (*e != ' ' && *e != '\t')))
-            e++;
-        if ((size_t)(e - p) == dl && strncasecmp(p, digest, dl) == 0)
-            return true;
-        p = *e == '"' ? e + 1 : e;
-    }
-    return false;
-}
-
 /* Parses one decimal number; returns the position after it or NULL. */
 static const char *parse_num(const char *p, uint64_t *v)
 {
@@ -177,7 +150,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     snprintf(etag, sizeof etag, "\"%s\"", b->digest);
 
     const char *inm = srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (inm && etag_matches(inm, b->digest)) {
+    if (srv_etag_matches(inm, etag)) {
         store_blob_release(b);
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -191,7 +164,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     enum range_result rr = RANGE_NONE;
     const char *range = srv_header(r, MHD_HTTP_HEADER_RANGE);
     const char *if_range = srv_header(r, MHD_HTTP_HEADER_IF_RANGE);
-    if (range && (!if_range || etag_matches(if_range, b->digest)))
+    if (range && (!if_range || srv_etag_matches(if_range, etag)))
         rr = parse_range(range, b->size, &off, &len);
     if (rr == RANGE_UNSATISFIABLE) {
         char cr[64];

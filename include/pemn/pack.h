@@ -7,7 +7,7 @@
  * other tensor is stored dense, as it is. Masked weights must be F32 and are reproduced
  * EXACTLY (bit for bit) by the package: w[i] = scale_L * proto[i mod d_v] computed as one
  * binary32 multiply, every layer starting at prototype index 0. Expanding the package gives
- * mask[i] ? w[i] : +0.0f.
+ * w[i] * mask[i], bit for bit as PyTorch's weight * mask (a dropped negative weight is -0.0).
  *
  * Strategies (the structure of the prototypes):
  *   rp        one shared prototype, d_v = the shortest period of the longest masked layer;

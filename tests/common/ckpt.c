@@ -390,9 +390,9 @@ int ckpt_expected(const uint8_t *ckpt, size_t len, double k, uint8_t **out, size
                 mask[j] = ((const uint8_t *)a.data)[j] != 0;
         }
         memcpy(w, t.data, t.numel * sizeof *w);
+        /* weight * mask as PyTorch computes it: a dropped negative weight is -0.0 */
         for (uint64_t j = 0; j < t.numel; j++)
-            if (!mask[j])
-                w[j] = 0.0f;
+            w[j] = w[j] * (float)mask[j];
         add(&n, t.name, PEMN_DT_F32, t.ndim, t.shape, w, t.numel * 4);
     }
     int rc = -1;
