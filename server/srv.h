@@ -151,6 +151,8 @@ struct srv_req {
     char params[SRV_MAX_PARAMS][STORE_LABEL_MAX];
     unsigned rights; /* STORE_SCOPE_* rights of the presented token (0: none) */
     char actor[STORE_LABEL_MAX];
+    char bound_device[STORE_LABEL_MAX]; /* the token's device binding, "" when unbound */
+    char bound_fleet[STORE_LABEL_MAX];  /* the token's fleet binding, "" when unbound */
     struct srv_body body;
     unsigned status;
     uint64_t bytes;

@@ -45,7 +45,8 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
         tok++;
     unsigned scope = 0;
     struct pemn_err e;
-    pemn_rc rc = store_token_check(srv_store(r->srv), tok, &scope, r->actor, &e);
+    pemn_rc rc = store_token_check_bound(srv_store(r->srv), tok, &scope, r->actor, r->bound_device,
+                                         r->bound_fleet, &e);
     if (rc == PEMN_EAUTH) {
         return refuse(r, refused, 401, "unauthorized", e.msg);
     }

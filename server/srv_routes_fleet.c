@@ -29,6 +29,7 @@
 #define FLEET_BODY_MAX 16384u
 #define STATUS_BODY_MAX 16384u
 #define REASON_MAX 64u
+#define MESSAGE_MAX (STORE_MESSAGE_MAX - 1)
 /* a polling device's last_seen is written at most this often */
 #define TOUCH_SECONDS 30
 
@@ -279,6 +280,26 @@ static enum MHD_Result h_get(struct srv_req *r)
     return reply_fleet(r, 200, srv_param(r, "fleet"));
 }
 
+/* A token bound to a device or a fleet (pemnd token create --device/--fleet) acts only as
+ * that device / within that fleet. false after queueing a 403. */
+static bool binding_ok(struct srv_req *r, const char *fleet, const char *device,
+                       enum MHD_Result *ret)
+{
+    if (r->bound_device[0] && strcmp(r->bound_device, device) != 0) {
+        *ret = srv_reply_error(r, 403, "forbidden",
+                               "token '%s' is bound to device '%s' and cannot act as device '%s'",
+                               r->actor, r->bound_device, device);
+        return false;
+    }
+    if (r->bound_fleet[0] && strcmp(r->bound_fleet, fleet) != 0) {
+        *ret = srv_reply_error(r, 403, "forbidden",
+                               "token '%s' is bound to fleet '%s' and cannot act in fleet '%s'",
+                               r->actor, r->bound_fleet, fleet);
+        return false;
+    }
+    return true;
+}
+
 /* ---- desired state ----------------------------------------------------------------------------
  */
 
@@ -329,6 +350,9 @@ static bool etag_matches(const char *header, const char *etag)
 static enum MHD_Result h_desired(struct srv_req *r)
 {
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
+    enum MHD_Result refused = MHD_NO;
+    if (!binding_ok(r, fleet, device, &refused))
+        return refused;
     struct store_fleet f;
     struct store_device d;
     struct pemn_err e;
@@ -410,14 +434,15 @@ static json_t *device_json(const struct store_device *d, const struct store_flee
 {
     bool in;
     const struct store_fleet_target *t = desired_target(f, d->id, d->report_rollout, &in);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:b, s:i, s:s?}",
-                     "fleet", d->fleet, "device", d->id, "state", d->state, "reason", d->reason,
-                     "version", d->version, "release", (json_int_t)d->release, "digest", d->digest,
-                     "first_seen", (json_int_t)d->first_seen, "last_seen", (json_int_t)d->last_seen,
-                     "reported", (json_int_t)d->reported, "in_rollout", in, "counted",
-                     d->report_rollout[0] && !strcmp(d->report_rollout, f->rollout_id), "bucket",
-                     (int)srv_rollout_bucket(f->rollout_id, d->id), "desired_version",
-                     t ? t->version : NULL);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:b, s:i, "
+        "s:s?}",
+        "fleet", d->fleet, "device", d->id, "state", d->state, "reason", d->reason, "message",
+        d->message, "version", d->version, "release", (json_int_t)d->release, "digest", d->digest,
+        "first_seen", (json_int_t)d->first_seen, "last_seen", (json_int_t)d->last_seen, "reported",
+        (json_int_t)d->reported, "in_rollout", in, "counted",
+        d->report_rollout[0] && !strcmp(d->report_rollout, f->rollout_id), "bucket",
+        (int)srv_rollout_bucket(f->rollout_id, d->id), "desired_version", t ? t->version : NULL);
 }
 
 static enum MHD_Result h_status(struct srv_req *r)
@@ -427,6 +452,8 @@ static enum MHD_Result h_status(struct srv_req *r)
     static const char *const states[] = {"downloading", "verifying", "installed", "failed", NULL};
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result ret = MHD_NO;
+    if (!binding_ok(r, fleet, device, &ret))
+        return ret;
     json_t *o = body_object(r, &ret);
     if (!o)
         return ret;
@@ -437,6 +464,7 @@ static enum MHD_Result h_status(struct srv_req *r)
     const char *state = json_string_value(json_object_get(o, "state"));
     json_t *reason = json_object_get(o, "reason"), *version = json_object_get(o, "version");
     json_t *release = json_object_get(o, "release"), *digest = json_object_get(o, "digest");
+    json_t *message = json_object_get(o, "message");
     bool state_ok = false;
     for (int i = 0; state && states[i]; i++)
         state_ok |= !strcmp(state, states[i]);
@@ -459,6 +487,10 @@ static enum MHD_Result h_status(struct srv_req *r)
         : (digest && !json_is_null(digest) &&
            (!json_is_string(digest) || pemn_digest_parse(json_string_value(digest), dbytes)))
             ? "\"digest\" must be sha256:<64 hex>"
+        : (message && !json_is_null(message) &&
+           (!json_is_string(message) || json_string_length(message) > MESSAGE_MAX ||
+            strlen(json_string_value(message)) != json_string_length(message)))
+            ? "\"message\" must be a string of at most 256 bytes (no NUL)"
             : NULL;
     if (why) {
         ret = srv_reply_error(r, 400, "bad_request", "%s%s%s", why, stranger ? " " : "",
@@ -474,6 +506,8 @@ static enum MHD_Result h_status(struct srv_req *r)
         rep.release = (uint64_t)json_integer_value(release);
     if (json_is_string(digest))
         pemn_digest_format(dbytes, rep.digest); /* canonical lowercase */
+    if (json_is_string(message))
+        snprintf(rep.message, sizeof rep.message, "%s", json_string_value(message));
 
     struct store *st = srv_store(r->srv);
     struct store_fleet f;

@@ -248,11 +248,15 @@ static enum MHD_Result put_tag(struct srv_req *r)
     }
     struct store_version v;
     struct pemn_err e;
-    pemn_rc rc = store_tag_set(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"),
-                               version, r->actor, &v, &e);
+    unsigned moved = 0; /* fleets following this tag start a new rollout (store.h) */
+    pemn_rc rc = store_tag_set_follow(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"),
+                                      version, r->actor, &v, &moved, &e);
     json_decref(body);
     if (rc)
         return srv_reply_store_error(r, rc, &e);
+    if (moved)
+        srv_log(SRV_LOG_INFO, "tag %s:%s -> %s: %u fleet(s) started a new rollout", v.model,
+                srv_param(r, "tag"), v.version, moved);
     return tag_reply(r, &v);
 }
 

@@ -193,11 +193,28 @@ pemn_rc store_token_create(struct store *st, unsigned scope, const char *name, c
                            char token_out[STORE_TOKEN_TEXT_MAX], char name_out[STORE_LABEL_MAX],
                            struct pemn_err *err)
 {
-    static const char sql[] =
-        "INSERT INTO tokens(name, hash, scope, created) VALUES(?1, ?2, ?3, ?4)";
+    return store_token_create_bound(st, scope, name, NULL, NULL, actor, token_out, name_out, err);
+}
+
+pemn_rc store_token_create_bound(struct store *st, unsigned scope, const char *name,
+                                 const char *device, const char *fleet, const char *actor,
+                                 char token_out[STORE_TOKEN_TEXT_MAX],
+                                 char name_out[STORE_LABEL_MAX], struct pemn_err *err)
+{
+    static const char sql[] = "INSERT INTO tokens(name, hash, scope, created, device, fleet)"
+                              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
     const char *scope_name = store_scope_name(scope);
     if (!scope_name)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "unknown scope");
+    if (!device)
+        device = "";
+    if (!fleet)
+        fleet = "";
+    if ((device[0] || fleet[0]) && scope != STORE_SCOPE_DEVICE)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "only device tokens can be bound to a device or a fleet");
+    if (strlen(device) >= STORE_LABEL_MAX || strlen(fleet) >= STORE_LABEL_MAX)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "device or fleet name too long");
     uint8_t rnd[TOKEN_RANDOM], hash[PEMN_DIGEST_BYTES];
     char text[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];
     randombytes_buf(rnd, sizeof rnd);
@@ -227,6 +244,8 @@ pemn_rc store_token_create(struct store *st, unsigned scope, const char *name, c
             sqlite3_bind_blob(s, 2, hash, sizeof hash, SQLITE_STATIC);
             sqlite3_bind_text(s, 3, scope_name, -1, SQLITE_STATIC);
             sqlite3_bind_int64(s, 4, sq_now());
+            sqlite3_bind_text(s, 5, device, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 6, fleet, -1, SQLITE_STATIC);
             int r = sqlite3_step(s);
             if (r == SQLITE_CONSTRAINT_UNIQUE)
                 rc = proto_err(err, PEMN_EEXIST, PEMN_NO_OFFSET, "a token named %s exists", nm);
@@ -234,8 +253,12 @@ pemn_rc store_token_create(struct store *st, unsigned scope, const char *name, c
                 rc = sq_fail(c, err, "creating a token");
             sq_done(s);
         }
-        if (!rc)
-            rc = sq_audit(c, actor, "token.create", nm, scope_name, err);
+        if (!rc) {
+            char detail[2 * STORE_LABEL_MAX + 32];
+            snprintf(detail, sizeof detail, "%s%s%s%s%s", scope_name, device[0] ? " device " : "",
+                     device, fleet[0] ? " fleet " : "", fleet);
+            rc = sq_audit(c, actor, "token.create", nm, detail, err);
+        }
         if (!rc)
             rc = sq_commit(c, err);
     }
@@ -284,7 +307,15 @@ pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor
 pemn_rc store_token_check(struct store *st, const char *token, unsigned *scope,
                           char name_out[STORE_LABEL_MAX], struct pemn_err *err)
 {
-    static const char sql[] = "SELECT hash, scope, name, revoked FROM tokens WHERE hash = ?1";
+    return store_token_check_bound(st, token, scope, name_out, NULL, NULL, err);
+}
+
+pemn_rc store_token_check_bound(struct store *st, const char *token, unsigned *scope,
+                                char name_out[STORE_LABEL_MAX], char device_out[STORE_LABEL_MAX],
+                                char fleet_out[STORE_LABEL_MAX], struct pemn_err *err)
+{
+    static const char sql[] =
+        "SELECT hash, scope, name, revoked, device, fleet FROM tokens WHERE hash = ?1";
     size_t len = token ? strnlen(token, STORE_TOKEN_TEXT_MAX) : 0;
     if (len < sizeof TOKEN_PREFIX || len >= STORE_TOKEN_TEXT_MAX ||
         memcmp(token, TOKEN_PREFIX, sizeof TOKEN_PREFIX - 1) != 0)
@@ -316,6 +347,10 @@ pemn_rc store_token_check(struct store *st, const char *token, unsigned *scope,
             *scope = store_scope_parse(sc);
             if (name_out)
                 sq_col_text(s, 2, name_out, STORE_LABEL_MAX);
+            if (device_out)
+                sq_col_text(s, 4, device_out, STORE_LABEL_MAX);
+            if (fleet_out)
+                sq_col_text(s, 5, fleet_out, STORE_LABEL_MAX);
         }
     } else if (r == SQLITE_DONE) {
         rc = proto_err(err, PEMN_EAUTH, PEMN_NO_OFFSET, "unknown token");
@@ -329,7 +364,8 @@ pemn_rc store_token_check(struct store *st, const char *token, unsigned *scope,
 
 pemn_rc store_token_list(struct store *st, store_token_cb cb, void *ctx, struct pemn_err *err)
 {
-    static const char sql[] = "SELECT name, scope, created, revoked FROM tokens ORDER BY id";
+    static const char sql[] =
+        "SELECT name, scope, created, revoked, device, fleet FROM tokens ORDER BY id";
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
     if (rc)
@@ -349,6 +385,8 @@ pemn_rc store_token_list(struct store *st, store_token_cb cb, void *ctx, struct 
         t.scope = store_scope_parse(sc);
         t.created = sqlite3_column_int64(s, 2);
         t.revoked = sqlite3_column_int64(s, 3);
+        sq_col_text(s, 4, t.device, sizeof t.device);
+        sq_col_text(s, 5, t.fleet, sizeof t.fleet);
         if (cb(ctx, &t)) {
             rc = PEMN_ECANCELED;
             break;

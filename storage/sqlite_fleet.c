@@ -7,7 +7,9 @@
 
 #include "proto/err.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Version 2: fleets (issue 5). */
@@ -175,24 +177,19 @@ static pemn_rc fleet_write(struct sq_conn *c, int64_t id, const struct store_fle
     return r == SQLITE_DONE ? PEMN_OK : sq_fail(c, err, "writing a fleet");
 }
 
-pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
-                        uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,
-                        const char *new_rollout_id, const char *actor, bool *started,
-                        struct store_fleet *out, struct pemn_err *err)
+/* The body of a fleet PUT on c, inside the caller's transaction (store_fleet_put's rules);
+ * action names the audit row. *begun: whether a new rollout began. */
+static pemn_rc fleet_put_on(struct sq_conn *c, const char *fleet,
+                            const struct store_fleet_target *t, uint32_t percent_bp,
+                            uint32_t abort_failure_bp, uint64_t abort_min_devices,
+                            const char *new_rollout_id, const char *actor, const char *action,
+                            bool *begun, struct pemn_err *err)
 {
-    struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
-    if (rc)
-        return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     struct store_fleet f;
     int64_t id = 0;
     int64_t now = sq_now();
     bool begin = true;
-    rc = fleet_read(c, fleet, &f, &id, NULL);
+    pemn_rc rc = fleet_read(c, fleet, &f, &id, NULL);
     if (rc == PEMN_ENOTFOUND) {
         memset(&f, 0, sizeof f);
         snprintf(f.name, sizeof f.name, "%s", fleet);
@@ -224,18 +221,44 @@ pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_
         if (begin) {
             snprintf(f.rollout_id, sizeof f.rollout_id, "%s", new_rollout_id);
             f.state = STORE_ROLLOUT_ACTIVE;
-            snprintf(f.state_reason, sizeof f.state_reason, "new target %.100s %.100s", t->model,
-                     t->version);
+            if (t->tag[0])
+                snprintf(f.state_reason, sizeof f.state_reason,
+                         "new target %.90s %.90s (tag %.40s)", t->model, t->version, t->tag);
+            else
+                snprintf(f.state_reason, sizeof f.state_reason, "new target %.100s %.100s",
+                         t->model, t->version);
             f.rollout_started = now;
         }
         rc = fleet_write(c, id, &f, err);
     }
     if (!rc) {
-        char detail[STORE_LABEL_MAX * 2 + 96];
-        snprintf(detail, sizeof detail, "%s/%s %.2f%%%s", t->model, t->version, percent_bp / 100.0,
-                 begin ? " new rollout" : "");
-        rc = sq_audit(c, actor, "fleet.put", fleet, detail, err);
+        char detail[STORE_LABEL_MAX * 3 + 128];
+        snprintf(detail, sizeof detail, "%s/%s%s%s %.2f%%%s%s", t->model, t->version,
+                 t->tag[0] ? " tag " : "", t->tag, percent_bp / 100.0, begin ? " new rollout " : "",
+                 begin ? f.rollout_id : "");
+        rc = sq_audit(c, actor, action, fleet, detail, err);
     }
+    if (!rc && begun)
+        *begun = begin;
+    return rc;
+}
+
+pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
+                        uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,
+                        const char *new_rollout_id, const char *actor, bool *started,
+                        struct store_fleet *out, struct pemn_err *err)
+{
+    struct sq_conn *c;
+    pemn_rc rc = sq_acquire(st, &c, err);
+    if (rc)
+        return rc;
+    if ((rc = sq_begin(c, err))) {
+        sq_release(st, c);
+        return rc;
+    }
+    bool begin = false;
+    rc = fleet_put_on(c, fleet, t, percent_bp, abort_failure_bp, abort_min_devices, new_rollout_id,
+                      actor, "fleet.put", &begin, err);
     if (!rc)
         rc = sq_commit(c, err);
     else
@@ -247,6 +270,68 @@ pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_
             rc = fleet_read(c, fleet, out, NULL, err);
     }
     sq_release(st, c);
+    return rc;
+}
+
+/* ---- fleets that follow a tag ------------------------------------------------------------- */
+pemn_rc sq_fleet_follow_tag(struct sq_conn *c, const struct store_version *v, const char *tag,
+                            const char *actor, unsigned *moved, struct pemn_err *err)
+{
+    static const char sql[] =
+        "SELECT name FROM fleets WHERE model = ?1 AND tag = ?2 AND digest <> ?3 ORDER BY name";
+    *moved = 0;
+    sqlite3_stmt *s = sq_stmt(c, sql, err);
+    if (!s)
+        return PEMN_EDB;
+    /* collect the names first: the statement is reset before the fleets are written */
+    size_t n = 0, cap = 0;
+    char(*names)[STORE_LABEL_MAX] = NULL;
+    pemn_rc rc = PEMN_OK;
+    sqlite3_bind_text(s, 1, v->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, tag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, v->digest, -1, SQLITE_STATIC);
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            void *p = realloc(names, nc * sizeof *names);
+            if (!p) {
+                rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+                break;
+            }
+            names = p;
+            cap = nc;
+        }
+        sq_col_text(s, 0, names[n], sizeof names[n]);
+        n++;
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = sq_fail(c, err, "finding the fleets that follow a tag");
+    sq_done(s);
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct store_fleet f;
+        rc = fleet_read(c, names[i], &f, NULL, err);
+        if (rc)
+            break;
+        struct store_fleet_target t;
+        memset(&t, 0, sizeof t);
+        snprintf(t.model, sizeof t.model, "%s", v->model);
+        snprintf(t.version, sizeof t.version, "%s", v->version);
+        snprintf(t.tag, sizeof t.tag, "%s", tag);
+        t.release = v->release;
+        memcpy(t.digest, v->digest, sizeof t.digest);
+        t.size = v->size;
+        uint8_t rnd[16];
+        char rid[STORE_ROLLOUT_ID_MAX];
+        randombytes_buf(rnd, sizeof rnd);
+        proto_hex(rnd, sizeof rnd, rid);
+        /* the fleet's rollout policy as last set */
+        rc = fleet_put_on(c, names[i], &t, f.percent_bp, f.abort_failure_bp, f.abort_min_devices,
+                          rid, actor, "fleet.follow", NULL, err);
+        if (!rc)
+            (*moved)++;
+    }
+    free(names);
     return rc;
 }
 
@@ -346,7 +431,7 @@ pemn_rc store_fleet_set_state(struct store *st, const char *fleet, enum store_ro
 /* ---- devices ------------------------------------------------------------------------------- */
 #define DEVICE_COLS                                                                                \
     "d.id, f.name, d.first_seen, d.last_seen, d.reported, d.state, d.reason, d.version,"           \
-    " d.release, d.digest, d.report_rollout, d.fleet_id"
+    " d.release, d.digest, d.report_rollout, d.message, d.fleet_id"
 
 static int64_t device_row(sqlite3_stmt *s, int c, struct store_device *d)
 {
@@ -362,6 +447,7 @@ static int64_t device_row(sqlite3_stmt *s, int c, struct store_device *d)
     d->release = (uint64_t)sqlite3_column_int64(s, c++);
     sq_col_text(s, c++, d->digest, sizeof d->digest);
     sq_col_text(s, c++, d->report_rollout, sizeof d->report_rollout);
+    sq_col_text(s, c++, d->message, sizeof d->message);
     return sqlite3_column_int64(s, c);
 }
 
@@ -394,7 +480,7 @@ static pemn_rc device_register(struct sq_conn *c, const char *id, int64_t fleet_
     static const char sql[] =
         "INSERT INTO devices(id, fleet_id, first_seen, last_seen) VALUES(?1, ?2, ?3, ?3)"
         " ON CONFLICT(id) DO UPDATE SET fleet_id = ?2, last_seen = ?3, reported = 0,"
-        " state = '', reason = '', digest = '', report_rollout = ''"
+        " state = '', reason = '', digest = '', report_rollout = '', message = ''"
         " WHERE fleet_id <> ?2";
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
@@ -475,7 +561,7 @@ pemn_rc store_device_report(struct store *st, const char *fleet, const struct st
 {
     static const char sql[] =
         "UPDATE devices SET last_seen = ?2, reported = ?2, state = ?3, reason = ?4,"
-        " version = ?5, release = ?6, digest = ?7, report_rollout = ?8 WHERE id = ?1";
+        " version = ?5, release = ?6, digest = ?7, report_rollout = ?8, message = ?9 WHERE id = ?1";
     *reporting = *failed = 0;
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -503,6 +589,7 @@ pemn_rc store_device_report(struct store *st, const char *fleet, const struct st
             sqlite3_bind_int64(s, 6, (sqlite3_int64)r->release);
             sqlite3_bind_text(s, 7, r->digest, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 8, counts_for ? counts_for : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 9, r->message, -1, SQLITE_STATIC);
             int x = sqlite3_step(s);
             sq_done(s);
             if (x != SQLITE_DONE)

@@ -69,12 +69,19 @@ static const char schema_v1[] =
     "  target TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');";
 
+/* Version 3: device tokens bound to a device / fleet, and the device report's message
+ * (issue 5 follow-up). '' means unbound / no message. */
+static const char schema_v3[] = "ALTER TABLE tokens ADD COLUMN device TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE tokens ADD COLUMN fleet TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE devices ADD COLUMN message TEXT NOT NULL DEFAULT '';";
+
 static const struct {
     int version;
     const char *sql;
 } migrations[] = {
     {1, schema_v1},
     {2, sq_schema_v2_fleets},
+    {3, schema_v3},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

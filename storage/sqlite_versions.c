@@ -1,6 +1,7 @@
 /*
  * storage/sqlite_versions.c — models, versions (push) and tags.
  */
+#include "storage/sqlite_fleet.h"
 #include "storage/sqlite_int.h"
 
 #include "proto/err.h"
@@ -322,6 +323,13 @@ pemn_rc store_list_versions(struct store *st, const char *model, store_version_c
 pemn_rc store_tag_set(struct store *st, const char *model, const char *tag, const char *version,
                       const char *actor, struct store_version *out, struct pemn_err *err)
 {
+    return store_tag_set_follow(st, model, tag, version, actor, out, NULL, err);
+}
+
+pemn_rc store_tag_set_follow(struct store *st, const char *model, const char *tag,
+                             const char *version, const char *actor, struct store_version *out,
+                             unsigned *fleets_moved, struct pemn_err *err)
+{
     static const char sql[] =
         "INSERT INTO tags(model_id, tag, version_id, updated)"
         " SELECT v.model_id, ?3, v.id, ?4 FROM versions v JOIN models m ON m.id = v.model_id"
@@ -357,10 +365,19 @@ pemn_rc store_tag_set(struct store *st, const char *model, const char *tag, cons
         snprintf(target, sizeof target, "%s:%s", model, tag);
         rc = sq_audit(c, actor, "tag.set", target, version, err);
     }
-    if (!rc && out)
-        rc = get_version(c, model, version, out, err);
+    struct store_version v;
+    unsigned moved = 0;
+    if (!rc)
+        rc = get_version(c, model, version, &v, err);
+    /* fleets that follow this tag move with it, in the same transaction */
+    if (!rc)
+        rc = sq_fleet_follow_tag(c, &v, tag, actor, &moved, err);
     if (!rc)
         rc = sq_commit(c, err);
+    if (!rc && out)
+        *out = v;
+    if (!rc && fleets_moved)
+        *fleets_moved = moved;
     sq_release(st, c); /* rolls back on failure */
     return rc;
 }

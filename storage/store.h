@@ -112,9 +112,18 @@ pemn_rc store_list_versions(struct store *st, const char *model, store_version_c
 
 /* ---- tags ----------------------------------------------------------------------------- */
 /* Points tag at an existing version (creating or moving it). PEMN_ENOTFOUND when the
- * version does not exist. *out receives the version pointed at (may be NULL). */
+ * version does not exist. *out receives the version pointed at (may be NULL).
+ * In the same transaction, every fleet whose target follows this model+tag and is not
+ * already that package starts a new rollout to it with the fleet's own percentage and abort
+ * rule (store_fleet.h, store_fleet_put), one "fleet.follow" audit row per fleet; setting a
+ * tag to the version it already names moves no fleet. Deleting a tag moves no fleet. */
 pemn_rc store_tag_set(struct store *st, const char *model, const char *tag, const char *version,
                       const char *actor, struct store_version *out, struct pemn_err *err);
+/* store_tag_set, also telling how many fleets started a new rollout (fleets_moved may be
+ * NULL). */
+pemn_rc store_tag_set_follow(struct store *st, const char *model, const char *tag,
+                             const char *version, const char *actor, struct store_version *out,
+                             unsigned *fleets_moved, struct pemn_err *err);
 /* The version a tag points at. PEMN_ENOTFOUND when the tag does not exist. */
 pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
                       struct store_version *out, struct pemn_err *err);
@@ -191,8 +200,22 @@ pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor
  * revoked. name_out may be NULL. */
 pemn_rc store_token_check(struct store *st, const char *token, unsigned *scope,
                           char name_out[STORE_LABEL_MAX], struct pemn_err *err);
+/* Creates a token bound to a device id and/or a fleet (either may be NULL or ""): the
+ * server lets such a token act only as that device / within that fleet. Only device tokens
+ * can be bound (PEMN_EINVAL otherwise). Otherwise as store_token_create. */
+pemn_rc store_token_create_bound(struct store *st, unsigned scope, const char *name,
+                                 const char *device, const char *fleet, const char *actor,
+                                 char token_out[STORE_TOKEN_TEXT_MAX],
+                                 char name_out[STORE_LABEL_MAX], struct pemn_err *err);
+/* store_token_check, also giving the token's binding: device_out / fleet_out get the bound
+ * device id / fleet ("" when unbound); either may be NULL. */
+pemn_rc store_token_check_bound(struct store *st, const char *token, unsigned *scope,
+                                char name_out[STORE_LABEL_MAX], char device_out[STORE_LABEL_MAX],
+                                char fleet_out[STORE_LABEL_MAX], struct pemn_err *err);
 struct store_token {
     char name[STORE_LABEL_MAX];
+    char device[STORE_LABEL_MAX]; /* bound device id, "" when unbound */
+    char fleet[STORE_LABEL_MAX];  /* bound fleet, "" when unbound */
     unsigned scope;
     int64_t created;
     int64_t revoked; /* 0 when active */

@@ -5,13 +5,14 @@
  *
  * Data model:
  *   fleet    a name -> target (model, version, release, digest, size; tag if it was chosen
- *            by tag, resolved when the fleet was PUT), the previous target, and the current
+ *            by tag: the fleet then follows the tag, see store_tag_set), the previous target,
+ *            and the current
  *            rollout: id, percentage (basis points), abort rule, state (active, paused,
  *            aborted) with the reason for the last change.
  *   device   an id -> the fleet it belongs to (one at a time: contacting another fleet moves
  *            it), first/last seen, its last report (state, reason, running version and
- *            release, digest the report is about) and the rollout that report counted for
- *            ("" when it counted for none).
+ *            release, digest the report is about, free-text message) and the rollout that
+ *            report counted for ("" when it counted for none).
  *
  * The rollout arithmetic (membership, abort rule) is not here: server/srv_rollout.h.
  */
@@ -23,6 +24,7 @@
 #define STORE_ROLLOUT_ID_MAX 33 /* 32 hex + NUL */
 #define STORE_REASON_MAX 256
 #define STORE_DEVICE_STATE_MAX 16
+#define STORE_MESSAGE_MAX 257 /* a report's free-text message: 256 bytes + NUL */
 
 enum store_rollout_state {
     STORE_ROLLOUT_ACTIVE = 0,
@@ -96,6 +98,7 @@ struct store_device {
     uint64_t release;
     char digest[PEMN_DIGEST_TEXT_MAX]; /* the package the report is about */
     char report_rollout[STORE_ROLLOUT_ID_MAX];
+    char message[STORE_MESSAGE_MAX]; /* the last report's message ("" when none) */
 };
 
 /* A device polls its fleet: reads the fleet and the device in one go and registers the
@@ -106,7 +109,7 @@ pemn_rc store_device_poll(struct store *st, const char *fleet, const char *devic
                           int touch_seconds, struct store_fleet *fleet_out,
                           struct store_device *dev_out, struct pemn_err *err);
 
-/* A status report. r->state/reason/version/release/digest are stored as given (validated by
+/* A status report. r->state/reason/version/release/digest/message are stored as given (validated by
  * the caller). counts_for: the rollout this report counts for, or NULL/"" (the device is not
  * in the rollout or reports on another package). In the same transaction, the rollout's
  * reporting and failed devices are counted (when counts_for is set; else both 0).

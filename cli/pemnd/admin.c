@@ -34,6 +34,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: pemnd --db FILE token create --scope read|publish|admin|device [--name NAME]\n"
+            "                                    [--device ID] [--fleet FLEET]  (device scope)\n"
             "       pemnd --db FILE token revoke NAME\n"
             "       pemnd --db FILE token list\n"
             "       pemnd --db FILE key add KEY.pub [--name NAME]\n"
@@ -132,8 +133,13 @@ static int print_token(void *ctx, const struct store_token *t)
     fmt_time(t->created, c, sizeof c);
     if (t->revoked)
         fmt_time(t->revoked, r, sizeof r);
-    printf("%-32s %-8s created %s  %s%s\n", t->name, store_scope_name(t->scope), c,
+    printf("%-32s %-8s created %s  %s%s", t->name, store_scope_name(t->scope), c,
            t->revoked ? "revoked " : "active", t->revoked ? r : "");
+    if (t->device[0])
+        printf("  device=%s", t->device);
+    if (t->fleet[0])
+        printf("  fleet=%s", t->fleet);
+    printf("\n");
     return 0;
 }
 
@@ -156,7 +162,7 @@ static int print_audit(void *ctx, const struct store_audit *a)
 
 static int cmd_token(struct store *st, int argc, char **argv)
 {
-    static const char *const allowed[] = {"scope", "name", NULL};
+    static const char *const allowed[] = {"scope", "name", "device", "fleet", NULL};
     int npos, bad = 0;
     if (argc < 1 || check_args(argc, argv, allowed, &npos))
         return usage();
@@ -165,6 +171,8 @@ static int cmd_token(struct store *st, int argc, char **argv)
     pemn_rc rc;
     if (strcmp(sub, "create") == 0) {
         const char *scope_s = opt(argc, argv, "scope", &bad), *name = opt(argc, argv, "name", &bad);
+        const char *device = opt(argc, argv, "device", &bad),
+                   *fleet = opt(argc, argv, "fleet", &bad);
         if (bad || npos != 1 || !scope_s)
             return usage();
         unsigned scope = store_scope_parse(scope_s);
@@ -176,14 +184,25 @@ static int cmd_token(struct store *st, int argc, char **argv)
             fprintf(stderr, "pemnd: invalid token name '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n", name);
             return EX_USAGE;
         }
+        if ((device || fleet) && scope != STORE_SCOPE_DEVICE) {
+            fprintf(stderr, "pemnd: --device and --fleet bind a device token (--scope device)\n");
+            return EX_USAGE;
+        }
+        if ((device && !valid_name(device)) || (fleet && !valid_name(fleet))) {
+            fprintf(stderr, "pemnd: invalid %s '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n",
+                    device && !valid_name(device) ? "device id" : "fleet name",
+                    device && !valid_name(device) ? device : fleet);
+            return EX_USAGE;
+        }
         char tok[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];
-        rc = store_token_create(st, scope, name, "cli", tok, nm, &e);
+        rc = store_token_create_bound(st, scope, name, device, fleet, "cli", tok, nm, &e);
         if (rc) {
             fprintf(stderr, "pemnd: %s\n", e.msg);
             return exit_for(rc);
         }
-        printf("created token %s (scope %s); it is shown once, store it now:\n", nm,
-               store_scope_name(scope));
+        printf("created token %s (scope %s%s%s%s%s); it is shown once, store it now:\n", nm,
+               store_scope_name(scope), device ? ", device " : "", device ? device : "",
+               fleet ? ", fleet " : "", fleet ? fleet : "");
         printf("%s\n", tok);
         fflush(stdout);
         return EX_OK;

@@ -24,6 +24,7 @@ static void help(FILE *f)
             "\n"
             "usage: pemnd --db FILE [--listen HOST:PORT] [--config FILE] [--SETTING VALUE]...\n"
             "       pemnd --db FILE token create --scope read|publish|admin|device [--name NAME]\n"
+            "                 [--device ID] [--fleet FLEET]  (bind a device token)\n"
             "       pemnd --db FILE token revoke NAME | token list\n"
             "       pemnd --db FILE key add KEY.pub [--name NAME] | key remove NAME|ID | key list\n"
             "       pemnd --db FILE audit [--limit N]\n"

@@ -383,6 +383,264 @@ static void test_concurrent(void **state)
     store_close(st);
 }
 
+/* ---- fleets that follow a tag (store_tag_set), bound tokens, report messages ------------- */
+
+/* Stores a small package net/<version> and returns its version row. */
+static struct store_version push_version(struct store *st, const char *version, uint64_t release)
+{
+    uint8_t b[64];
+    for (size_t i = 0; i < sizeof b; i++)
+        b[i] = (uint8_t)(i * 31 + release * 7);
+    struct store_version m, out;
+    memset(&m, 0, sizeof m);
+    snprintf(m.model, sizeof m.model, "net");
+    snprintf(m.version, sizeof m.version, "%s", version);
+    snprintf(m.strategy, sizeof m.strategy, "rp");
+    snprintf(m.signer, sizeof m.signer, "0123456789abcdef");
+    m.release = release;
+    m.size = sizeof b;
+    m.created = 1700000000;
+    m.density = 0.5;
+    uint8_t d[PEMN_DIGEST_BYTES];
+    pemn_sha256(b, sizeof b, d);
+    pemn_digest_format(d, m.digest);
+    bool created = false;
+    struct pemn_err e;
+    if (store_put_package(st, &m, b, sizeof b, "test", &created, &out, &e))
+        fail_msg("push %s: %s", version, e.msg);
+    return out;
+}
+
+static struct store_fleet_target from_version(const struct store_version *v, const char *tag)
+{
+    struct store_fleet_target t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.model, sizeof t.model, "%s", v->model);
+    snprintf(t.version, sizeof t.version, "%s", v->version);
+    snprintf(t.tag, sizeof t.tag, "%s", tag ? tag : "");
+    t.release = v->release;
+    memcpy(t.digest, v->digest, sizeof t.digest);
+    t.size = v->size;
+    return t;
+}
+
+struct audit_count {
+    int follow;
+    char last_target[STORE_LABEL_MAX];
+};
+
+static int audit_cb(void *ctx, const struct store_audit *a)
+{
+    struct audit_count *c = ctx;
+    if (!strcmp(a->action, "fleet.follow")) {
+        if (!c->follow)
+            snprintf(c->last_target, sizeof c->last_target, "%s", a->target);
+        c->follow++;
+    }
+    return 0;
+}
+
+static void test_follow_tag(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    struct pemn_err e;
+    struct store_version v1 = push_version(st, "1.0.0", 1), v2 = push_version(st, "2.0.0", 2);
+    struct store_version v3 = push_version(st, "3.0.0", 3), got;
+    assert_int_equal(store_tag_set(st, "net", "stable", "1.0.0", "alice", &got, &e), PEMN_OK);
+
+    /* "tagged" follows net@stable at 20% with an abort rule; "pinned" is on 1.0.0 by version;
+     * "canary" follows another tag */
+    struct store_fleet_target ts = from_version(&v1, "stable"), tp = from_version(&v1, NULL);
+    struct store_fleet_target tc = from_version(&v1, "canary");
+    struct store_fleet f, g;
+    assert_int_equal(store_fleet_put(st, "tagged", &ts, 2000, 1500, 7, "r1", "alice", NULL, &f, &e),
+                     PEMN_OK);
+    assert_int_equal(store_fleet_put(st, "pinned", &tp, 10000, 0, 0, "p1", "alice", NULL, &f, &e),
+                     PEMN_OK);
+    assert_int_equal(store_fleet_put(st, "canary", &tc, 10000, 0, 0, "c1", "alice", NULL, &f, &e),
+                     PEMN_OK);
+
+    /* moving the tag to the version it already names changes nothing */
+    unsigned moved = 99;
+    assert_int_equal(store_tag_set_follow(st, "net", "stable", "1.0.0", "bob", &got, &moved, &e),
+                     PEMN_OK);
+    assert_int_equal(moved, 0);
+    assert_int_equal(store_fleet_get(st, "tagged", &f, &e), PEMN_OK);
+    assert_string_equal(f.rollout_id, "r1");
+
+    /* moving it: a new rollout to 2.0.0 with the fleet's own policy, 1.0.0 the fallback */
+    assert_int_equal(store_tag_set_follow(st, "net", "stable", "2.0.0", "bob", &got, &moved, &e),
+                     PEMN_OK);
+    assert_int_equal(moved, 1);
+    assert_string_equal(got.version, "2.0.0");
+    assert_int_equal(store_fleet_get(st, "tagged", &f, &e), PEMN_OK);
+    assert_string_equal(f.target.version, "2.0.0");
+    assert_string_equal(f.target.digest, v2.digest);
+    assert_string_equal(f.target.tag, "stable");
+    assert_int_equal(f.target.release, 2);
+    assert_true(f.has_previous);
+    assert_string_equal(f.previous.version, "1.0.0");
+    assert_int_equal(strlen(f.rollout_id), 32);
+    assert_string_not_equal(f.rollout_id, "r1");
+    assert_int_equal(f.percent_bp, 2000);
+    assert_int_equal(f.abort_failure_bp, 1500);
+    assert_int_equal(f.abort_min_devices, 7);
+    assert_int_equal(f.state, STORE_ROLLOUT_ACTIVE);
+    /* the fixed-version fleet and the other tag's fleet are untouched */
+    assert_int_equal(store_fleet_get(st, "pinned", &g, &e), PEMN_OK);
+    assert_string_equal(g.target.version, "1.0.0");
+    assert_string_equal(g.rollout_id, "p1");
+    assert_int_equal(store_fleet_get(st, "canary", &g, &e), PEMN_OK);
+    assert_string_equal(g.rollout_id, "c1");
+    struct audit_count ac = {0, ""};
+    assert_int_equal(store_audit_list(st, 50, audit_cb, &ac, &e), PEMN_OK);
+    assert_int_equal(ac.follow, 1);
+    assert_string_equal(ac.last_target, "tagged");
+
+    /* an aborted rollout's target never becomes the fallback on the next move */
+    char rid2[STORE_ROLLOUT_ID_MAX];
+    snprintf(rid2, sizeof rid2, "%s", f.rollout_id);
+    assert_int_equal(store_fleet_set_state(st, "tagged", STORE_ROLLOUT_ABORTED, "bad", NULL,
+                                           "alice", NULL, NULL, &e),
+                     PEMN_OK);
+    assert_int_equal(store_tag_set_follow(st, "net", "stable", "3.0.0", "bob", NULL, &moved, &e),
+                     PEMN_OK);
+    assert_int_equal(moved, 1);
+    assert_int_equal(store_fleet_get(st, "tagged", &f, &e), PEMN_OK);
+    assert_string_equal(f.target.digest, v3.digest);
+    assert_string_equal(f.previous.version, "1.0.0");
+    assert_string_not_equal(f.rollout_id, rid2);
+    assert_int_equal(f.state, STORE_ROLLOUT_ACTIVE);
+
+    /* deleting the tag leaves the fleet where it is */
+    assert_int_equal(store_tag_delete(st, "net", "stable", "bob", &e), PEMN_OK);
+    assert_int_equal(store_fleet_get(st, "tagged", &g, &e), PEMN_OK);
+    assert_string_equal(g.target.version, "3.0.0");
+    assert_string_equal(g.rollout_id, f.rollout_id);
+
+    /* a failed move (unknown version) moves no fleet */
+    assert_int_equal(store_tag_set_follow(st, "net", "stable", "9.9.9", "bob", NULL, &moved, &e),
+                     PEMN_ENOTFOUND);
+    assert_int_equal(store_fleet_get(st, "tagged", &g, &e), PEMN_OK);
+    assert_string_equal(g.rollout_id, f.rollout_id);
+
+    /* re-PUT by version: the fleet stops following the tag */
+    assert_int_equal(store_fleet_put(st, "tagged", &tp, 10000, 0, 0, "r9", "alice", NULL, &f, &e),
+                     PEMN_OK);
+    assert_string_equal(f.target.tag, "");
+    assert_int_equal(store_tag_set(st, "net", "stable", "2.0.0", "bob", NULL, &e), PEMN_OK);
+    assert_int_equal(store_fleet_get(st, "tagged", &g, &e), PEMN_OK);
+    assert_string_equal(g.rollout_id, "r9");
+    store_close(st);
+}
+
+struct tok_find {
+    const char *name;
+    struct store_token t;
+    bool found;
+};
+
+static int tok_cb(void *ctx, const struct store_token *t)
+{
+    struct tok_find *f = ctx;
+    if (!strcmp(t->name, f->name)) {
+        f->t = *t;
+        f->found = true;
+    }
+    return 0;
+}
+
+static void test_bound_tokens(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    struct pemn_err e;
+    char tok[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX], dev[STORE_LABEL_MAX], fl[STORE_LABEL_MAX];
+    unsigned scope = 0;
+    assert_int_equal(
+        store_token_create_bound(st, STORE_SCOPE_DEVICE, "d1", "dev-1", "edge", "cli", tok, nm, &e),
+        PEMN_OK);
+    assert_int_equal(store_token_check_bound(st, tok, &scope, nm, dev, fl, &e), PEMN_OK);
+    assert_int_equal(scope, STORE_SCOPE_DEVICE);
+    assert_string_equal(nm, "d1");
+    assert_string_equal(dev, "dev-1");
+    assert_string_equal(fl, "edge");
+    /* the old check still works and sees the same token */
+    assert_int_equal(store_token_check(st, tok, &scope, nm, &e), PEMN_OK);
+    struct tok_find tf;
+    memset(&tf, 0, sizeof tf);
+    tf.name = "d1";
+    assert_int_equal(store_token_list(st, tok_cb, &tf, &e), PEMN_OK);
+    assert_true(tf.found);
+    assert_string_equal(tf.t.device, "dev-1");
+    assert_string_equal(tf.t.fleet, "edge");
+
+    /* fleet-only binding; unbound tokens have empty bindings */
+    assert_int_equal(
+        store_token_create_bound(st, STORE_SCOPE_DEVICE, "d2", NULL, "edge", "cli", tok, nm, &e),
+        PEMN_OK);
+    assert_int_equal(store_token_check_bound(st, tok, &scope, NULL, dev, fl, &e), PEMN_OK);
+    assert_string_equal(dev, "");
+    assert_string_equal(fl, "edge");
+    assert_int_equal(store_token_create(st, STORE_SCOPE_DEVICE, "d3", "cli", tok, nm, &e), PEMN_OK);
+    assert_int_equal(store_token_check_bound(st, tok, &scope, NULL, dev, fl, &e), PEMN_OK);
+    assert_string_equal(dev, "");
+    assert_string_equal(fl, "");
+
+    /* only device tokens can be bound; nothing is stored on refusal */
+    assert_int_equal(
+        store_token_create_bound(st, STORE_SCOPE_PUBLISH, "p1", "dev-1", NULL, "cli", tok, nm, &e),
+        PEMN_EINVAL);
+    struct tok_find tp;
+    memset(&tp, 0, sizeof tp);
+    tp.name = "p1";
+    assert_int_equal(store_token_list(st, tok_cb, &tp, &e), PEMN_OK);
+    assert_false(tp.found);
+
+    /* a revoked bound token is refused */
+    assert_int_equal(
+        store_token_create_bound(st, STORE_SCOPE_DEVICE, "d4", "dev-4", NULL, "cli", tok, nm, &e),
+        PEMN_OK);
+    assert_int_equal(store_token_revoke(st, "d4", "cli", &e), PEMN_OK);
+    assert_int_equal(store_token_check_bound(st, tok, &scope, NULL, dev, fl, &e), PEMN_EAUTH);
+    assert_int_equal(store_schema_version(st), 3);
+    store_close(st);
+}
+
+static void test_report_message(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    struct pemn_err e;
+    struct store_fleet_target t1 = target("1.0.0", 1, 'a');
+    struct store_fleet f;
+    struct store_device d, r;
+    uint64_t reporting, failed;
+    assert_int_equal(store_fleet_put(st, "edge", &t1, 10000, 0, 0, "r1", "a", NULL, &f, &e),
+                     PEMN_OK);
+    assert_int_equal(store_device_poll(st, "edge", "dev-1", 30, &f, &d, &e), PEMN_OK);
+    assert_string_equal(d.message, "");
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "dev-1");
+    snprintf(r.state, sizeof r.state, "failed");
+    snprintf(r.reason, sizeof r.reason, "disk-full");
+    memset(r.message, 'x', STORE_MESSAGE_MAX - 1); /* the longest message fits whole */
+    assert_int_equal(store_device_report(st, "edge", &r, NULL, &reporting, &failed, &e), PEMN_OK);
+    assert_int_equal(store_device_get(st, "edge", "dev-1", &d, &e), PEMN_OK);
+    assert_int_equal(strlen(d.message), STORE_MESSAGE_MAX - 1);
+    /* the latest report wins, and an empty message clears it */
+    snprintf(r.message, sizeof r.message, "retrying: /var is 100%% full");
+    assert_int_equal(store_device_report(st, "edge", &r, NULL, &reporting, &failed, &e), PEMN_OK);
+    assert_int_equal(store_device_get(st, "edge", "dev-1", &d, &e), PEMN_OK);
+    assert_string_equal(d.message, "retrying: /var is 100% full");
+    r.message[0] = 0;
+    assert_int_equal(store_device_report(st, "edge", &r, NULL, &reporting, &failed, &e), PEMN_OK);
+    assert_int_equal(store_device_get(st, "edge", "dev-1", &d, &e), PEMN_OK);
+    assert_string_equal(d.message, "");
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +649,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
