@@ -12,7 +12,8 @@
 #   QUICK=1        one seed everywhere             THREADS=1 (OpenBLAS threads per run)
 #   EXTRA_SEEDS="2 3"  more seeds for the single-seed rows (a second pass)
 #   Several workers may share one $OUT (each run is claimed with a lock directory):
-#   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains.
+#   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains, TABLE_ONLY=1
+#   only writes the table from the reports there are.
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,6 +96,7 @@ if [ "${REVERSE:-0}" = 1 ]; then
     passes="2 1"
 fi
 fail=0
+[ "${TABLE_ONLY:-0}" = 1 ] && passes=""
 for pass in $passes; do
     for c in "${order[@]}"; do
         IFS='|' read -r id label seeds args <<<"$c"
