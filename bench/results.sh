@@ -133,7 +133,7 @@ table() {
             protos=$(tr -d ' \n' <"$f" | sed -n 's/.*"proto_lengths":\[\([0-9,]*\)\].*/\1/p')
         done
         [ -z "$protos" ] && protos="266200 (trained)"
-        [ -z "$dens" ] && dens="1"
+        [ -z "$dens" ] && dens="—"
         echo "$label|$protos|$dens|$accs|$bytes|$f32|$secs|$sps" | awk -F'|' -v ns=$((EPOCHS * 60000)) '{
             n = split($4, a, " "); s = 0; mn = 1e9; mx = -1e9
             for (i = 1; i <= n; i++) { v = 100 * a[i]; s += v; if (v < mn) mn = v; if (v > mx) mx = v }
