@@ -142,6 +142,7 @@ table() {
             else acc = sprintf("%.2f (1)", m)
             split($7, t, " "); ts = 0; for (i in t) ts += t[i]
             gsub(",", " + ", $2)
+            if ($3 != "—") $3 = sprintf("%g", $3)
             printf "| %s | %s | %s | %s | %d | %.1fx | %.1f | %.0f |\n", $1, $2, $3, acc, $5,
                    $6 / $5, ts / n, ns / (ts / n) }'
     done
