@@ -248,8 +248,8 @@ static void print(const char *name, const struct summary *s)
 {
     printf("fleet-poll %-13s requests=%ld seconds=%.2f rps=%.0f p50_ms=%.3f p99_ms=%.3f "
            "max_ms=%.3f 200=%ld 304=%ld 404=%ld errors=%ld\n",
-           name, s->n, s->seconds, s->seconds > 0 ? (double)s->n / s->seconds : 0.0,
-           s->p50 * 1e3, s->p99 * 1e3, s->max * 1e3, s->st200, s->st304, s->st404, s->errors);
+           name, s->n, s->seconds, s->seconds > 0 ? (double)s->n / s->seconds : 0.0, s->p50 * 1e3,
+           s->p99 * 1e3, s->max * 1e3, s->st200, s->st304, s->st404, s->errors);
 }
 
 /* Strict decimal; -1 when not a number. */
@@ -294,8 +294,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (sh.n_dev < 1 || sh.n_dev > MAX_DEVICES || sh.n_threads < 1 ||
-        sh.n_threads > MAX_THREADS || sh.requests < 1 || !(sh.seconds > 0)) {
+    if (sh.n_dev < 1 || sh.n_dev > MAX_DEVICES || sh.n_threads < 1 || sh.n_threads > MAX_THREADS ||
+        sh.requests < 1 || !(sh.seconds > 0)) {
         fprintf(stderr, "bench_fleet_poll: bad option value\n");
         return 2;
     }
@@ -306,8 +306,8 @@ int main(int argc, char **argv)
         return 1;
     for (int i = 0; i < sh.n_dev; i++)
         snprintf(sh.dev[i].id, sizeof sh.dev[i].id, "bench-dev-%06d", i);
-    printf("fleet-poll: %s fleet=%s devices=%d threads=%d requests=%ld max_seconds=%.0f\n",
-           sh.base, sh.fleet, sh.n_dev, sh.n_threads, sh.requests, sh.seconds);
+    printf("fleet-poll: %s fleet=%s devices=%d threads=%d requests=%ld max_seconds=%.0f\n", sh.base,
+           sh.fleet, sh.n_dev, sh.n_threads, sh.requests, sh.seconds);
     struct summary first = run_phase(&sh, 1);
     print("first-contact", &first);
     struct summary steady = run_phase(&sh, 2);

@@ -17,6 +17,7 @@
 #   usage: BUILD=build/release bash bench/bench_pull.sh
 #          (env: REPS=3 RATE=10000000 measured cap, PROJ=1000000 projected link, bytes/s)
 set -u
+unset PEMN_SERVER PEMN_TOKEN PEMN_TRUST PEMN_CACHE
 BUILD=${BUILD:-build/release}
 ROOT=${PEMN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$ROOT" || exit 2

@@ -6,7 +6,7 @@
 #  2. Push ingest: packages/s and MB/s for small packages (signature verification included),
 #     vs opening + verifying the same packages in-process.
 # Env: BENCH_SECONDS (default 5), BENCH_CONNS (64), BENCH_THREADS (server threads, 2),
-#      BENCH_ROUNDS (2), BENCH_PUSH_N (400).
+#      BENCH_ROUNDS (3), BENCH_PUSH_N (400). Throughput is the median over the rounds.
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=${PEMN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -14,7 +14,7 @@ cd "$ROOT" || exit 2
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-2}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 PUSH_N=${BENCH_PUSH_N:-400}
 PEMND=$ROOT/$BUILD/bin/pemnd
 MKPKG=$ROOT/$BUILD/tests/tools/pemn_mkpkg
@@ -66,6 +66,7 @@ echo "settings: wrk -t2 -c$CONNS -d${SECS}s, $ROUNDS rounds alternating, server 
 PP=$(free_port)
 "$PEMND" --db "$W/pemn.db" --listen "127.0.0.1:$PP" --threads "$THREADS" --log-level warn \
     --connection-limit 4096 >"$W/pemnd.log" 2>&1 &
+PEMND_PID=$!
 PIDS+=($!)
 wait_up "http://127.0.0.1:$PP/v1/health" || { echo "pemnd did not start" >&2; cat "$W/pemnd.log"; exit 1; }
 "$PEMND" --db "$W/pemn.db" key add "$W/alice.pub" >/dev/null || exit 1
@@ -121,35 +122,55 @@ for s in small large; do
     [ "sha256:$a" = "${DIGEST[$s]}" ] && [ "$a" = "$b" ] || { echo "bench: servers disagree on $s" >&2; exit 1; }
 done
 
-rps() { # URL -> req/s (0 when wrk saw errors)
-    local out
-    out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" "$1" 2>&1)
+cpu_ticks() { # PIDS... -> utime+stime clock ticks
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+NGINX_MASTER=${PIDS[-1]}
+# bench WHO URL -> "req/s cpu-us-per-request"; CPU time is the server's own (pemnd, or the
+# nginx workers), which a busy shared machine distorts far less than req/s
+bench() {
+    local who=$1 url=$2 pids out c0 c1 n
+    if [ "$who" = pemnd ]; then pids=$PEMND_PID; else pids=$(pgrep -P "$NGINX_MASTER" | tr '\n' ' '); fi
+    c0=$(cpu_ticks $pids)
+    out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" "$url" 2>&1)
+    c1=$(cpu_ticks $pids)
     if echo "$out" | grep -qE 'Non-2xx|Socket errors: connect [1-9]|read [1-9]'; then
         echo "$out" | grep -E 'Non-2xx|Socket errors' >&2
     fi
-    echo "$out" | awk '/Requests\/sec/ {print $2}'
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(awk -v c=$((c1 - c0)) -v n="${n:-0}" -v hz="$HZ" 'BEGIN {printf "%.1f", n ? c * 1e6 / hz / n : 0}')"
 }
 
-declare -A BEST
+declare -A RUNS CPUS
 for s in small large; do
-    BEST[pemnd_$s]=0
-    BEST[nginx_$s]=0
     for r in $(seq 1 "$ROUNDS"); do
         for who in pemnd nginx; do
             port=$PP
             [ $who = nginx ] && port=$NP
-            v=$(rps "http://127.0.0.1:$port/v1/blobs/${DIGEST[$s]}")
-            echo "  $s round $r $who: $v req/s"
-            BEST[${who}_$s]=$(awk -v a="${BEST[${who}_$s]}" -v b="$v" 'BEGIN {print (b > a) ? b : a}')
+            set -- $(bench $who "http://127.0.0.1:$port/v1/blobs/${DIGEST[$s]}")
+            echo "  $s round $r $who: ${1:-0} req/s, ${2:-0} us CPU/request"
+            RUNS[${who}_$s]="${RUNS[${who}_$s]:-} ${1:-0}"
+            CPUS[${who}_$s]="${CPUS[${who}_$s]:-} ${2:-0}"
         done
     done
 done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-printf '%-22s %12s %12s %16s\n' "package" "pemnd req/s" "nginx req/s" "ratio pemnd/nginx"
+printf '%-20s %11s %11s %9s %13s %13s %9s\n' "package" "pemnd req/s" "nginx req/s" "ratio" \
+    "pemnd us/req" "nginx us/req" "cpu ratio"
 for s in small large; do
-    printf '%-22s %12.0f %12.0f %16.2f\n' "$s (${SIZE[$s]} B)" "${BEST[pemnd_$s]}" "${BEST[nginx_$s]}" \
-        "$(awk -v a="${BEST[pemnd_$s]}" -v b="${BEST[nginx_$s]}" 'BEGIN {print (b > 0) ? a / b : 0}')"
+    a=$(echo "${RUNS[pemnd_$s]}" | median)
+    b=$(echo "${RUNS[nginx_$s]}" | median)
+    ca=$(echo "${CPUS[pemnd_$s]}" | median)
+    cb=$(echo "${CPUS[nginx_$s]}" | median)
+    printf '%-20s %11.0f %11.0f %9.2f %13.1f %13.1f %9.2f\n' "$s (${SIZE[$s]} B)" "$a" "$b" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN {print (b > 0) ? a / b : 0}')" "$ca" "$cb" \
+        "$(awk -v a="$ca" -v b="$cb" 'BEGIN {print (a > 0) ? b / a : 0}')"
 done
+echo "(ratio = pemnd/nginx req/s; cpu ratio = nginx/pemnd CPU per request: > 1 means pemnd is cheaper)"
 
 # ---- push ingest -------------------------------------------------------------------------
 echo

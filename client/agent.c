@@ -22,10 +22,14 @@
 #include <unistd.h>
 
 static const char *const step_names[PEMN_AGENT_STEP_COUNT_] = {
-    [PEMN_AGENT_STEP_VERSION_DIR] = "version-dir", [PEMN_AGENT_STEP_PACKAGE] = "package",
-    [PEMN_AGENT_STEP_EXPAND] = "expand",           [PEMN_AGENT_STEP_SYNC] = "sync",
-    [PEMN_AGENT_STEP_COMMIT_DIR] = "commit-dir",   [PEMN_AGENT_STEP_LINK] = "link",
-    [PEMN_AGENT_STEP_SWAP] = "swap",               [PEMN_AGENT_STEP_STATE] = "state",
+    [PEMN_AGENT_STEP_VERSION_DIR] = "version-dir",
+    [PEMN_AGENT_STEP_PACKAGE] = "package",
+    [PEMN_AGENT_STEP_EXPAND] = "expand",
+    [PEMN_AGENT_STEP_SYNC] = "sync",
+    [PEMN_AGENT_STEP_COMMIT_DIR] = "commit-dir",
+    [PEMN_AGENT_STEP_LINK] = "link",
+    [PEMN_AGENT_STEP_SWAP] = "swap",
+    [PEMN_AGENT_STEP_STATE] = "state",
     [PEMN_AGENT_STEP_GC] = "gc",
 };
 
@@ -163,8 +167,8 @@ static bool read_current(const struct pemn_agent *a, char hex[AGENT_HEX_LEN + 1]
 }
 
 /* Points DIR/current at versions/<hex> atomically: temp link, rename over, fsync DIR. */
-static pemn_rc swap_current(struct pemn_agent *a, const char *hex, bool hook,
-                            struct pemn_err *err, bool *crashed)
+static pemn_rc swap_current(struct pemn_agent *a, const char *hex, bool hook, struct pemn_err *err,
+                            bool *crashed)
 {
     char tmp[PATH_MAX], cur[PATH_MAX], target[PATH_MAX];
     pemn_rc rc;
@@ -204,8 +208,7 @@ static void collect_garbage(struct pemn_agent *a)
     while ((de = readdir(d)) != NULL) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if ((keep[0] && !strcmp(de->d_name, keep[0])) ||
-            (keep[1] && !strcmp(de->d_name, keep[1])))
+        if ((keep[0] && !strcmp(de->d_name, keep[0])) || (keep[1] && !strcmp(de->d_name, keep[1])))
             continue;
         char p[PATH_MAX];
         if (!agent_path(p, NULL, "%s/%s", vdir, de->d_name) && !agent_rmtree(p, NULL))
@@ -247,7 +250,8 @@ static pemn_rc recover(struct pemn_agent *a, struct pemn_err *err)
 
     /* 2. what state.json says, then what DIR/current verifiably is */
     struct pemn_agent_state old, st;
-    agent_state_load(a, &old);
+    char old_etag[sizeof a->etag];
+    agent_state_load(a, &old, old_etag, sizeof old_etag);
     memset(&st, 0, sizeof st);
     char hex[AGENT_HEX_LEN + 1];
     bool cur_ok = read_current(a, hex) && !check_version(a, hex, &st.current, NULL);
@@ -288,6 +292,11 @@ static pemn_rc recover(struct pemn_agent *a, struct pemn_err *err)
             (void)agent_fsync_path(a->dir, NULL);
     }
     a->st = st;
+    /* the remembered answer still holds only if what runs is what state.json said */
+    bool same = st.has_current == old.has_current &&
+                (!st.has_current || same_digest(&st.current, &old.current));
+    snprintf(a->etag, sizeof a->etag, "%s", same ? old_etag : "");
+    memcpy(a->etag_disk, a->etag, sizeof a->etag);
     if ((rc = agent_state_save(a, &a->st, err)))
         return rc;
     /* 3. half-written versions and versions no longer needed */
@@ -307,8 +316,28 @@ static pemn_rc make_dir(const char *path, struct pemn_err *err)
     return PEMN_OK;
 }
 
-pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
-                       struct pemn_err *err)
+/* mkdir -p: the agent directory's parents are created too (0755). */
+static pemn_rc make_dirs(const char *path, struct pemn_err *err)
+{
+    char p[PATH_MAX];
+    pemn_rc rc = agent_path(p, err, "%s", path);
+    if (rc)
+        return rc;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", p, strerror(errno));
+            *s = '/';
+            return rc;
+        }
+        *s = '/';
+    }
+    return make_dir(p, err);
+}
+
+pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, struct pemn_err *err)
 {
     if (!out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "out is NULL");
@@ -333,7 +362,7 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
         dl--;
     if ((rc = agent_path(a->dir, err, "%.*s", (int)dl, opts->dir)) ||
         (rc = agent_path(a->current_path, err, "%s/current/model.pemn", a->dir)) ||
-        (rc = make_dir(a->dir, err)) || (rc = agent_path(p, err, "%s/versions", a->dir)) ||
+        (rc = make_dirs(a->dir, err)) || (rc = agent_path(p, err, "%s/versions", a->dir)) ||
         (rc = make_dir(p, err)) || (rc = agent_path(p, err, "%s/download", a->dir)) ||
         (rc = make_dir(p, err)) || (rc = agent_path(p, err, "%s/.lock", a->dir)))
         goto fail;
@@ -344,8 +373,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
     }
     if (flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK
-                 ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
-                             "%s is in use by another agent", a->dir)
+                 ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, "%s is in use by another agent",
+                             a->dir)
                  : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "flock %s: %s", p, strerror(errno));
         goto fail;
     }
@@ -362,6 +391,7 @@ void pemn_agent_free(pemn_agent *a)
 {
     if (!a)
         return;
+    agent_net_free(a);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     free(a);
@@ -408,16 +438,17 @@ pemn_rc pemn_agent_admit(const pemn_agent *a, uint64_t release, const char *dige
                      c->version);
 }
 
-/* ---- install ---------------------------------------------------------------------------------- */
+/* ---- install ----------------------------------------------------------------------------------
+ */
 
-#define FAULT(step)                                                                            \
-    do {                                                                                       \
-        if (a->opts.fault && a->opts.fault((step), a->opts.fault_user)) {                      \
-            crashed = true;                                                                    \
-            rc = proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET, "stopped after step %s",        \
-                           step_names[(step)]);                                                \
-            goto out;                                                                          \
-        }                                                                                      \
+#define FAULT(step)                                                                                \
+    do {                                                                                           \
+        if (a->opts.fault && a->opts.fault((step), a->opts.fault_user)) {                          \
+            crashed = true;                                                                        \
+            rc = proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET, "stopped after step %s",           \
+                           step_names[(step)]);                                                    \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* Writes versions/<hex>/ from the verified package unless it is already there. */
@@ -443,8 +474,7 @@ static pemn_rc write_version(struct pemn_agent *a, const pemn_pkg *pkg, const ch
     if ((rc = agent_rmtree(partial, err)))
         return rc;
     if (mkdir(partial, 0755) != 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", partial,
-                         strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", partial, strerror(errno));
     FAULT(PEMN_AGENT_STEP_VERSION_DIR);
     size_t len;
     const uint8_t *bytes = pemn_pkg_bytes(pkg, &len);
@@ -501,6 +531,7 @@ static pemn_rc install_pkg(struct pemn_agent *a, const pemn_pkg *pkg, const char
         st.previous = a->st.current;
     }
     a->st = st;
+    a->etag[0] = a->etag_disk[0] = 0; /* the last answer no longer describes what runs */
     if ((rc = agent_state_save(a, &a->st, err)))
         goto out;
     FAULT(PEMN_AGENT_STEP_STATE);
@@ -545,8 +576,9 @@ pemn_rc pemn_agent_install_mem(pemn_agent *a, const void *data, size_t len,
     if (!a || (!data && len))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad arguments");
     if (len > a->opts.max_package)
-        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "package of %zu bytes over the %llu limit",
-                         len, (unsigned long long)a->opts.max_package);
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET,
+                         "package of %zu bytes over the %llu limit", len,
+                         (unsigned long long)a->opts.max_package);
     /* identity first: the bytes must be the ones we were told to fetch */
     uint8_t d[PEMN_DIGEST_BYTES];
     char text[PEMN_DIGEST_TEXT_MAX];
@@ -558,8 +590,8 @@ pemn_rc pemn_agent_install_mem(pemn_agent *a, const void *data, size_t len,
             return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad expected digest '%s'",
                              expect->digest);
         if (sodium_memcmp(want, d, sizeof d) != 0)
-            return proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "package is %s, expected %s",
-                             text, expect->digest);
+            return proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "package is %s, expected %s", text,
+                             expect->digest);
     }
     pemn_pkg *pkg = NULL;
     pemn_rc rc = pemn_pkg_open_mem(data, len, 0, &pkg, err);
@@ -606,5 +638,6 @@ pemn_rc pemn_agent_rollback(pemn_agent *a, struct pemn_err *err)
     struct pemn_agent_version cur = a->st.current;
     a->st.current = a->st.previous;
     a->st.previous = cur;
+    a->etag[0] = a->etag_disk[0] = 0;
     return agent_state_save(a, &a->st, err);
 }

@@ -141,22 +141,19 @@ static pemn_rc rmtree_depth(const char *path, int depth, struct pemn_err *err)
 {
     struct stat sb;
     if (lstat(path, &sb) != 0)
-        return errno == ENOENT ? PEMN_OK
-                               : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "stat %s: %s", path,
-                                           strerror(errno));
+        return errno == ENOENT
+                   ? PEMN_OK
+                   : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "stat %s: %s", path, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) {
         if (unlink(path) != 0 && errno != ENOENT)
-            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "unlink %s: %s", path,
-                             strerror(errno));
+            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "unlink %s: %s", path, strerror(errno));
         return PEMN_OK;
     }
     if (depth <= 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: unexpected nested directory",
-                         path);
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: unexpected nested directory", path);
     DIR *d = opendir(path);
     if (!d)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "opendir %s: %s", path,
-                         strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "opendir %s: %s", path, strerror(errno));
     pemn_rc rc = PEMN_OK;
     struct dirent *de;
     while (!rc && (de = readdir(d)) != NULL) {

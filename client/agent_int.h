@@ -20,8 +20,16 @@ struct pemn_agent {
     int lock_fd;
     struct pemn_agent_state st;
     /* network state of pemn_agent_run_once (client/agent_net.c) */
-    char etag[160];
+    char etag[160];             /* ETag of the last desired state acted on ("" = none) */
+    char etag_disk[160];        /* the same as kept in state.json: successes only, so that a
+                                   restarted agent (maybe with other keys or flags) re-evaluates a
+                                   refusal */
+    void *curl;                 /* CURL easy handle for polling and reports, kept alive */
+    struct pemn_client *client; /* package downloads (pemn/client.h) */
 };
+
+/* Frees the network state (client/agent_net.c). */
+void agent_net_free(struct pemn_agent *a);
 
 /* ---- file system helpers (client/agent_fs.c) ------------------------------------------- */
 /* snprintf into a PATH_MAX buffer; PEMN_EINVAL when the path would not fit. */
@@ -45,9 +53,12 @@ pemn_rc agent_rmtree(const char *path, struct pemn_err *err);
 bool agent_is_hex64(const char *s);
 
 /* ---- state.json (client/agent_state.c) ------------------------------------------------- */
-/* Loads DIR/state.json; a missing or unreadable file gives an empty state (recovery then
+/* Loads DIR/state.json (and the ETag of the last desired state acted on, "" if none); a
+ * missing or unreadable file gives an empty state (recovery then
  * rebuilds it from DIR/current). */
-void agent_state_load(const struct pemn_agent *a, struct pemn_agent_state *st);
+void agent_state_load(const struct pemn_agent *a, struct pemn_agent_state *st, char *etag,
+                      size_t etag_cap);
+/* Writes st and a->etag_disk to DIR/state.json atomically. */
 pemn_rc agent_state_save(const struct pemn_agent *a, const struct pemn_agent_state *st,
                          struct pemn_err *err);
 

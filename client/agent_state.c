@@ -4,7 +4,8 @@
  *   {"format": 1,
  *    "current":  {"model": "net", "version": "1.4.0", "release": 7,
  *                 "digest": "sha256:<hex>", "size": 12345, "installed": 1700000000},
- *    "previous": {...} | null}
+ *    "previous": {...} | null,
+ *    "etag": "\"<hex>\""}      the desired state last acted on ("" = ask afresh)
  *
  * The file is a record, not the truth: recovery (client/agent.c) re-derives it from what
  * DIR/current verifiably holds.
@@ -49,9 +50,11 @@ static bool version_from_json(json_t *o, struct pemn_agent_version *v)
     return true;
 }
 
-void agent_state_load(const struct pemn_agent *a, struct pemn_agent_state *st)
+void agent_state_load(const struct pemn_agent *a, struct pemn_agent_state *st, char *etag,
+                      size_t etag_cap)
 {
     memset(st, 0, sizeof *st);
+    etag[0] = 0;
     char path[PATH_MAX];
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -66,6 +69,8 @@ void agent_state_load(const struct pemn_agent *a, struct pemn_agent_state *st)
         st->has_current = version_from_json(json_object_get(root, "current"), &st->current);
         st->has_previous =
             st->has_current && version_from_json(json_object_get(root, "previous"), &st->previous);
+        if (!copy_str(etag, etag_cap, json_object_get(root, "etag")))
+            etag[0] = 0;
     }
     json_decref(root);
 }
@@ -82,10 +87,11 @@ pemn_rc agent_state_save(const struct pemn_agent *a, const struct pemn_agent_sta
 {
     json_t *root = json_object();
     json_t *cur = st->has_current ? version_to_json(&st->current) : json_null();
-    json_t *prev = st->has_current && st->has_previous ? version_to_json(&st->previous)
-                                                       : json_null();
+    json_t *prev =
+        st->has_current && st->has_previous ? version_to_json(&st->previous) : json_null();
     if (!root || !cur || !prev || json_object_set_new(root, "format", json_integer(1)) ||
-        json_object_set_new(root, "current", cur) || json_object_set_new(root, "previous", prev)) {
+        json_object_set_new(root, "current", cur) || json_object_set_new(root, "previous", prev) ||
+        json_object_set_new(root, "etag", json_string(a->etag_disk))) {
         json_decref(root);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory (state.json)");
     }

@@ -435,7 +435,7 @@ pemn_rc pemn_client_fetch(pemn_client *c, const struct pemn_resolved *r, const c
                           const struct pemn_fetch_options *o, struct pemn_fetch_stats *stats,
                           struct pemn_err *err)
 {
-    struct pemn_fetch_stats local;
+    struct pemn_fetch_stats local = {0};
     struct pemn_fetch_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
     if (!c || !r || !dest_path || !*dest_path)
@@ -499,7 +499,7 @@ pemn_rc pemn_client_pull(pemn_client *c, const char *name, const char *version, 
                          struct pemn_resolved *resolved, struct pemn_fetch_stats *stats,
                          struct pemn_err *err)
 {
-    struct pemn_resolved local;
+    struct pemn_resolved local = {0};
     struct pemn_resolved *r = resolved ? resolved : &local;
     pemn_rc rc = pemn_client_resolve(c, name, version, tag, r, err);
     if (rc)

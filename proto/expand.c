@@ -14,7 +14,7 @@ void proto_expand_f32_scalar(float *out, const uint8_t *bits, uint64_t n, const 
 {
     uint64_t j = offset;
     for (uint64_t i = 0; i < n; i++) {
-        out[i] = ((bits[i >> 3] >> (i & 7)) & 1) ? scale * proto[j] : 0.0f;
+        out[i] = (scale * proto[j]) * (float)((bits[i >> 3] >> (i & 7)) & 1);
         if (++j == d_v)
             j = 0;
     }
@@ -39,11 +39,11 @@ static inline void expand_run8(float *restrict out, const uint32_t *restrict mk,
                                const float *restrict p, float scale)
 {
     for (int k = 0; k < 8; k++) {
-        float v = scale * p[k];
-        uint32_t u;
-        memcpy(&u, &v, sizeof u);
-        u &= mk[k];
-        memcpy(&out[k], &u, sizeof u);
+        /* 0x3f800000 is 1.0f: the lane mask selects 1.0f or 0.0f */
+        uint32_t ub = mk[k] & 0x3f800000u;
+        float b;
+        memcpy(&b, &ub, sizeof b);
+        out[k] = (scale * p[k]) * b;
     }
 }
 

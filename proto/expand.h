@@ -1,11 +1,12 @@
 /*
  * proto/expand.h — the expansion kernel (internal).
  *
- * out[i] = bit(bits, i) ? scale * proto[(offset + i) mod d_v] : 0.0f   for i in [0, n)
- * with bit(b, i) = (b[i >> 3] >> (i & 7)) & 1 (LSB-first), one binary32 multiply per
- * element. Preconditions (checked by callers): d_v >= 1, offset < d_v, buffers valid,
- * out float-aligned and not overlapping the inputs. Every kernel gives bit-identical
- * results (a cleared lane is +0.0f, a kept lane is exactly scale * proto[j]).
+ * out[i] = (scale * proto[(offset + i) mod d_v]) * (float)bit(bits, i)   for i in [0, n)
+ * with bit(b, i) = (b[i >> 3] >> (i & 7)) & 1 (LSB-first): two binary32 multiplies, the
+ * weight times its 0/1 mask exactly as PyTorch's `weight * mask` computes it (so a dropped
+ * negative weight is -0.0f). Preconditions (checked by callers): d_v >= 1, offset < d_v,
+ * buffers valid, out float-aligned and not overlapping the inputs. Every kernel gives
+ * bit-identical results.
  *
  * The implementation is chosen once, thread-safely, on first use: AVX2 when the CPU (and
  * OS) support it, else the portable branch-free kernel. The environment variable
@@ -58,13 +59,7 @@ static inline void proto_expand_range(float *out, const uint8_t *bits, uint64_t 
 {
     uint64_t jj = *j;
     for (uint64_t i = i0; i < i1; i++) {
-        uint32_t keep = 0u - (uint32_t)((bits[i >> 3] >> (i & 7)) & 1u);
-        union {
-            float f;
-            uint32_t u;
-        } v = {scale * proto[jj]};
-        v.u &= keep;
-        out[i] = v.f;
+        out[i] = (scale * proto[jj]) * (float)((bits[i >> 3] >> (i & 7)) & 1u);
         jj++;
         jj = jj == d_v ? 0 : jj;
     }

@@ -6,9 +6,9 @@
  * loads are contiguous. Stores are 32-byte aligned after a short scalar head, so the bit
  * position of each group of 8 outputs within its mask byte pair is the same for the whole
  * call. Mask bits become lanes by a broadcast, an AND against (1, 2, 4, .., 128) and a
- * compare; the lane mask is ANDed onto scale * proto (one vmulps, no FMA), which gives the
- * scalar reference's bits exactly: kept lanes hold the same binary32 product, cleared
- * lanes +0.0f.
+ * compare; the lane mask selects 1.0f or 0.0f, and scale * proto (one vmulps, no FMA) is
+ * multiplied by it, which gives the scalar reference's bits exactly: the weight times its
+ * 0/1 mask bit, as PyTorch's weight * mask (a dropped negative weight is -0.0f).
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include "proto/expand.h"
@@ -43,7 +43,8 @@ static inline uint32_t bits8(const uint8_t *bits, uint64_t i)
 static inline __m256 select8(__m256i m, __m256i c, __m256 v)
 {
     __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(m, c), c);
-    return _mm256_and_ps(_mm256_castsi256_ps(keep), v);
+    __m256 one_or_zero = _mm256_and_ps(_mm256_castsi256_ps(keep), _mm256_set1_ps(1.0f));
+    return _mm256_mul_ps(v, one_or_zero);
 }
 
 static inline void put8(float *o, __m256 v, int stream)

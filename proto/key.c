@@ -184,7 +184,10 @@ pemn_rc pemn_key_save(const char *base, const struct pemn_seckey *sk, struct pem
 }
 
 /* Reads a small text file into buf (NUL-terminated); *n receives its length. */
-static pemn_rc read_small(const char *path, char *buf, size_t cap, size_t *n, struct pemn_err *err)
+/* secret: refuse a file that group or others may read or write, as ssh does: a leaked
+ * publisher key signs packages every device trusts. */
+static pemn_rc read_small(const char *path, char *buf, size_t cap, size_t *n, int secret,
+                          struct pemn_err *err)
 {
     if (!path)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no key path");
@@ -193,6 +196,13 @@ static pemn_rc read_small(const char *path, char *buf, size_t cap, size_t *n, st
         if (errno == ENOENT)
             return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "%s: no such file", path);
         return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (secret && fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+        close(fd);
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "%s: permissions %04o are too open for a secret key (chmod 600)", path,
+                         (unsigned)(st.st_mode & 07777));
     }
     size_t len = 0;
     for (;;) {
@@ -234,7 +244,7 @@ pemn_rc pemn_pubkey_load(const char *path, struct pemn_pubkey *pk, struct pemn_e
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no output key");
     char buf[KEYFILE_MAX];
     size_t n;
-    pemn_rc rc = read_small(path, buf, sizeof buf, &n, err);
+    pemn_rc rc = read_small(path, buf, sizeof buf, &n, 0, err);
     if (rc != PEMN_OK)
         return rc;
     rc = pemn_pubkey_parse(buf, n, pk, err);
@@ -251,7 +261,7 @@ pemn_rc pemn_seckey_load(const char *path, struct pemn_seckey *sk, struct pemn_e
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
     char buf[KEYFILE_MAX];
     size_t n;
-    pemn_rc rc = read_small(path, buf, sizeof buf, &n, err);
+    pemn_rc rc = read_small(path, buf, sizeof buf, &n, 1, err);
     if (rc != PEMN_OK)
         return rc;
     uint8_t seed[32];

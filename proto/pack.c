@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include <pemn/builder.h>
 #include <pemn/gen.h>
 #include <pemn/pack.h>
+#include <pemn/pkg.h>
 
 #include "proto/err.h"
 
@@ -46,7 +49,7 @@ void pemn_pack_opts_init(struct pemn_pack_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->release = 1;
-    o->density = PEMN_PACK_DEFAULT_DENSITY;
+    o->density = 0.0; /* the checkpoint's pemn.density, else PEMN_PACK_DEFAULT_DENSITY */
     o->strategy = PEMN_PACK_AUTO;
 }
 
@@ -174,7 +177,9 @@ static int find_scale(const uint8_t *w, uint64_t n, const float *P, uint64_t d, 
 /* ---- layer roles ----------------------------------------------------------------------------- */
 struct ctx {
     const pemn_st *st;
-    const struct pemn_pack_opts *opts;
+    const struct pemn_pack_opts *opts; /* the caller's, or `eff` */
+    struct pemn_pack_opts eff;         /* the options completed from checkpoint metadata */
+    uint8_t (*meta_seeds)[32];
     struct pemn_pack_report *r;
     uint32_t *masked; /* indices into r->layers of the masked layers */
     uint32_t n_masked;
@@ -691,6 +696,9 @@ static pemn_rc check_opts(const struct pemn_pack_opts *o, struct pemn_err *err)
     if (!(o->density == 0.0 || (o->density > 0.0 && o->density <= 1.0)))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "density %g is outside (0, 1]",
                          o->density);
+    if (o->seeded && o->seeds_from_meta)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "seeds given both explicitly and from the checkpoint's metadata");
     if (o->seeded && !pemn_gen_name(o->generator))
         return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET, "unknown generator %u",
                          o->generator);
@@ -705,6 +713,85 @@ static void ctx_free(struct ctx *c)
 {
     free(c->masked);
     free(c->aux);
+    free(c->meta_seeds);
+}
+
+/* ---- options from checkpoint metadata (written by `pemn train`) --------------------------- */
+static pemn_rc meta_density(const pemn_st *in, double *k, struct pemn_err *err)
+{
+    const char *v = pemn_st_meta_get(in, "pemn.density");
+    if (!v) {
+        *k = PEMN_PACK_DEFAULT_DENSITY;
+        return PEMN_OK;
+    }
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !(d > 0.0 && d <= 1.0))
+        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
+                         "checkpoint metadata pemn.density '%.40s' is not a number in (0, 1]", v);
+    *k = d;
+    return PEMN_OK;
+}
+
+static int unhex32(const char *s, uint8_t out[32])
+{
+    return s && strlen(s) == 64 && proto_unhex(s, 64, out) == 0 ? 0 : -1;
+}
+
+/* pemn.generator plus pemn.protos ([{"seed": hex, ...}, ...], in prototype order) or, without
+ * it, pemn.seed: the seeds of the prototypes the checkpoint was trained on. */
+static pemn_rc meta_seeds(struct ctx *c, struct pemn_err *err)
+{
+    const char *gen = pemn_st_meta_get(c->st, "pemn.generator");
+    const char *protos = pemn_st_meta_get(c->st, "pemn.protos");
+    const char *seed = pemn_st_meta_get(c->st, "pemn.seed");
+    struct pemn_pack_opts *o = &c->eff;
+    if (!gen || (!protos && !seed))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "the checkpoint names no seeds (metadata pemn.generator with "
+                         "pemn.protos or pemn.seed)");
+    if (pemn_gen_parse(gen, &o->generator) != PEMN_OK)
+        return proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET,
+                         "checkpoint metadata pemn.generator '%.40s' is unknown", gen);
+    o->seeded = 1;
+    o->n_seeds = 0;
+    o->seeds = NULL;
+    if (!protos) {
+        if (unhex32(seed, o->seed))
+            return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
+                             "checkpoint metadata pemn.seed is not 64 hex digits");
+        return PEMN_OK;
+    }
+    json_error_t je;
+    json_t *a = json_loads(protos, 0, &je);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    pemn_rc rc = PEMN_OK;
+    if (n == 0 || n > PEMN_MAX_PROTOS) {
+        rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
+                       "checkpoint metadata pemn.protos is not a list of 1 to %u prototypes",
+                       PEMN_MAX_PROTOS);
+        goto out;
+    }
+    if (!(c->meta_seeds = malloc(n * sizeof *c->meta_seeds))) {
+        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *sd = json_object_get(json_array_get(a, i), "seed");
+        if (unhex32(json_string_value(sd), c->meta_seeds[i])) {
+            rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
+                           "checkpoint metadata pemn.protos[%zu] has no 64-hex-digit seed", i);
+            goto out;
+        }
+    }
+    memcpy(o->seed, c->meta_seeds[0], sizeof o->seed);
+    if (n > 1) {
+        o->n_seeds = n;
+        o->seeds = (const uint8_t(*)[32])c->meta_seeds;
+    }
+out:
+    json_decref(a);
+    return rc;
 }
 
 static pemn_rc detect_into(const pemn_st *in, const struct pemn_pack_opts *opts,
@@ -718,9 +805,15 @@ static pemn_rc detect_into(const pemn_st *in, const struct pemn_pack_opts *opts,
     if (rc != PEMN_OK)
         return rc;
     c->st = in;
-    c->opts = opts;
+    c->eff = *opts;
+    c->opts = &c->eff;
     c->r = report;
-    report->density = opts->density > 0.0 ? opts->density : PEMN_PACK_DEFAULT_DENSITY;
+    if (opts->density > 0.0)
+        report->density = opts->density;
+    else if ((rc = meta_density(in, &report->density, err)) != PEMN_OK)
+        return rc;
+    if (opts->seeds_from_meta && (rc = meta_seeds(c, err)) != PEMN_OK)
+        return rc;
     if ((rc = classify(c, err)) != PEMN_OK)
         return rc;
     return detect(c, err);

@@ -97,6 +97,7 @@ void srv_stop(struct srv *s);
 struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
+struct srv_respcache *srv_get_respcache(struct srv *s);
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4
@@ -170,7 +171,14 @@ const char *srv_header(const struct srv_req *r, const char *name);
 enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Response *resp,
                           uint64_t body_bytes);
 /* Steals obj. */
+/* JSON reply (steals obj). A 200 answer to a GET carries a strong ETag over its bytes and
+ * Cache-Control: no-cache, and becomes 304 (no body) when If-None-Match names that ETag, so
+ * polling clients revalidate mutable routes cheaply. */
 enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj);
+/* RFC 9110 If-None-Match / If-Range list check: "*" or a list of (weak or strong) entity
+ * tags; etag is quoted ("\"...\""). Hex is compared case-insensitively; a bare unquoted
+ * token is compared with etag's contents. NULL header: false. */
+bool srv_etag_matches(const char *header, const char *etag);
 enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Maps a store error to a reply (404 not_found, 409, 500 ...). */
@@ -203,8 +211,8 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused);
 /* ---- metrics (srv_metrics.c) ----------------------------------------------------------- */
 struct srv_metrics *srv_metrics_new(size_t n_routes);
 void srv_metrics_free(struct srv_metrics *m);
-void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status,
-                         uint64_t bytes, double seconds);
+void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status, uint64_t bytes,
+                         double seconds);
 /* A refused push, by error code ("corrupt", "untrusted", ...). */
 void srv_metrics_push_rejected(struct srv_metrics *m, const char *code);
 void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes);

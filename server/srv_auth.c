@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-static enum MHD_Result refuse(struct srv_req *r, bool *refused, unsigned status,
-                              const char *code, const char *msg)
+static enum MHD_Result refuse(struct srv_req *r, bool *refused, unsigned status, const char *code,
+                              const char *msg)
 {
     *refused = true;
     if (r->route->max_body == SRV_BODY_PACKAGE) /* a refused push */

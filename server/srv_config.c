@@ -50,8 +50,10 @@ static const struct ckey keys[] = {
      "maximum concurrent connections per client address (0: no limit)"},
     {"connection_timeout", C_UINT, F(connection_timeout), "30", 1, 3600,
      "seconds of inactivity before a connection is closed"},
-    {"connection_memory_limit", C_SIZE, F(connection_memory_limit), "64K", 8 * KiB, 16 * MiB,
-     "per-connection memory for headers and buffers"},
+    /* libmicrohttpd zeroes this pool between the requests of a keep-alive connection:
+     * 64K cost ~2.5 us per request (docs/BENCHMARKS.md); 16K holds any valid request head. */
+    {"connection_memory_limit", C_SIZE, F(connection_memory_limit), "16K", 8 * KiB, 16 * MiB,
+     "per-connection memory for request headers and I/O buffers"},
     {"cache_size", C_SIZE, F(cache_size), "256M", 0, 64 * GiB,
      "in-memory cache of package bytes (0: none)"},
     {"cache_item_max", C_SIZE, F(cache_item_max), "64M", 0, 64 * GiB,
@@ -60,8 +62,9 @@ static const struct ckey keys[] = {
      "seconds in-flight requests get to finish on SIGTERM/SIGINT"},
     {"log_level", C_LEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"log_format", C_FORMAT, F(log_format), "text", 0, 0, "text or json"},
-    {"sendfile", C_BOOL, F(sendfile), "true", 0, 0,
-     "send cached packages with sendfile(2) from a memfd instead of copying"},
+    {"sendfile", C_BOOL, F(sendfile), "false", 0, 0,
+     "send cached packages with sendfile(2) from their memfd (measured slower with "
+     "libmicrohttpd 0.9.75 on loopback: docs/BENCHMARKS.md)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };
@@ -108,10 +111,17 @@ static int parse_u64(const char *s, bool suffix, uint64_t *out)
     uint64_t mul = 1;
     if (suffix && *end) {
         switch (toupper((unsigned char)*end)) {
-        case 'K': mul = KiB; break;
-        case 'M': mul = MiB; break;
-        case 'G': mul = GiB; break;
-        default: return -1;
+        case 'K':
+            mul = KiB;
+            break;
+        case 'M':
+            mul = MiB;
+            break;
+        case 'G':
+            mul = GiB;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (toupper((unsigned char)*end) == 'I')
@@ -170,8 +180,7 @@ pemn_rc srv_config_set(struct srv_config *cfg, const char *key, const char *valu
     case C_SIZE:
     case C_UINT:
         if (parse_u64(value, k->type == C_SIZE, &v))
-            return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s: '%s' is not %s", k->key,
-                             value,
+            return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s: '%s' is not %s", k->key, value,
                              k->type == C_SIZE ? "a size (a number with optional K, M or G)"
                                                : "a whole number");
         if (v < k->min || v > k->max)
@@ -191,9 +200,8 @@ pemn_rc srv_config_set(struct srv_config *cfg, const char *key, const char *valu
         i = k->type == C_LEVEL ? parse_name(value, level_names, 4)
                                : parse_name(value, format_names, 2);
         if (i < 0)
-            return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s: '%s' is not one of %s",
-                             k->key, value,
-                             k->type == C_LEVEL ? "debug, info, warn, error" : "text, json");
+            return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s: '%s' is not one of %s", k->key,
+                             value, k->type == C_LEVEL ? "debug, info, warn, error" : "text, json");
         memcpy(field, &i, sizeof i);
         return PEMN_OK;
     }
@@ -230,8 +238,7 @@ pemn_rc srv_config_load_file(struct srv_config *cfg, const char *path, struct pe
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s:%u: line too long", path,
-                           lineno);
+            rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s:%u: line too long", path, lineno);
             break;
         }
         char *s = trim(line);
@@ -239,8 +246,8 @@ pemn_rc srv_config_load_file(struct srv_config *cfg, const char *path, struct pe
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s:%u: expected 'key = value'",
-                           path, lineno);
+            rc = proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "%s:%u: expected 'key = value'", path,
+                           lineno);
             break;
         }
         *eq = '\0';
@@ -288,8 +295,8 @@ pemn_rc srv_parse_listen(const char *text, struct sockaddr_storage *ss, unsigned
     snprintf(ps, sizeof ps, "%u", (unsigned)port);
     int g = getaddrinfo(strcmp(host, "*") == 0 ? "0.0.0.0" : host, ps, &hints, &res);
     if (g != 0 || !res)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "listen: cannot resolve '%s': %s",
-                         host, gai_strerror(g));
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "listen: cannot resolve '%s': %s", host,
+                         gai_strerror(g));
     memset(ss, 0, sizeof *ss);
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = (unsigned)res->ai_addrlen;
@@ -330,7 +337,9 @@ void srv_config_print(const struct srv_config *cfg, void (*line)(void *ctx, cons
         bool b;
         int n;
         switch (k->type) {
-        case C_STR: snprintf(val, sizeof val, "%s", field); break;
+        case C_STR:
+            snprintf(val, sizeof val, "%s", field);
+            break;
         case C_SIZE:
         case C_UINT:
             memcpy(&v, field, sizeof v);
@@ -347,8 +356,8 @@ void srv_config_print(const struct srv_config *cfg, void (*line)(void *ctx, cons
                      k->type == C_LEVEL ? level_names[n & 3] : format_names[n & 1]);
             break;
         }
-        snprintf(buf, sizeof buf, "# %s (default %s)\n%s = %s", k->help, k->def[0] ? k->def : "\"\"",
-                 k->key, val);
+        snprintf(buf, sizeof buf, "# %s (default %s)\n%s = %s", k->help,
+                 k->def[0] ? k->def : "\"\"", k->key, val);
         line(ctx, buf);
     }
 }

@@ -12,10 +12,12 @@
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_respcache.h"
 
 #include "proto/err.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +36,7 @@ struct srv {
     struct store *store;
     struct MHD_Daemon *daemon;
     struct srv_metrics *metrics;
+    struct srv_respcache *respcache;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -51,6 +55,11 @@ const struct srv_config *srv_cfg(struct srv *s)
 struct srv_metrics *srv_get_metrics(struct srv *s)
 {
     return s->metrics;
+}
+
+struct srv_respcache *srv_get_respcache(struct srv *s)
+{
+    return s->respcache;
 }
 
 unsigned srv_port(const struct srv *s)
@@ -80,8 +89,7 @@ enum MHD_Result srv_queue(struct srv_req *r, unsigned status, struct MHD_Respons
 static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text, size_t len,
                                   const char *type)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -90,6 +98,40 @@ static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pemn\"");
     return srv_queue(r, status, resp, len);
+}
+
+bool srv_etag_matches(const char *header, const char *etag)
+{
+    if (!header || !etag)
+        return false;
+    size_t el = strlen(etag);
+    const char *p = header;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *end = p;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            if (!end)
+                return false;
+            end++;
+            if ((size_t)(end - p) == el && strncasecmp(p, etag, el) == 0)
+                return true;
+        } else {
+            while (*end && *end != ',' && *end != ' ' && *end != '\t')
+                end++;
+            if (el >= 2 && (size_t)(end - p) == el - 2 && strncasecmp(p, etag + 1, el - 2) == 0)
+                return true;
+        }
+        p = end;
+    }
+    return false;
 }
 
 enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
@@ -106,7 +148,34 @@ enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
     }
     t2[n] = '\n';
     t2[n + 1] = '\0';
-    return reply_text(r, status, t2, n + 1, "application/json");
+    if (status != MHD_HTTP_OK || r->method != SRV_GET)
+        return reply_text(r, status, t2, n + 1, "application/json");
+
+    /* mutable resources: a strong validator over the exact bytes */
+    uint8_t h[16];
+    char hex[33], etag[36];
+    crypto_generichash(h, sizeof h, (const uint8_t *)t2, n + 1, NULL, 0);
+    proto_hex(h, sizeof h, hex);
+    snprintf(etag, sizeof etag, "\"%s\"", hex);
+    struct MHD_Response *resp;
+    if (srv_etag_matches(srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        free(t2);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_NOT_MODIFIED;
+        n = 0;
+    } else {
+        resp = MHD_create_response_from_buffer(n + 1, t2, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(t2);
+        else
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        n += 1;
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    return srv_queue(r, status, resp, n);
 }
 
 enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
@@ -137,17 +206,23 @@ enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struc
 {
     const char *msg = e && e->msg[0] ? e->msg : pemn_strerror(rc);
     switch (rc) {
-    case PEMN_ENOTFOUND: return srv_reply_error(r, 404, "not_found", "%s", msg);
+    case PEMN_ENOTFOUND:
+        return srv_reply_error(r, 404, "not_found", "%s", msg);
     case PEMN_ECONFLICT:
-    case PEMN_EEXIST: return srv_reply_error(r, 409, "conflict", "%s", msg);
-    case PEMN_EROLLBACK: return srv_reply_error(r, 409, "release_not_newer", "%s", msg);
-    case PEMN_EINVAL: return srv_reply_error(r, 400, "bad_request", "%s", msg);
-    case PEMN_ENOMEM: return srv_reply_error(r, 503, "unavailable", "%s", msg);
+    case PEMN_EEXIST:
+        return srv_reply_error(r, 409, "conflict", "%s", msg);
+    case PEMN_EROLLBACK:
+        return srv_reply_error(r, 409, "release_not_newer", "%s", msg);
+    case PEMN_EINVAL:
+        return srv_reply_error(r, 400, "bad_request", "%s", msg);
+    case PEMN_ENOMEM:
+        return srv_reply_error(r, 503, "unavailable", "%s", msg);
     case PEMN_EDB:
         if (strstr(msg, "locked") || strstr(msg, "busy"))
             return srv_reply_error(r, 503, "unavailable", "%s", msg);
         return srv_reply_error(r, 500, "internal", "%s", msg);
-    default: return srv_reply_error(r, 500, "internal", "%s", msg);
+    default:
+        return srv_reply_error(r, 500, "internal", "%s", msg);
     }
 }
 
@@ -269,7 +344,10 @@ static enum srv_method method_of(const char *m)
     static const struct {
         const char *name;
         enum srv_method m;
-    } t[] = {{"GET", SRV_GET}, {"HEAD", SRV_HEAD}, {"PUT", SRV_PUT}, {"DELETE", SRV_DELETE},
+    } t[] = {{"GET", SRV_GET},
+             {"HEAD", SRV_HEAD},
+             {"PUT", SRV_PUT},
+             {"DELETE", SRV_DELETE},
              {"POST", SRV_POST}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(m, t[i].name) == 0)
@@ -347,8 +425,8 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
             if (r->route->max_body == SRV_BODY_PACKAGE)
                 srv_metrics_push_rejected(r->srv->metrics, "too_large");
             *ret = srv_reply_error(r, 413, "too_large",
-                                   "request body of %llu bytes is over the limit of %llu bytes",
-                                   v, (unsigned long long)lim);
+                                   "request body of %llu bytes is over the limit of %llu bytes", v,
+                                   (unsigned long long)lim);
             return false;
         }
         if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
@@ -366,8 +444,8 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
 static enum MHD_Result first_call(struct srv_req *r)
 {
     const char *cl = srv_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    r->has_body = (cl && strcmp(cl, "0") != 0) ||
-                  srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    r->has_body =
+        (cl && strcmp(cl, "0") != 0) || srv_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     if (!r->has_body)
         return MHD_YES;
     enum MHD_Result ret = MHD_YES;
@@ -378,9 +456,8 @@ static enum MHD_Result first_call(struct srv_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct srv *s = cls;
     struct srv_req *r = *req_cls;
@@ -424,8 +501,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->body.too_large) {
         if (r->route->max_body == SRV_BODY_PACKAGE)
             srv_metrics_push_rejected(s->metrics, "too_large");
-        return srv_reply_error(r, 413, "too_large",
-                               "request body is over the limit of %llu bytes",
+        return srv_reply_error(r, 413, "too_large", "request body is over the limit of %llu bytes",
                                (unsigned long long)body_limit(r));
     }
     if (body_finish(r))
@@ -461,6 +537,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* fmt comes from libmicrohttpd: declaring it a printf format keeps -Wformat-nonliteral on */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -497,6 +575,13 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         else
             snprintf(s->tmp_dir, sizeof s->tmp_dir, ".");
     }
+    if (access(s->tmp_dir, W_OK | X_OK) != 0) {
+        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET,
+                       "upload directory %s is not writable: %s (set tmp_dir)", s->tmp_dir,
+                       strerror(errno));
+        free(s);
+        return rc;
+    }
     struct store_opts so;
     store_opts_default(&so);
     so.cache_bytes = (size_t)cfg->cache_size;
@@ -505,30 +590,35 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         free(s);
         return rc;
     }
-    if (!(s->metrics = srv_metrics_new(srv_route_count()))) {
+    s->metrics = srv_metrics_new(srv_route_count());
+    s->respcache = srv_respcache_new(cfg->cache_size / 4);
+    if (!s->metrics || !s->respcache) {
+        srv_metrics_free(s->metrics);
+        srv_respcache_free(s->respcache);
         store_close(s->store);
         free(s);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned threads = (unsigned)cfg->threads;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_complete, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
                        e ? strerror(e) : "libmicrohttpd refused the options");
         srv_metrics_free(s->metrics);
+        srv_respcache_free(s->respcache);
         store_close(s->store);
         free(s);
         return rc;
@@ -556,6 +646,7 @@ void srv_stop(struct srv *s)
     MHD_stop_daemon(s->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
     store_close(s->store);
     free(s);

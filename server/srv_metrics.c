@@ -14,10 +14,9 @@ static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403,
                                     404, 405, 409, 413, 414, 416, 500, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 
-static const char *const reasons[] = {"corrupt",   "name_mismatch",    "bad_signature",
-                                      "untrusted", "conflict",         "release_not_newer",
-                                      "too_large", "unauthorized",     "forbidden",
-                                      "internal"};
+static const char *const reasons[] = {
+    "corrupt",           "name_mismatch", "bad_signature", "untrusted", "conflict",
+    "release_not_newer", "too_large",     "unauthorized",  "forbidden", "internal"};
 #define N_REASONS (sizeof reasons / sizeof reasons[0])
 
 struct route_counters {
@@ -63,11 +62,11 @@ static size_t status_index(unsigned st)
     return N_STATUS - 1;
 }
 
-void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status,
-                         uint64_t bytes, double seconds)
+void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status, uint64_t bytes,
+                         double seconds)
 {
-    size_t ri = route_index < 0 || (size_t)route_index >= m->n_routes ? m->n_routes
-                                                                      : (size_t)route_index;
+    size_t ri =
+        route_index < 0 || (size_t)route_index >= m->n_routes ? m->n_routes : (size_t)route_index;
     struct route_counters *rc = &m->routes[ri];
     atomic_fetch_add_explicit(&rc->by_status[status_index(status)], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rc->micros, (unsigned long long)(seconds * 1e6),
@@ -142,8 +141,8 @@ char *srv_metrics_render(struct srv *s, size_t *len)
         const struct srv_route *rt = i < m->n_routes ? srv_route_at(i) : NULL;
         const char *name = rt ? rt->name : "unmatched";
         for (size_t k = 0; k < N_STATUS; k++) {
-            unsigned long long v = atomic_load_explicit(&m->routes[i].by_status[k],
-                                                        memory_order_relaxed);
+            unsigned long long v =
+                atomic_load_explicit(&m->routes[i].by_status[k], memory_order_relaxed);
             if (!v)
                 continue;
             if (k == N_STATUS - 1)

@@ -91,7 +91,7 @@ static int match_one(const char *pattern, const char *path, struct srv_req *r, c
             const char *name = p + 1;
             size_t nl = pl - 2;
             bool ok = (nl == 6 && memcmp(name, "digest", 6) == 0) ? valid_digest(u, ul)
-                                                                   : srv_valid_label(u, ul);
+                                                                  : srv_valid_label(u, ul);
             if (r) {
                 if (!ok) {
                     /* remember which one; the caller reports 400 if nothing else matches */

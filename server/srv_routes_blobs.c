@@ -13,6 +13,7 @@
  * done with it); otherwise it is streamed in chunks, each chunk a short read of its own.
  */
 #include "server/srv.h"
+#include "server/srv_respcache.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,33 +51,6 @@ static void stream_free(void *cls)
 static void blob_release_cb(void *cls)
 {
     store_blob_release(cls);
-}
-
-/* Does an If-None-Match list contain our ETag? */
-static bool etag_matches(const char *list, const char *digest)
-{
-    const char *p = list;
-    size_t dl = strlen(digest);
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        if (*p == '*')
-            return true;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;
-        bool quoted = *p == '"';
-        if (quoted)
-            p++;
-        const char *e = p;
-        while (*e && *e != (quoted ? '"' : ',') && (quoted || (*e != ' ' && *e != '\t')))
-            e++;
-        if ((size_t)(e - p) == dl && strncasecmp(p, digest, dl) == 0)
-            return true;
-        p = *e == '"' ? e + 1 : e;
-    }
-    return false;
 }
 
 /* Parses one decimal number; returns the position after it or NULL. */
@@ -156,6 +130,17 @@ static void common_headers(struct MHD_Response *resp, const char *etag, bool imm
 static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutable)
 {
     struct store *st = srv_store(r->srv);
+    struct srv_respcache *rcache = srv_get_respcache(r->srv);
+    /* the common case, a whole package: a ready-made response */
+    bool plain =
+        !srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH) && !srv_header(r, MHD_HTTP_HEADER_RANGE);
+    uint64_t cached_size;
+    if (plain && srv_respcache_queue(rcache, r->conn, digest, immutable, &cached_size)) {
+        r->status = 200;
+        r->bytes = r->method == SRV_HEAD ? 0 : cached_size;
+        r->queued = true;
+        return MHD_YES;
+    }
     struct store_blob *b = NULL;
     struct pemn_err e;
     pemn_rc rc = store_blob_get(st, digest, &b, &e);
@@ -165,7 +150,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     snprintf(etag, sizeof etag, "\"%s\"", b->digest);
 
     const char *inm = srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (inm && etag_matches(inm, b->digest)) {
+    if (srv_etag_matches(inm, etag)) {
         store_blob_release(b);
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -179,7 +164,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     enum range_result rr = RANGE_NONE;
     const char *range = srv_header(r, MHD_HTTP_HEADER_RANGE);
     const char *if_range = srv_header(r, MHD_HTTP_HEADER_IF_RANGE);
-    if (range && (!if_range || etag_matches(if_range, b->digest)))
+    if (range && (!if_range || srv_etag_matches(if_range, etag)))
         rr = parse_range(range, b->size, &off, &len);
     if (rr == RANGE_UNSATISFIABLE) {
         char cr[64];
@@ -204,8 +189,13 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     }
 
     uint64_t total = b->size;
+    char canon[PEMN_DIGEST_TEXT_MAX];
+    memcpy(canon, b->digest, sizeof canon);
+    bool reusable = plain && rr == RANGE_NONE && b->data; /* cached bytes, whole body */
     struct MHD_Response *resp;
-    int fd = b->data && b->fd >= 0 && len && srv_cfg(r->srv)->sendfile ? fcntl(b->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int fd = b->data && b->fd >= 0 && len && srv_cfg(r->srv)->sendfile
+                 ? fcntl(b->fd, F_DUPFD_CLOEXEC, 0)
+                 : -1;
     if (fd >= 0) {
         /* the kernel sends straight from the cached memfd (sendfile); MHD closes fd */
         store_blob_release(b);
@@ -239,6 +229,14 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
                  (unsigned long long)(off + len - 1), (unsigned long long)total);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
         return srv_queue(r, 206, resp, len);
+    }
+    if (reusable) {
+        r->status = 200;
+        r->bytes = r->method == SRV_HEAD ? 0 : len;
+        r->queued = true;
+        enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+        srv_respcache_put(rcache, canon, immutable, resp, total); /* takes our reference */
+        return ret;
     }
     return srv_queue(r, 200, resp, len);
 }

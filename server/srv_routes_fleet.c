@@ -84,11 +84,10 @@ static json_t *fleet_json(struct srv_req *r, const struct store_fleet *f, pemn_r
         (json_int_t)fc.installed, "in_progress", (json_int_t)fc.in_progress);
     json_t *devices = json_pack("{s:I, s:o, s:o}", "total", (json_int_t)fc.devices, "by_state",
                                 c.by_state, "by_version", c.by_version);
-    json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:I}", "fleet", f->name, "target",
-                          target_json(&f->target), "previous",
-                          f->has_previous ? target_json(&f->previous) : json_null(), "rollout",
-                          rollout, "devices", devices, "created", (json_int_t)f->created,
-                          "updated", (json_int_t)f->updated);
+    json_t *o = json_pack(
+        "{s:s, s:o, s:o, s:o, s:o, s:I, s:I}", "fleet", f->name, "target", target_json(&f->target),
+        "previous", f->has_previous ? target_json(&f->previous) : json_null(), "rollout", rollout,
+        "devices", devices, "created", (json_int_t)f->created, "updated", (json_int_t)f->updated);
     if (!o)
         *rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     return o;
@@ -151,10 +150,10 @@ static bool label_value(json_t *v)
 
 static int list_cb(void *ctx, const struct store_fleet *f)
 {
-    json_t *o = json_pack("{s:s, s:o, s:s, s:f, s:s}", "fleet", f->name, "target",
-                          target_json(&f->target), "rollout_id", f->rollout_id, "percent",
-                          srv_bp_to_percent(f->percent_bp), "state",
-                          store_rollout_state_name(f->state));
+    json_t *o =
+        json_pack("{s:s, s:o, s:s, s:f, s:s}", "fleet", f->name, "target", target_json(&f->target),
+                  "rollout_id", f->rollout_id, "percent", srv_bp_to_percent(f->percent_bp), "state",
+                  store_rollout_state_name(f->state));
     return json_array_append_new(ctx, o) != 0;
 }
 
@@ -173,8 +172,7 @@ static enum MHD_Result h_list(struct srv_req *r)
 /* ---- PUT /v1/fleets/{fleet} ---------------------------------------------------------------- */
 
 /* Reads a percentage field: absent -> dflt; else a number in [lo, 100]. */
-static bool percent_field(json_t *o, const char *key, uint32_t dflt, uint32_t lo_bp,
-                          uint32_t *bp)
+static bool percent_field(json_t *o, const char *key, uint32_t dflt, uint32_t lo_bp, uint32_t *bp)
 {
     json_t *v = json_object_get(o, key);
     if (!v) {
@@ -281,13 +279,13 @@ static enum MHD_Result h_get(struct srv_req *r)
     return reply_fleet(r, 200, srv_param(r, "fleet"));
 }
 
-/* ---- desired state ---------------------------------------------------------------------------- */
+/* ---- desired state ----------------------------------------------------------------------------
+ */
 
 /* Which target a device should run: the new one, the previous one, or none. */
 static const struct store_fleet_target *desired_target(const struct store_fleet *f,
                                                        const char *device,
-                                                       const char *report_rollout,
-                                                       bool *in_rollout)
+                                                       const char *report_rollout, bool *in_rollout)
 {
     bool member = srv_rollout_member(f->rollout_id, device, f->percent_bp);
     bool started = !strcmp(report_rollout, f->rollout_id);
@@ -391,7 +389,8 @@ static enum MHD_Result h_desired(struct srv_req *r)
     return srv_queue(r, status, resp, n);
 }
 
-/* ---- device status ---------------------------------------------------------------------------- */
+/* ---- device status ----------------------------------------------------------------------------
+ */
 
 static bool reason_ok(const char *s)
 {
@@ -413,21 +412,19 @@ static json_t *device_json(const struct store_device *d, const struct store_flee
     const struct store_fleet_target *t = desired_target(f, d->id, d->report_rollout, &in);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:b, s:i, s:s?}",
                      "fleet", d->fleet, "device", d->id, "state", d->state, "reason", d->reason,
-                     "version", d->version, "release", (json_int_t)d->release, "digest",
-                     d->digest, "first_seen", (json_int_t)d->first_seen, "last_seen",
-                     (json_int_t)d->last_seen, "reported", (json_int_t)d->reported,
-                     "in_rollout", in, "counted",
-                     d->report_rollout[0] && !strcmp(d->report_rollout, f->rollout_id),
-                     "bucket", (int)srv_rollout_bucket(f->rollout_id, d->id), "desired_version",
+                     "version", d->version, "release", (json_int_t)d->release, "digest", d->digest,
+                     "first_seen", (json_int_t)d->first_seen, "last_seen", (json_int_t)d->last_seen,
+                     "reported", (json_int_t)d->reported, "in_rollout", in, "counted",
+                     d->report_rollout[0] && !strcmp(d->report_rollout, f->rollout_id), "bucket",
+                     (int)srv_rollout_bucket(f->rollout_id, d->id), "desired_version",
                      t ? t->version : NULL);
 }
 
 static enum MHD_Result h_status(struct srv_req *r)
 {
-    static const char *const keys[] = {"state", "reason", "version", "release", "digest",
-                                       "message", NULL};
-    static const char *const states[] = {"downloading", "verifying", "installed", "failed",
-                                         NULL};
+    static const char *const keys[] = {"state",  "reason",  "version", "release",
+                                       "digest", "message", NULL};
+    static const char *const states[] = {"downloading", "verifying", "installed", "failed", NULL};
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result ret = MHD_NO;
     json_t *o = body_object(r, &ret);
@@ -444,26 +441,25 @@ static enum MHD_Result h_status(struct srv_req *r)
     for (int i = 0; state && states[i]; i++)
         state_ok |= !strcmp(state, states[i]);
     uint8_t dbytes[PEMN_DIGEST_BYTES];
-    const char *why = stranger                     ? "unknown field"
-                      : !state_ok                  ? "\"state\" must be downloading, verifying, "
-                                                     "installed or failed"
-                      : (reason && !json_is_null(reason) &&
-                         (!json_is_string(reason) || !reason_ok(json_string_value(reason))))
-                          ? "\"reason\" must be 1-64 characters of [A-Za-z0-9._-]"
-                      : (!strcmp(state, "failed") && !json_is_string(reason))
-                          ? "a failed report needs a \"reason\""
-                      : (version && !json_is_null(version) &&
-                         !(json_is_string(version) &&
-                           (!json_string_length(version) || label_value(version))))
-                          ? "\"version\" must be a version label"
-                      : (release && !json_is_null(release) &&
-                         (!json_is_integer(release) || json_integer_value(release) < 0))
-                          ? "\"release\" must be an integer >= 0"
-                      : (digest && !json_is_null(digest) &&
-                         (!json_is_string(digest) ||
-                          pemn_digest_parse(json_string_value(digest), dbytes)))
-                          ? "\"digest\" must be sha256:<64 hex>"
-                          : NULL;
+    const char *why =
+        stranger    ? "unknown field"
+        : !state_ok ? "\"state\" must be downloading, verifying, "
+                      "installed or failed"
+        : (reason && !json_is_null(reason) &&
+           (!json_is_string(reason) || !reason_ok(json_string_value(reason))))
+            ? "\"reason\" must be 1-64 characters of [A-Za-z0-9._-]"
+        : (!strcmp(state, "failed") && !json_is_string(reason))
+            ? "a failed report needs a \"reason\""
+        : (version && !json_is_null(version) &&
+           !(json_is_string(version) && (!json_string_length(version) || label_value(version))))
+            ? "\"version\" must be a version label"
+        : (release && !json_is_null(release) &&
+           (!json_is_integer(release) || json_integer_value(release) < 0))
+            ? "\"release\" must be an integer >= 0"
+        : (digest && !json_is_null(digest) &&
+           (!json_is_string(digest) || pemn_digest_parse(json_string_value(digest), dbytes)))
+            ? "\"digest\" must be sha256:<64 hex>"
+            : NULL;
     if (why) {
         ret = srv_reply_error(r, 400, "bad_request", "%s%s%s", why, stranger ? " " : "",
                               stranger ? stranger : "");
@@ -492,14 +488,14 @@ static enum MHD_Result h_status(struct srv_req *r)
     bool counts = srv_rollout_member(f.rollout_id, device, f.percent_bp) && rep.digest[0] &&
                   !strcmp(rep.digest, f.target.digest);
     uint64_t reporting = 0, failed = 0;
-    rc = store_device_report(st, fleet, &rep, counts ? f.rollout_id : NULL, &reporting, &failed,
-                             &e);
+    rc =
+        store_device_report(st, fleet, &rep, counts ? f.rollout_id : NULL, &reporting, &failed, &e);
     if (rc) {
         ret = srv_reply_store_error(r, rc, &e);
         goto out;
     }
     struct srv_abort_rule rule = {f.abort_failure_bp, f.abort_min_devices};
-    if (counts && f.state == STORE_ROLLOUT_ACTIVE &&
+    if (counts && f.state != STORE_ROLLOUT_ABORTED && /* paused rollouts too */
         srv_rollout_should_abort(&rule, failed, reporting)) {
         char why_abort[STORE_REASON_MAX];
         snprintf(why_abort, sizeof why_abort,
@@ -548,7 +544,8 @@ static enum MHD_Result h_device(struct srv_req *r)
     return dj ? srv_reply_json(r, 200, dj) : srv_reply_error(r, 503, "unavailable", "no memory");
 }
 
-/* ---- POST /v1/fleets/{fleet}/rollout/{action} -------------------------------------------------- */
+/* ---- POST /v1/fleets/{fleet}/rollout/{action} --------------------------------------------------
+ */
 
 static enum MHD_Result h_rollout(struct srv_req *r)
 {
@@ -585,12 +582,13 @@ static enum MHD_Result h_rollout(struct srv_req *r)
             return srv_reply_error(r, 400, "bad_request", "body must be {\"reason\": \"...\"}");
         }
         if (why)
-            snprintf(reason, sizeof reason, "%s by %.64s: %.150s", verb, who, json_string_value(why));
+            snprintf(reason, sizeof reason, "%s by %.64s: %.150s", verb, who,
+                     json_string_value(why));
         json_decref(o);
     }
     struct pemn_err e;
-    pemn_rc rc = store_fleet_set_state(srv_store(r->srv), fleet, to, reason, NULL, r->actor, NULL,
-                                       NULL, &e);
+    pemn_rc rc =
+        store_fleet_set_state(srv_store(r->srv), fleet, to, reason, NULL, r->actor, NULL, NULL, &e);
     if (rc)
         return srv_reply_store_error(r, rc, &e);
     return reply_fleet(r, 200, fleet);

@@ -8,9 +8,9 @@
 
 static enum MHD_Result health(struct srv_req *r)
 {
-    return srv_reply_json(r, 200, json_pack("{s:s,s:s,s:i}", "status", "ok", "version",
-                                            PEMN_VERSION_STRING, "schema",
-                                            store_schema_version(srv_store(r->srv))));
+    return srv_reply_json(r, 200,
+                          json_pack("{s:s,s:s,s:i}", "status", "ok", "version", PEMN_VERSION_STRING,
+                                    "schema", store_schema_version(srv_store(r->srv))));
 }
 
 static enum MHD_Result metrics(struct srv_req *r)
@@ -19,8 +19,7 @@ static enum MHD_Result metrics(struct srv_req *r)
     char *text = srv_metrics_render(r->srv, &len);
     if (!text)
         return srv_reply_error(r, 500, "internal", "cannot render metrics");
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;

@@ -15,23 +15,34 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Printable ASCII only: the strategy is free text from a package manifest, and one byte of
+ * invalid UTF-8 must not make every listing that includes it fail to encode. */
+static void ascii_copy(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    dst[i] = '\0';
+}
+
 json_t *srv_version_json(const struct store_version *v)
 {
+    char strategy[STORE_LABEL_MAX];
+    ascii_copy(strategy, sizeof strategy, v->strategy);
     char url[128];
     snprintf(url, sizeof url, "/v1/blobs/%s", v->digest);
     double ratio = v->size ? (double)v->f32_size / (double)v->size : 0.0;
-    return json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:f,s:s}", "model",
-                     v->model, "version", v->version, "release", (json_int_t)v->release,
-                     "digest", v->digest, "size", (json_int_t)v->size, "signer", v->signer,
-                     "created", (json_int_t)v->created, "pushed", (json_int_t)v->pushed,
-                     "strategy", v->strategy, "density", round(v->density * 1e6) / 1e6,
-                     "n_params", (json_int_t)v->n_params, "f32_size", (json_int_t)v->f32_size,
-                     "ratio", round(ratio * 1000) / 1000, "package_url", url);
+    return json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:f,s:s}", "model", v->model,
+                     "version", v->version, "release", (json_int_t)v->release, "digest", v->digest,
+                     "size", (json_int_t)v->size, "signer", v->signer, "created",
+                     (json_int_t)v->created, "pushed", (json_int_t)v->pushed, "strategy", strategy,
+                     "density", round(v->density * 1e6) / 1e6, "n_params", (json_int_t)v->n_params,
+                     "f32_size", (json_int_t)v->f32_size, "ratio", round(ratio * 1000) / 1000,
+                     "package_url", url);
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
-static enum MHD_Result reject(struct srv_req *r, unsigned status, const char *code,
-                              const char *msg)
+static enum MHD_Result reject(struct srv_req *r, unsigned status, const char *code, const char *msg)
 {
     srv_metrics_push_rejected(srv_get_metrics(r->srv), code);
     return srv_reply_error(r, status, code, "%s", msg);
@@ -83,8 +94,8 @@ static enum MHD_Result push(struct srv_req *r)
         goto out;
     }
     if (rc == PEMN_EUNTRUSTED) {
-        ret = reject(r, 403, "untrusted",
-                     e.msg[0] ? e.msg : "the signer is not a trusted publisher");
+        ret =
+            reject(r, 403, "untrusted", e.msg[0] ? e.msg : "the signer is not a trusted publisher");
         goto out;
     }
     if (rc) {
@@ -147,8 +158,7 @@ out:
 }
 
 /* ---- listings -------------------------------------------------------------------------- */
-static int model_cb(void *ctx, const char *name, const struct store_version *latest,
-                    uint64_t n)
+static int model_cb(void *ctx, const char *name, const struct store_version *latest, uint64_t n)
 {
     json_t *o = json_pack("{s:s,s:o,s:I}", "name", name, "latest", srv_version_json(latest),
                           "versions", (json_int_t)n);
@@ -184,8 +194,8 @@ static enum MHD_Result get_model(struct srv_req *r)
     struct store *st = srv_store(r->srv);
     json_t *versions = json_array(), *tags = json_object();
     struct pemn_err e;
-    pemn_rc rc = versions && tags ? store_list_versions(st, name, version_cb, versions, &e)
-                                  : PEMN_ENOMEM;
+    pemn_rc rc =
+        versions && tags ? store_list_versions(st, name, version_cb, versions, &e) : PEMN_ENOMEM;
     if (!rc)
         rc = store_list_tags(st, name, tag_cb, tags, &e);
     if (rc) {
@@ -195,8 +205,8 @@ static enum MHD_Result get_model(struct srv_req *r)
     }
     json_t *latest = json_array_get(versions, 0); /* newest first */
     return srv_reply_json(r, 200,
-                          json_pack("{s:s,s:O,s:o,s:o}", "name", name, "latest", latest,
-                                    "versions", versions, "tags", tags));
+                          json_pack("{s:s,s:O,s:o,s:o}", "name", name, "latest", latest, "versions",
+                                    versions, "tags", tags));
 }
 
 static enum MHD_Result get_version(struct srv_req *r)

@@ -45,7 +45,6 @@ unsigned store_scope_rights(unsigned scope)
     return 0;
 }
 
-
 /* ---- keys ------------------------------------------------------------------------------ */
 static void key_id_of(const struct pemn_pubkey *pub, char out[PEMN_KEYID_TEXT_MAX])
 {
@@ -203,8 +202,8 @@ pemn_rc store_token_create(struct store *st, unsigned scope, const char *name, c
     char text[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];
     randombytes_buf(rnd, sizeof rnd);
     memcpy(text, TOKEN_PREFIX, sizeof TOKEN_PREFIX - 1);
-    sodium_bin2base64(text + sizeof TOKEN_PREFIX - 1, sizeof text - (sizeof TOKEN_PREFIX - 1),
-                      rnd, sizeof rnd, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(text + sizeof TOKEN_PREFIX - 1, sizeof text - (sizeof TOKEN_PREFIX - 1), rnd,
+                      sizeof rnd, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(rnd, sizeof rnd);
     crypto_hash_sha256(hash, (const unsigned char *)text, strlen(text));
     if (name && *name) {
@@ -271,8 +270,7 @@ pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = sq_fail(c, err, "revoking a token");
         else if (sqlite3_changes(c->db) == 0)
-            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no active token named %s",
-                           name);
+            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no active token named %s", name);
         sq_done(s);
     }
     if (!rc)

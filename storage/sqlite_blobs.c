@@ -31,9 +31,9 @@ struct bc_entry {
     uint8_t *data; /* mmap of fd, or malloc'ed when fd < 0 */
     int fd;
     size_t size;
-    unsigned refs;  /* handles + 1 while in the cache */
+    unsigned refs; /* handles + 1 while in the cache */
     bool cached;
-    struct bc_entry *hnext;             /* hash chain */
+    struct bc_entry *hnext;               /* hash chain */
     struct bc_entry *lru_prev, *lru_next; /* most recently used at head */
 };
 

@@ -63,10 +63,10 @@ static enum store_rollout_state state_parse(const char *s)
 }
 
 /* ---- fleet rows ---------------------------------------------------------------------------- */
-#define FLEET_COLS                                                                             \
-    "id, name, model, version, tag, release, digest, size, prev_model, prev_version,"          \
-    " prev_tag, prev_release, prev_digest, prev_size, rollout_id, percent_bp,"                 \
-    " abort_failure_bp, abort_min_devices, state, state_reason, rollout_started, created,"     \
+#define FLEET_COLS                                                                                 \
+    "id, name, model, version, tag, release, digest, size, prev_model, prev_version,"              \
+    " prev_tag, prev_release, prev_digest, prev_size, rollout_id, percent_bp,"                     \
+    " abort_failure_bp, abort_min_devices, state, state_reason, rollout_started, created,"         \
     " updated"
 
 static int64_t fleet_row(sqlite3_stmt *s, int col0, struct store_fleet *f)
@@ -103,8 +103,8 @@ static int64_t fleet_row(sqlite3_stmt *s, int col0, struct store_fleet *f)
 }
 
 /* Reads a fleet on c. PEMN_ENOTFOUND when absent. */
-static pemn_rc fleet_read(struct sq_conn *c, const char *name, struct store_fleet *f,
-                          int64_t *id, struct pemn_err *err)
+static pemn_rc fleet_read(struct sq_conn *c, const char *name, struct store_fleet *f, int64_t *id,
+                          struct pemn_err *err)
 {
     static const char sql[] = "SELECT " FLEET_COLS " FROM fleets WHERE name = ?1";
     sqlite3_stmt *s = sq_stmt(c, sql, err);
@@ -176,10 +176,9 @@ static pemn_rc fleet_write(struct sq_conn *c, int64_t id, const struct store_fle
 }
 
 pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
-                        uint32_t percent_bp, uint32_t abort_failure_bp,
-                        uint64_t abort_min_devices, const char *new_rollout_id,
-                        const char *actor, bool *started, struct store_fleet *out,
-                        struct pemn_err *err)
+                        uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,
+                        const char *new_rollout_id, const char *actor, bool *started,
+                        struct store_fleet *out, struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -233,8 +232,8 @@ pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_
     }
     if (!rc) {
         char detail[STORE_LABEL_MAX * 2 + 96];
-        snprintf(detail, sizeof detail, "%s/%s %.2f%%%s", t->model, t->version,
-                 percent_bp / 100.0, begin ? " new rollout" : "");
+        snprintf(detail, sizeof detail, "%s/%s %.2f%%%s", t->model, t->version, percent_bp / 100.0,
+                 begin ? " new rollout" : "");
         rc = sq_audit(c, actor, "fleet.put", fleet, detail, err);
     }
     if (!rc)
@@ -345,8 +344,8 @@ pemn_rc store_fleet_set_state(struct store *st, const char *fleet, enum store_ro
 }
 
 /* ---- devices ------------------------------------------------------------------------------- */
-#define DEVICE_COLS                                                                            \
-    "d.id, f.name, d.first_seen, d.last_seen, d.reported, d.state, d.reason, d.version,"       \
+#define DEVICE_COLS                                                                                \
+    "d.id, f.name, d.first_seen, d.last_seen, d.reported, d.state, d.reason, d.version,"           \
     " d.release, d.digest, d.report_rollout, d.fleet_id"
 
 static int64_t device_row(sqlite3_stmt *s, int c, struct store_device *d)
@@ -370,8 +369,8 @@ static int64_t device_row(sqlite3_stmt *s, int c, struct store_device *d)
 static pemn_rc device_read(struct sq_conn *c, const char *id, struct store_device *d,
                            int64_t *fleet_id, bool *found, struct pemn_err *err)
 {
-    static const char sql[] = "SELECT " DEVICE_COLS
-                              " FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.id = ?1";
+    static const char sql[] =
+        "SELECT " DEVICE_COLS " FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.id = ?1";
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         return PEMN_EDB;
@@ -449,8 +448,8 @@ pemn_rc store_device_poll(struct store *st, const char *fleet, const char *devic
     return rc;
 }
 
-static pemn_rc count_where(struct sq_conn *c, int64_t fid, const char *rollout,
-                           const char *state, uint64_t *n, struct pemn_err *err)
+static pemn_rc count_where(struct sq_conn *c, int64_t fid, const char *rollout, const char *state,
+                           uint64_t *n, struct pemn_err *err)
 {
     static const char sql_all[] =
         "SELECT count(*) FROM devices WHERE fleet_id = ?1 AND report_rollout = ?2";
@@ -534,8 +533,8 @@ pemn_rc store_device_get(struct store *st, const char *fleet, const char *device
     bool found;
     rc = device_read(c, device, out, &fid, &found, err);
     if (!rc && (!found || strcmp(out->fleet, fleet) != 0))
-        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no device '%s' in fleet '%s'",
-                       device, fleet);
+        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no device '%s' in fleet '%s'", device,
+                       fleet);
     sq_release(st, c);
     return rc;
 }

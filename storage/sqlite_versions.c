@@ -9,10 +9,10 @@
 #include <string.h>
 
 /* The columns of a version object, in the order row_to_version reads them. */
-#define VERSION_COLS                                                                             \
-    "m.name, v.version, v.strategy, v.release, b.digest, b.size, v.signer, v.created, v.pushed, " \
+#define VERSION_COLS                                                                               \
+    "m.name, v.version, v.strategy, v.release, b.digest, b.size, v.signer, v.created, v.pushed, "  \
     "v.density, v.n_params, v.f32_size"
-#define VERSION_FROM                                                                             \
+#define VERSION_FROM                                                                               \
     " FROM versions v JOIN models m ON m.id = v.model_id JOIN blobs b ON b.id = v.blob_id "
 
 static void row_to_version(sqlite3_stmt *s, int col0, struct store_version *v)
@@ -100,8 +100,7 @@ pemn_rc store_get_latest(struct store *st, const char *model, struct store_versi
 
 /* ---- push ------------------------------------------------------------------------------ */
 /* Looks up a row id with one text parameter; 0 when absent, -1 on error. */
-static int64_t lookup_id(struct sq_conn *c, const char *sql, const char *key,
-                         struct pemn_err *err)
+static int64_t lookup_id(struct sq_conn *c, const char *sql, const char *key, struct pemn_err *err)
 {
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
@@ -256,8 +255,9 @@ pemn_rc store_list_models(struct store *st, store_model_cb cb, void *ctx, struct
 {
     /* The latest version per model: the row with the highest release. */
     static const char sql[] =
-        "SELECT " VERSION_COLS ", (SELECT count(*) FROM versions x WHERE x.model_id = m.id)"
-        VERSION_FROM "WHERE v.release = (SELECT max(release) FROM versions y"
+        "SELECT " VERSION_COLS
+        ", (SELECT count(*) FROM versions x WHERE x.model_id = m.id)" VERSION_FROM
+        "WHERE v.release = (SELECT max(release) FROM versions y"
         " WHERE y.model_id = m.id) ORDER BY m.name";
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -394,8 +394,8 @@ pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
     return rc;
 }
 
-pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag,
-                         const char *actor, struct pemn_err *err)
+pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag, const char *actor,
+                         struct pemn_err *err)
 {
     static const char sql[] = "DELETE FROM tags WHERE tag = ?2 AND model_id ="
                               " (SELECT id FROM models WHERE name = ?1)";
@@ -418,8 +418,8 @@ pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag,
         if (r != SQLITE_DONE)
             rc = sq_fail(c, err, "deleting a tag");
         else if (sqlite3_changes(c->db) == 0)
-            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no tag %s on model %s", tag,
-                           model);
+            rc =
+                proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no tag %s on model %s", tag, model);
     }
     if (!rc) {
         char target[2 * STORE_LABEL_MAX + 2];

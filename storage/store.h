@@ -36,15 +36,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_LABEL_MAX 129 /* 128 bytes + NUL: model, version, tag, token and key names */
+#define STORE_LABEL_MAX 129     /* 128 bytes + NUL: model, version, tag, token and key names */
 #define STORE_TOKEN_TEXT_MAX 64 /* "pemn_" + 43 base64url chars + NUL */
 
 struct store;
 
 struct store_opts {
-    size_t cache_bytes;     /* blob cache budget in bytes (0: no cache) */
-    size_t cache_item_max;  /* blobs larger than this are streamed in chunks, not cached */
-    int busy_timeout_ms;    /* how long a write waits for another writer (default 5000) */
+    size_t cache_bytes;    /* blob cache budget in bytes (0: no cache) */
+    size_t cache_item_max; /* blobs larger than this are streamed in chunks, not cached */
+    int busy_timeout_ms;   /* how long a write waits for another writer (default 5000) */
 };
 /* Defaults: 256 MiB cache, 64 MiB per item, 5000 ms. */
 void store_opts_default(struct store_opts *o);
@@ -119,8 +119,8 @@ pemn_rc store_tag_set(struct store *st, const char *model, const char *tag, cons
 pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
                       struct store_version *out, struct pemn_err *err);
 /* PEMN_ENOTFOUND when the tag does not exist. */
-pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag,
-                         const char *actor, struct pemn_err *err);
+pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag, const char *actor,
+                         struct pemn_err *err);
 typedef int (*store_tag_cb)(void *ctx, const char *tag, const char *version);
 /* The model's tags by name (an unknown model has none). */
 pemn_rc store_list_tags(struct store *st, const char *model, store_tag_cb cb, void *ctx,

@@ -47,8 +47,8 @@ struct store_fleet {
     bool has_previous;
     struct store_fleet_target previous;
     char rollout_id[STORE_ROLLOUT_ID_MAX];
-    uint32_t percent_bp;        /* 0..10000 */
-    uint32_t abort_failure_bp;  /* 0 = no abort rule */
+    uint32_t percent_bp;       /* 0..10000 */
+    uint32_t abort_failure_bp; /* 0 = no abort rule */
     uint64_t abort_min_devices;
     enum store_rollout_state state;
     char state_reason[STORE_REASON_MAX];
@@ -65,10 +65,9 @@ struct store_fleet {
  *     target never becomes anyone's fallback).
  * *started tells whether a new rollout began (may be NULL); *out gets the stored fleet. */
 pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
-                        uint32_t percent_bp, uint32_t abort_failure_bp,
-                        uint64_t abort_min_devices, const char *new_rollout_id,
-                        const char *actor, bool *started, struct store_fleet *out,
-                        struct pemn_err *err);
+                        uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,
+                        const char *new_rollout_id, const char *actor, bool *started,
+                        struct store_fleet *out, struct pemn_err *err);
 /* PEMN_ENOTFOUND for an unknown fleet. */
 pemn_rc store_fleet_get(struct store *st, const char *fleet, struct store_fleet *out,
                         struct pemn_err *err);

@@ -69,7 +69,7 @@ static pemn_rc slow(struct train_topk_state *st, const float *s, uint64_t n, dou
         return rc;
     if (w && weff)
         for (uint64_t i = 0; i < n; i++)
-            weff[i] = mask[i] ? w[i] : 0.0f;
+            weff[i] = w[i] * (float)(mask[i] != 0);
     float t = INFINITY;
     for (uint64_t i = 0; i < n; i++)
         if (mask[i]) {
@@ -129,7 +129,7 @@ pemn_rc train_topk_update(struct train_topk_state *st, const float *s, uint64_t 
             }
             if (keep != mask[i]) {
                 mask[i] = keep;
-                weff[i] = keep ? w[i] : 0.0f;
+                weff[i] = w[i] * (float)(keep != 0);
             }
         }
     } else {

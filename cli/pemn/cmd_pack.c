@@ -32,7 +32,8 @@ static void help(void)
            "  --version V          version label (same rule)\n"
            "  --release R          release number, strictly increasing per model\n"
            "  --out FILE           the package to write (atomically)\n"
-           "  --density K          fraction kept for X.scores layers, in (0, 1] (default 0.5)\n"
+           "  --density K          fraction kept for X.scores layers, in (0, 1] (default: the\n"
+           "                       checkpoint's pemn.density metadata, else 0.5)\n"
            "  --strategy S         auto (default): the smallest of rp/mp and one-layer that\n"
            "                       reproduces the weights; or force one-layer | mp | rp | mask\n"
            "                         rp        one shared prototype, shortest period d_v\n"
@@ -46,6 +47,9 @@ static void help(void)
            "  --generator NAME     with --seed: chacha20-uniform | chacha20-normal |\n"
            "                       chacha20-signed (or uniform, normal, signed). The prototypes\n"
            "                       are checked against the weights; per-layer scales are found.\n"
+           "  --seeds-from-meta    take the generator and seeds from the checkpoint's metadata\n"
+           "                       (pemn.generator + pemn.protos or pemn.seed, as written by\n"
+           "                       'pemn train --checkpoint')\n"
            "  --meta KEY=VALUE     add a metadata pair (repeatable; the checkpoint's own\n"
            "                       __metadata__ is carried over)\n"
            "  --created SECONDS    creation time (Unix seconds; default now)\n"
@@ -70,14 +74,23 @@ struct args {
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"in", required_argument, NULL, 'i'},      {"key", required_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'},    {"version", required_argument, NULL, 'v'},
-        {"release", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
-        {"density", required_argument, NULL, 'd'}, {"strategy", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},    {"generator", required_argument, NULL, 'g'},
-        {"meta", required_argument, NULL, 'm'},    {"created", required_argument, NULL, 'c'},
-        {"dry-run", no_argument, NULL, 'D'},       {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"in", required_argument, NULL, 'i'},
+        {"key", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},
+        {"version", required_argument, NULL, 'v'},
+        {"release", required_argument, NULL, 'r'},
+        {"out", required_argument, NULL, 'o'},
+        {"density", required_argument, NULL, 'd'},
+        {"strategy", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},
+        {"generator", required_argument, NULL, 'g'},
+        {"meta", required_argument, NULL, 'm'},
+        {"created", required_argument, NULL, 'c'},
+        {"dry-run", no_argument, NULL, 'D'},
+        {"seeds-from-meta", no_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t u;
@@ -146,6 +159,9 @@ static int parse(int argc, char **argv, struct args *a)
         case 'D':
             a->dry = 1;
             break;
+        case 'M':
+            a->o.seeds_from_meta = 1;
+            break;
         case 'j':
             a->json = 1;
             break;
@@ -170,6 +186,8 @@ static int parse(int argc, char **argv, struct args *a)
         if (!a->name || !a->version || !a->have_release)
             return cli_usage("pack", "--name, --version and --release are required");
     }
+    if (a->o.seeds_from_meta && (a->n_seeds || a->gen))
+        return cli_usage("pack", "--seeds-from-meta replaces --seed and --generator");
     if (!a->n_seeds != !a->gen)
         return cli_usage("pack", "--seed and --generator go together");
     a->o.seeded = a->n_seeds > 0;

@@ -16,12 +16,17 @@ enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_NOTFOUND = 6, EX_CONFLICT = 11 }
 static int exit_for(pemn_rc rc)
 {
     switch (rc) {
-    case PEMN_OK: return EX_OK;
-    case PEMN_ENOTFOUND: return EX_NOTFOUND;
+    case PEMN_OK:
+        return EX_OK;
+    case PEMN_ENOTFOUND:
+        return EX_NOTFOUND;
     case PEMN_EEXIST:
-    case PEMN_ECONFLICT: return EX_CONFLICT;
-    case PEMN_EINVAL: return EX_USAGE;
-    default: return EX_FAIL;
+    case PEMN_ECONFLICT:
+        return EX_CONFLICT;
+    case PEMN_EINVAL:
+        return EX_USAGE;
+    default:
+        return EX_FAIL;
     }
 }
 
@@ -168,8 +173,7 @@ static int cmd_token(struct store *st, int argc, char **argv)
             return EX_USAGE;
         }
         if (name && !valid_name(name)) {
-            fprintf(stderr, "pemnd: invalid token name '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n",
-                    name);
+            fprintf(stderr, "pemnd: invalid token name '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n", name);
             return EX_USAGE;
         }
         char tok[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];

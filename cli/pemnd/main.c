@@ -95,9 +95,8 @@ static int apply_flag(struct srv_config *cfg, int argc, char **argv, int *i)
     const char *val;
     if (eq)
         val = eq + 1;
-    else if (srv_config_is_bool(key) &&
-             (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0 ||
-              pemnd_is_admin_command(argv[*i + 1])))
+    else if (srv_config_is_bool(key) && (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0 ||
+                                         pemnd_is_admin_command(argv[*i + 1])))
         val = "true";
     else if (*i + 1 < argc)
         val = argv[++*i];

@@ -89,7 +89,7 @@ struct pemn_agent_event {
 typedef void (*pemn_agent_event_fn)(const struct pemn_agent_event *ev, void *user);
 
 struct pemn_agent_opts {
-    const char *dir;             /* required: the agent directory (created when missing) */
+    const char *dir;             /* required: the agent directory (created with its parents) */
     const pemn_keyring *trusted; /* required: pinned publisher keys (borrowed, must outlive) */
     int allow_downgrade;         /* accept a lower (or equal, different) release */
     int expand;                  /* also write model.safetensors next to model.pemn */
@@ -98,8 +98,8 @@ struct pemn_agent_opts {
     const char *server; /* base URL, e.g. "http://127.0.0.1:8080" */
     const char *fleet;
     const char *device;
-    const char *token;  /* device-scope token, or NULL */
-    long timeout_ms;    /* per HTTP request; 0 = default (30 s) */
+    const char *token;                   /* device-scope token, or NULL */
+    long timeout_ms;                     /* per HTTP request; 0 = default (30 s) */
     const volatile sig_atomic_t *cancel; /* optional: nonzero stops a cycle (PEMN_ECANCELED) */
     pemn_agent_event_fn on_event;
     void *event_user;
@@ -155,8 +155,7 @@ pemn_rc pemn_agent_admit(const pemn_agent *agent, uint64_t release, const char *
  * (PEMN_ECONFLICT), release (pemn_agent_admit). Installing the package that is already
  * current is PEMN_OK with *changed = 0. Disk errors: PEMN_EIO, the old model stays current.
  * changed may be NULL. */
-PEMN_WARN_UNUSED pemn_rc pemn_agent_install_mem(pemn_agent *agent, const void *data,
-                                                size_t len,
+PEMN_WARN_UNUSED pemn_rc pemn_agent_install_mem(pemn_agent *agent, const void *data, size_t len,
                                                 const struct pemn_agent_expect *expect,
                                                 int *changed, struct pemn_err *err);
 /* The same with the package read from a file (bounded by max_package). */
@@ -167,6 +166,36 @@ PEMN_WARN_UNUSED pemn_rc pemn_agent_install_file(pemn_agent *agent, const char *
  * an explicit operator action, so allowed without allow_downgrade). PEMN_ENOTFOUND when no
  * previous version is kept. */
 PEMN_WARN_UNUSED pemn_rc pemn_agent_rollback(pemn_agent *agent, struct pemn_err *err);
+
+/* ---- polling the fleet (libcurl; needs opts.server, fleet and device) ----------------- */
+struct pemn_agent_cycle {
+    int not_modified;        /* the server answered 304: nothing changed since the last cycle */
+    int no_target;           /* the server has nothing for this device yet (404) */
+    int changed;             /* a new package was installed in this cycle */
+    pemn_rc result;          /* outcome of acting on the desired state (PEMN_OK, or a refusal) */
+    char reason[32];         /* pemn_agent_reason(result) when result != PEMN_OK, else "" */
+    uint32_t reports_failed; /* status reports the server did not accept (logged, not fatal) */
+    /* what the server asked for (when it answered 200) */
+    char model[129];
+    char version[129];
+    uint64_t release;
+    char digest[PEMN_DIGEST_TEXT_MAX];
+};
+
+/* One cycle: GET .../devices/<device>/desired with If-None-Match (the ETag of the last
+ * answer acted on); when a different package is wanted: rollback check on the announced
+ * release, report "downloading", pull it into DIR/download/ through pemn/client.h (resumed
+ * from a partial download left by an earlier cycle), report "verifying", install (see
+ * pemn_agent_install_file, which re-checks the manifest's release), report "installed" or
+ * "failed" with pemn_agent_reason(). A refusal that a retry cannot cure (rollback, bad or
+ * untrusted signature, corrupt, wrong model) is reported once per desired state; transient
+ * failures (network, disk, digest mismatch in transit) are retried by the next cycle.
+ * Returns PEMN_OK when the device runs what it should (or has nothing to run yet); the
+ * refusal's code (PEMN_EROLLBACK, PEMN_EBADSIG, ...) when it refused; PEMN_EHTTP /
+ * PEMN_ETIMEOUT / PEMN_EAUTH when the server could not be asked; PEMN_ECANCELED when
+ * opts.cancel was raised. out may be NULL. */
+PEMN_WARN_UNUSED pemn_rc pemn_agent_run_once(pemn_agent *agent, struct pemn_agent_cycle *out,
+                                             struct pemn_err *err);
 
 /* The status-report reason for a failure code: "bad-signature", "untrusted",
  * "rollback-refused", "digest-mismatch", "corrupt", "name-mismatch", "disk", "download",

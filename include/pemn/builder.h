@@ -40,7 +40,8 @@ pemn_rc pemn_builder_add_proto_values(pemn_builder *b, const float *values, uint
 pemn_rc pemn_builder_add_proto_seeded(pemn_builder *b, uint32_t generator, const uint8_t seed[32],
                                       float scale, uint64_t n, uint32_t *id);
 
-/* A masked tensor: element i = mask[i] ? scale * proto[(offset + i) mod d_v] : 0.
+/* A masked tensor: element i = (scale * proto[(offset + i) mod d_v]) * (mask[i] ? 1 : 0),
+ * as PyTorch's weight * mask (a dropped negative weight expands to -0.0).
  * `mask` has one byte per element (nonzero keeps the weight). */
 pemn_rc pemn_builder_add_masked(pemn_builder *b, const char *name, uint32_t ndim,
                                 const uint64_t *shape, uint32_t proto, uint64_t offset, float scale,

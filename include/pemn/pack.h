@@ -7,7 +7,7 @@
  * other tensor is stored dense, as it is. Masked weights must be F32 and are reproduced
  * EXACTLY (bit for bit) by the package: w[i] = scale_L * proto[i mod d_v] computed as one
  * binary32 multiply, every layer starting at prototype index 0. Expanding the package gives
- * mask[i] ? w[i] : +0.0f.
+ * w[i] * mask[i], bit for bit as PyTorch's weight * mask (a dropped negative weight is -0.0).
  *
  * Strategies (the structure of the prototypes):
  *   rp        one shared prototype, d_v = the shortest period of the longest masked layer;
@@ -74,7 +74,9 @@ struct pemn_pack_opts {
     const char *name;    /* model name (builder rules) */
     const char *version; /* version label */
     uint64_t release;
-    double density; /* k in (0, 1] for X.scores layers; 0 means PEMN_PACK_DEFAULT_DENSITY */
+    /* k in (0, 1] for X.scores layers; 0: the checkpoint's "pemn.density" metadata (as
+     * `pemn train` writes it) when present, else PEMN_PACK_DEFAULT_DENSITY. */
+    double density;
     enum pemn_pack_strategy strategy;
     /* Seeded prototypes (seeded = 1): `generator` with `seed` for one shared prototype
      * (auto, rp, mp); or n_seeds > 1 seeds in `seeds` (borrowed) for one-layer (one per
@@ -85,6 +87,10 @@ struct pemn_pack_opts {
     uint8_t seed[32];
     size_t n_seeds;
     const uint8_t (*seeds)[32];
+    /* 1: take the generator and the seeds from the checkpoint's metadata instead
+     * ("pemn.generator" and "pemn.protos" = [{"seed": hex, ...}, ...] in prototype order, or
+     * "pemn.seed"), as `pemn train` writes them; `seeded` must then be 0. */
+    int seeds_from_meta;
     int64_t created; /* Unix seconds; 0 means now */
     /* Metadata: the checkpoint's __metadata__ is carried over, then these pairs are added
      * (replacing a key of the same name). Borrowed. */
@@ -92,7 +98,7 @@ struct pemn_pack_opts {
     const char *const *meta_keys;
     const char *const *meta_values;
 };
-/* Zeroes *o and sets the defaults (auto, density 0.5, release 1). */
+/* Zeroes *o and sets the defaults (auto, density from the checkpoint or 0.5, release 1). */
 void pemn_pack_opts_init(struct pemn_pack_opts *o);
 
 #define PEMN_PACK_FROM_SCORES 1

@@ -6,8 +6,9 @@
  * prototypes (explicit float32 values, or seeded: see pemn/gen.h), tensors (masked or
  * dense), the signer's public key, a content digest and an Ed25519 signature.
  *
- * Masked tensor element i (row-major) = mask[i] ? scale * proto[(offset + i) mod d_v] : 0,
- * computed as one binary32 multiply, so expansion is bit-exact and reproducible.
+ * Masked tensor element i (row-major) = (scale * proto[(offset + i) mod d_v]) * mask[i],
+ * with mask[i] as 0.0 or 1.0, in binary32 (as PyTorch's weight * mask), so expansion is
+ * bit-exact and reproducible.
  * Masked tensors always expand to float32.
  *
  * Opening checks the structure completely (every count, length, offset, alignment and shape

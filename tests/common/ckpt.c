@@ -256,6 +256,27 @@ int ckpt_make(const char *kind, uint8_t **out, size_t *len)
     }
     if (!n.failed)
         pemn_st_writer_add_meta(n.w, "source", "tests/common/ckpt.c");
+    /* the metadata `pemn train` writes: generator, seeds, density */
+    if (!n.failed && !strcmp(kind, "seeded")) {
+        pemn_st_writer_add_meta(n.w, "pemn.generator", CKPT_GENERATOR);
+        pemn_st_writer_add_meta(n.w, "pemn.seed", CKPT_SEED_HEX);
+    } else if (!n.failed && !strcmp(kind, "seeded-one-layer")) {
+        static const uint64_t plen[3] = {72, 50, 160};
+        char protos[512] = "[", hex[65];
+        for (unsigned g = 0; g < 3; g++) {
+            uint8_t seed[32];
+            ckpt_seed(g, seed);
+            for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+            size_t at = strlen(protos);
+            snprintf(protos + at, sizeof protos - at, "%s{\"seed\":\"%s\",\"length\":%llu}",
+                     g ? "," : "", hex, (unsigned long long)plen[g]);
+        }
+        strcat(protos, "]");
+        pemn_st_writer_add_meta(n.w, "pemn.generator", CKPT_GENERATOR);
+        pemn_st_writer_add_meta(n.w, "pemn.protos", protos);
+        pemn_st_writer_add_meta(n.w, "pemn.density", "0.3");
+    }
     struct pemn_err e;
     int rc = -1;
     if (!n.failed && pemn_st_writer_write_mem(n.w, out, len, &e) == PEMN_OK)
@@ -369,9 +390,9 @@ int ckpt_expected(const uint8_t *ckpt, size_t len, double k, uint8_t **out, size
                 mask[j] = ((const uint8_t *)a.data)[j] != 0;
         }
         memcpy(w, t.data, t.numel * sizeof *w);
+        /* weight * mask as PyTorch computes it: a dropped negative weight is -0.0 */
         for (uint64_t j = 0; j < t.numel; j++)
-            if (!mask[j])
-                w[j] = 0.0f;
+            w[j] = w[j] * (float)mask[j];
         add(&n, t.name, PEMN_DT_F32, t.ndim, t.shape, w, t.numel * 4);
     }
     int rc = -1;

@@ -13,8 +13,10 @@
  *              one-layer, d_v 72 + 50 + 160
  *   mask       every layer random: auto refuses (fc3 differs from fc2), mask works
  *   seeded     w = s_L * gen(CKPT_SEED, uniform)[i mod 64] with arbitrary float s_L
+ *              (metadata pemn.generator and pemn.seed, as `pemn train` writes them)
  *   seeded-one-layer  one seeded prototype per shape: conv1 ckpt_seed(0) (d_v 72), fc1
  *              ckpt_seed(1) (period 50), fc2 and fc3 ckpt_seed(2) (d_v 160); s_L per layer
+ *              (metadata pemn.generator, pemn.protos and pemn.density = 0.3)
  *   not-tiled  rp with one weight of fc2 changed: refused, naming fc2.weight
  *   dense      no masked layer
  *   demo       seeded (d_v 1000) MLP with kaiming per-layer scales

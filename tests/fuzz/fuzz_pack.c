@@ -46,10 +46,13 @@ static void check_package(const pemn_st *st, const uint8_t *buf, size_t len)
         for (uint64_t k = 0; k < ti.numel; k++) {
             int on = (ti.mask[k >> 3] >> (k & 7)) & 1;
             kept += (uint64_t)on;
-            uint32_t got, want = 0;
+            /* weight * mask, as PyTorch computes it */
+            uint32_t got, want;
+            float w;
+            memcpy(&w, (const uint8_t *)t.data + 4 * k, 4);
+            w = w * (float)on;
+            memcpy(&want, &w, 4);
             memcpy(&got, &out[k], 4);
-            if (on)
-                memcpy(&want, (const uint8_t *)t.data + 4 * k, 4);
             if (got != want)
                 abort();
         }

@@ -79,6 +79,8 @@ run "pack seeded" 0 "$P" pack --in "$D/seeded.safetensors" --key "$D/a.key" --na
     --density 0.3 --json
 check_eq "seeded prototype" "seeded 64" "$(jq -r '.protos[0] | "\(.kind) \(.d_v)"' "$D/out")"
 check_eq "seeded scale recovered" 1.7 "$(jq -r '.layers[] | select(.name == "fc2.weight") | .scale' "$D/out" | cut -c1-3)"
+pk_sol() { "$P" pack --in "$D/sol.safetensors" --key "$D/a.key" --name demo --version 9 \
+    --release 9 --out "$D/x.pemn" "$@"; }
 S1=404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f
 S2=808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f
 run "make checkpoint seeded-one-layer" 0 "$TOOL" make seeded-one-layer "$D/sol.safetensors"
@@ -87,6 +89,19 @@ run "pack one seed per shape" 0 "$P" pack --in "$D/sol.safetensors" --key "$D/a.
     --seed $SEED --seed $S1 --seed $S2 --json
 check_eq "seeds per shape -> one-layer" one-layer "$(jq -r .strategy "$D/out")"
 check_eq "one seed per prototype" "$SEED $S1 $S2" "$(jq -r '[.protos[].seed] | join(" ")' "$D/out")"
+check_eq "density from the checkpoint's metadata" 0.3 "$(jq -r .density "$D/out")"
+run "pack --seeds-from-meta (pemn.protos)" 0 "$P" pack --in "$D/sol.safetensors" \
+    --key "$D/a.key" --name demo --version 3.2 --release 4 --out "$D/solm.pemn" \
+    --seeds-from-meta --json
+check_eq "seeds from metadata" "$SEED $S1 $S2" "$(jq -r '[.protos[].seed] | join(" ")' "$D/out")"
+run "pack --seeds-from-meta (pemn.seed)" 0 "$P" pack --in "$D/seeded.safetensors" \
+    --key "$D/a.key" --name demo --version 3.3 --release 4 --out "$D/seededm.pemn" \
+    --seeds-from-meta --json
+check_eq "seed from metadata" "seeded $SEED" "$(jq -r '.protos[0] | "\(.kind) \(.seed)"' "$D/out")"
+run "--seeds-from-meta without metadata -> 2" 2 "$P" pack --in "$D/rp.safetensors" \
+    --key "$D/a.key" --name demo --version 3.3 --release 4 --out "$D/x.pemn" --seeds-from-meta
+has "names the missing metadata" "$D/err" "pemn.generator"
+run "--seeds-from-meta with --seed -> 2" 2 pk_sol --seeds-from-meta --seed $SEED
 run "two seeds fit nothing -> 2" 2 "$P" pack --in "$D/sol.safetensors" --key "$D/a.key" \
     --name demo --version 3.1 --release 4 --out "$D/x.pemn" --generator uniform \
     --seed $SEED --seed $S1
@@ -186,7 +201,7 @@ has "missing trust file named" "$D/err" "none.pub"
 run "verify a secret key as trust -> 2" 2 "$P" verify "$D/rp.pemn" --trust "$D/a.key"
 
 # ---- expand ------------------------------------------------------------------------------
-for m in rp:rp:0.5 seeded:seeded:0.3 one-layer:one:0.5 mask:mask:0.5 mp:mp:0.5 sol:sol:0.5; do
+for m in rp:rp:0.5 seeded:seeded:0.3 one-layer:one:0.5 mask:mask:0.5 mp:mp:0.5 sol:sol:0.3 sol:solm:0.3 seeded:seededm:0.5; do
     IFS=: read -r ck pkg k <<<"$m"
     run "expected expansion of $ck" 0 "$TOOL" expect "$D/$ck.safetensors" "$k" "$D/$ck.expect"
     run "expand $pkg (trusted)" 0 "$P" expand "$D/$pkg.pemn" --out "$D/$pkg.dense" --trust "$D/a.pub"

@@ -6,6 +6,7 @@
 # bounded failure once the server is gone. Packages and keys come from the tool mode of
 # the test_client_pull binary (tests/common/client_fixture.h).
 source "$(dirname "$0")/lib.sh"
+unset PEMN_SERVER PEMN_TOKEN PEMN_TRUST PEMN_CACHE # hermetic: only what each check sets
 
 P=$PEMN_BIN
 S=$PEMND_BIN

@@ -173,5 +173,13 @@ check "abort reason names the rule" grep -q 'abort rule: 3 of 4' <<<"$(json_get 
 check_eq "failed count" 3 "$(json_get "$B" rollout.failed)"
 check_eq "the fleet stops moving: a new device stays on the previous target" 1.1.0 \
     "$(dev GET /v1/fleets/auto/devices/a9/desired >/dev/null; json_get "$B" version)"
+# the rule also fires while the rollout is paused (devices that started keep failing)
+pub PUT /v1/fleets/auto2 '{"model":"net","version":"1.1.0"}' >/dev/null
+pub PUT /v1/fleets/auto2 '{"model":"net","version":"1.3.0","rollout":{"abort":{"failure_percent":50,"min_devices":2}}}' >/dev/null
+report b1 downloading "$D3" "" auto2 >/dev/null
+report b2 downloading "$D3" "" auto2 >/dev/null
+pub POST /v1/fleets/auto2/rollout/pause >/dev/null
+report b1 failed "$D3" disk auto2 >/dev/null
+check_eq "paused, 1 of 2 failed (50%): aborted" aborted "$(json_get "$B" rollout_state)"
 check "audit names the abort rule" grep -q 'abort-rule' <<<"$(pemnd_admin audit --limit 50)"
 t_done

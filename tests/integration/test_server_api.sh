@@ -266,9 +266,21 @@ check "log: hostile path escaped, still JSON" bash -c "grep '\"method\"' '$PEMND
 check "audit: push recorded with actor" bash -c "'$PEMND_BIN' --db '$PEMND_DB' audit | grep -q 'ci .*push .*net/1.0.0'"
 check "audit: tag delete recorded" bash -c "'$PEMND_BIN' --db '$PEMND_DB' audit | grep -q 'tag.delete'"
 
-# ---- read_token_required -----------------------------------------------------------------
+# ---- graceful shutdown: in-flight requests finish ------------------------------------------
+"$PEMN_MKPKG" pack "$K/alice.key" net 6.0.0 60 400000 "$K/net-6.0.0.pemn" 60
+curl -s -o "$D/slow-get" --limit-rate 150K "$U/v1/models/net/versions/2.0.0/package" &
+GETPID=$!
+curl -s -o "$D/slow-put" -w '%{http_code}' --limit-rate 150K -X PUT "${AP[@]}" \
+    --data-binary "@$K/net-6.0.0.pemn" "$U/v1/models/net/versions/6.0.0" >"$D/slow-put-status" &
+PUTPID=$!
+sleep 0.7
 pemnd_stop
 check_eq "graceful stop: exit 0" 0 "$?"
+wait "$GETPID" "$PUTPID"
+check "graceful stop: the in-flight download completed" cmp -s "$D/slow-get" "$K/net-2.0.0.pemn"
+check_eq "graceful stop: the in-flight push completed" 201 "$(cat "$D/slow-put-status")"
+
+# ---- read_token_required -----------------------------------------------------------------
 check "graceful stop logged" grep -q 'stopped; database closed' "$PEMND_LOG"
 pemnd_start "$D/run" --read-token-required || fail "restart with --read-token-required"
 U=$PEMND_URL
@@ -304,6 +316,9 @@ check_eq "bad listen address exits 2" 2 "$?"
 check_eq "missing --db exits 2" 2 "$?"
 "$PEMND_BIN" --db "$D/x.db" --bogus 1 >/dev/null 2>&1
 check_eq "unknown flag exits 2" 2 "$?"
+OUT=$("$PEMND_BIN" --db "$D/x.db" --listen 127.0.0.1:0 --tmp-dir "$D/no-such-dir" 2>&1)
+check_eq "unwritable tmp_dir: start fails" 1 "$?"
+check "unwritable tmp_dir: says so" grep -q "not writable" <<<"$OUT"
 check "help lists settings" bash -c "'$PEMND_BIN' --help | grep -q connection_timeout"
 
 t_done

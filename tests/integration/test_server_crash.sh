@@ -13,7 +13,8 @@ for i in 1 2 3; do
 done
 "$PEMN_MKPKG" pack "$K/alice.key" net 4 4 $((3 * 1024 * 1024)) "$K/net-4.pemn" 4
 
-pemnd_start "$D/run" || { fail "pemnd starts"; exit 1; }
+# uploads past 64K are spooled to a temporary file: the kill hits that path too
+pemnd_start "$D/run" --upload-memory-max 64K || { fail "pemnd starts"; exit 1; }
 pemnd_admin key add "$K/alice.pub" >/dev/null
 TOK=$(pemnd_token publish ci)
 PORT=$PEMND_PORT
@@ -34,7 +35,7 @@ integrity() {
     sqlite3 "$PEMND_DB" 'PRAGMA integrity_check' 2>&1
 }
 check_eq "after kill -9: integrity_check ok" ok "$(integrity)"
-pemnd_start_on "$D/run" "$PORT" || pemnd_start "$D/run" || { fail "restart"; exit 1; }
+pemnd_start_on "$D/run" "$PORT" --upload-memory-max 64K || pemnd_start "$D/run" --upload-memory-max 64K || { fail "restart"; exit 1; }
 check_eq "after restart: the half-pushed version is absent" 404 \
     "$(http_status GET "$PEMND_URL/v1/models/net/versions/4")"
 for i in 1 2 3; do
@@ -58,7 +59,7 @@ for round in 1 2 3 4 5; do
     pemnd_stop KILL
     wait "$CURL" 2>/dev/null
     check_eq "round $round: integrity_check ok" ok "$(integrity)"
-    pemnd_start_on "$D/run" "$PORT" || pemnd_start "$D/run" || { fail "restart"; exit 1; }
+    pemnd_start_on "$D/run" "$PORT" --upload-memory-max 64K || pemnd_start "$D/run" --upload-memory-max 64K || { fail "restart"; exit 1; }
     ST=$(http_status GET "$PEMND_URL/v1/models/net/versions/$v/package")
     if [ "$ST" = 200 ]; then
         check "round $round: stored version is complete" cmp -s "$T_TMP/body" "$K/net-$v.pemn"

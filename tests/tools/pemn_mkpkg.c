@@ -66,9 +66,9 @@ int main(int argc, char **argv)
         struct pemn_seckey sk;
         if (pemn_seckey_load(argv[2], &sk, &e))
             return die(argv[2], &e);
-        int rc = make(&sk, argv[3], argv[4], strtoull(argv[5], NULL, 10),
-                      strtoull(argv[6], NULL, 10), argv[7],
-                      argc == 9 ? strtoull(argv[8], NULL, 10) : 1);
+        int rc =
+            make(&sk, argv[3], argv[4], strtoull(argv[5], NULL, 10), strtoull(argv[6], NULL, 10),
+                 argv[7], argc == 9 ? strtoull(argv[8], NULL, 10) : 1);
         pemn_seckey_wipe(&sk);
         return rc;
     }

@@ -69,9 +69,13 @@ static void digest_of(const uint8_t *p, size_t n, char out[PEMN_DIGEST_TEXT_MAX]
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pemn-agent-test.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!f)
         return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/pemn-agent-test.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
     pemn_key_generate(&f->sk, &f->pk);
     pemn_key_generate(&f->other_sk, &f->other_pk);
     pemn_keyring_new(&f->trusted);
@@ -196,6 +200,15 @@ static void test_bad_options(void **state)
     o.trusted = f->trusted;
     assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_EIO);
     pemn_agent_free(NULL);
+    /* missing parents are created */
+    snprintf(p, sizeof p, "%s/x/y/agent/", f->dir);
+    o.dir = p;
+    assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_OK);
+    pemn_agent_free(a);
+    snprintf(p, sizeof p, "%s/x/y/agent/versions", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
 }
 
 static void test_fresh_dir(void **state)
@@ -520,8 +533,7 @@ static void test_crash_every_step(void **state)
                     assert_int_equal(stat(p, &sb), 0);
                 }
                 /* and the interrupted install completes on the next try */
-                assert_int_equal(pemn_agent_install_mem(a, p2, n2, NULL, &changed, &e),
-                                 PEMN_OK);
+                assert_int_equal(pemn_agent_install_mem(a, p2, n2, NULL, &changed, &e), PEMN_OK);
                 assert_current_is(f, d2);
                 pemn_agent_free(a);
             }

@@ -119,6 +119,7 @@ static void test_hand_computed(void **state)
     const float proto[3] = {1.0f, 2.0f, 3.0f};
     const uint8_t bits[2] = {0x6D, 0x01};
     const float want[9] = {1.0f, 0.0f, 0.5f, 1.0f, 0.0f, 0.5f, 1.0f, 0.0f, 0.5f};
+    /* (all weights positive: dropped ones are +0.0) */
     float out[9];
     proto_expand_f32_scalar(out, bits, 9, proto, 3, 1, 0.5f);
     assert_memory_equal(out, want, sizeof want);
@@ -128,13 +129,20 @@ static void test_hand_computed(void **state)
     memset(out, 0xFF, sizeof out);
     proto_expand_f32_portable(out, bits, 9, proto, 3, 1, 0.5f);
     assert_memory_equal(out, want, sizeof want);
-    /* a cleared lane is +0.0 even where the product is -0.0 or NaN */
-    const float neg[2] = {-0.0f, NAN};
+    /* a cleared lane is weight * 0.0f, as PyTorch's weight * mask: the sign of a dropped
+     * weight survives (-2 -> -0.0, 2 -> +0.0) and NaN or inf times 0 is NaN */
+    const float odd[4] = {-2.0f, 2.0f, NAN, INFINITY};
     const uint8_t none[1] = {0};
-    float z[2] = {1.0f, 1.0f};
-    proto_expand_f32(z, none, 2, neg, 2, 0, 1.0f);
-    assert_false(signbit(z[0]));
-    assert_true(z[0] == 0.0f && z[1] == 0.0f);
+    float z[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    proto_expand_f32(z, none, 4, odd, 4, 0, 1.0f);
+    assert_true(z[0] == 0.0f && signbit(z[0]));
+    assert_true(z[1] == 0.0f && !signbit(z[1]));
+    assert_true(isnan(z[2]) && isnan(z[3]));
+    float zs[4];
+    proto_expand_f32_scalar(zs, none, 4, odd, 4, 0, 1.0f);
+    assert_memory_equal(z, zs, sizeof z);
+    proto_expand_f32_portable(zs, none, 4, odd, 4, 0, 1.0f);
+    assert_memory_equal(z, zs, sizeof z);
 }
 
 static void test_sizes_and_dv(void **state)

@@ -75,8 +75,7 @@ static void test_put_and_rollouts(void **state)
     struct store_fleet_target t1 = target("1.0.0", 1, 'a'), t2 = target("2.0.0", 2, 'b');
     assert_int_equal(store_fleet_get(st, "edge", &f, &e), PEMN_ENOTFOUND);
     assert_int_equal(
-        store_fleet_put(st, "edge", &t1, 2000, 1000, 20, "r1", "alice", &started, &f, &e),
-        PEMN_OK);
+        store_fleet_put(st, "edge", &t1, 2000, 1000, 20, "r1", "alice", &started, &f, &e), PEMN_OK);
     assert_true(started);
     assert_string_equal(f.name, "edge");
     assert_string_equal(f.target.version, "1.0.0");
@@ -129,22 +128,21 @@ static void test_state_transitions(void **state)
     bool changed, started;
     struct store_fleet_target t1 = target("1.0.0", 1, 'a'), t2 = target("2.0.0", 2, 'b'),
                               t3 = target("3.0.0", 3, 'c');
-    assert_int_equal(store_fleet_set_state(st, "nope", STORE_ROLLOUT_PAUSED, "x", NULL, "a",
-                                           &changed, &f, &e),
-                     PEMN_ENOTFOUND);
+    assert_int_equal(
+        store_fleet_set_state(st, "nope", STORE_ROLLOUT_PAUSED, "x", NULL, "a", &changed, &f, &e),
+        PEMN_ENOTFOUND);
     assert_int_equal(store_fleet_put(st, "f", &t1, 10000, 0, 0, "r1", "a", NULL, NULL, &e),
                      PEMN_OK);
-    assert_int_equal(store_fleet_put(st, "f", &t2, 2000, 0, 0, "r2", "a", NULL, NULL, &e),
-                     PEMN_OK);
+    assert_int_equal(store_fleet_put(st, "f", &t2, 2000, 0, 0, "r2", "a", NULL, NULL, &e), PEMN_OK);
     assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_PAUSED, "by hand", NULL, "a",
                                            &changed, &f, &e),
                      PEMN_OK);
     assert_true(changed);
     assert_int_equal(f.state, STORE_ROLLOUT_PAUSED);
     assert_string_equal(f.state_reason, "by hand");
-    assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_PAUSED, "again", NULL, "a",
-                                           &changed, &f, &e),
-                     PEMN_OK);
+    assert_int_equal(
+        store_fleet_set_state(st, "f", STORE_ROLLOUT_PAUSED, "again", NULL, "a", &changed, &f, &e),
+        PEMN_OK);
     assert_false(changed);
     assert_string_equal(f.state_reason, "by hand");
     assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_ACTIVE, "resumed", NULL, "a",
@@ -153,9 +151,9 @@ static void test_state_transitions(void **state)
     assert_true(changed);
     assert_int_equal(f.state, STORE_ROLLOUT_ACTIVE);
     /* a late abort for an older rollout does not touch the current one */
-    assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_ABORTED, "late", "r1", "a",
-                                           &changed, &f, &e),
-                     PEMN_ECONFLICT);
+    assert_int_equal(
+        store_fleet_set_state(st, "f", STORE_ROLLOUT_ABORTED, "late", "r1", "a", &changed, &f, &e),
+        PEMN_ECONFLICT);
     assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_ABORTED, "too many failures",
                                            "r2", "a", &changed, &f, &e),
                      PEMN_OK);
@@ -165,13 +163,13 @@ static void test_state_transitions(void **state)
                      PEMN_OK);
     assert_false(changed);
     assert_string_equal(f.state_reason, "too many failures");
-    assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_ACTIVE, "resume", NULL, "a",
-                                           &changed, &f, &e),
-                     PEMN_ECONFLICT);
+    assert_int_equal(
+        store_fleet_set_state(st, "f", STORE_ROLLOUT_ACTIVE, "resume", NULL, "a", &changed, &f, &e),
+        PEMN_ECONFLICT);
     assert_non_null(strstr(e.msg, "aborted"));
-    assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_PAUSED, "p", NULL, "a",
-                                           &changed, &f, &e),
-                     PEMN_ECONFLICT);
+    assert_int_equal(
+        store_fleet_set_state(st, "f", STORE_ROLLOUT_PAUSED, "p", NULL, "a", &changed, &f, &e),
+        PEMN_ECONFLICT);
     /* a new target after an abort: the aborted target never becomes the fallback */
     assert_int_equal(store_fleet_put(st, "f", &t3, 1000, 0, 0, "r3", "a", &started, &f, &e),
                      PEMN_OK);
@@ -179,9 +177,9 @@ static void test_state_transitions(void **state)
     assert_int_equal(f.state, STORE_ROLLOUT_ACTIVE);
     assert_string_equal(f.previous.digest, t1.digest);
     /* re-putting the aborted package starts it afresh */
-    assert_int_equal(store_fleet_set_state(st, "f", STORE_ROLLOUT_ABORTED, "x", NULL, "a",
-                                           &changed, &f, &e),
-                     PEMN_OK);
+    assert_int_equal(
+        store_fleet_set_state(st, "f", STORE_ROLLOUT_ABORTED, "x", NULL, "a", &changed, &f, &e),
+        PEMN_OK);
     assert_int_equal(store_fleet_put(st, "f", &t3, 1000, 0, 0, "r4", "a", &started, &f, &e),
                      PEMN_OK);
     assert_true(started);
@@ -273,8 +271,8 @@ static void test_devices(void **state)
     for (int i = 0; i < 10; i++) {
         snprintf(r.id, sizeof r.id, "n%d", i);
         assert_int_equal(store_device_poll(st, "a", r.id, 60, &f, &d, &e), PEMN_OK);
-        const char *states[] = {"failed", "failed", "installed", "installed", "installed",
-                                "downloading", "installed", "installed"};
+        const char *states[] = {"failed",    "failed",      "installed", "installed",
+                                "installed", "downloading", "installed", "installed"};
         if (i >= 8)
             continue;
         snprintf(r.state, sizeof r.state, "%s", states[i]);

@@ -64,6 +64,14 @@ static void test_generate_save_load(void **state)
     assert_int_equal(pemn_key_save(base, &other, &e), PEMN_EEXIST);
     assert_int_equal(pemn_seckey_load(kpath, &sk2, &e), PEMN_OK);
     assert_memory_equal(sk.bytes, sk2.bytes, 64);
+    /* a secret key others may read is refused, and accepted again once it is 0600 */
+    assert_int_equal(chmod(kpath, 0644), 0);
+    assert_int_equal(pemn_seckey_load(kpath, &sk2, &e), PEMN_EINVAL);
+    assert_non_null(strstr(e.msg, "too open"));
+    assert_int_equal(chmod(kpath, 0640), 0);
+    assert_int_equal(pemn_seckey_load(kpath, &sk2, &e), PEMN_EINVAL);
+    assert_int_equal(chmod(kpath, 0600), 0);
+    assert_int_equal(pemn_seckey_load(kpath, &sk2, &e), PEMN_OK);
     /* .pub present alone also blocks, and no .key is left behind */
     char base2[600], k2[700], p2[700];
     snprintf(base2, sizeof base2, "%s/pub2", dir);

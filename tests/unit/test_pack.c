@@ -84,8 +84,8 @@ static void round_trip(const uint8_t *ck, size_t cl, struct pemn_pack_opts *o,
 
     uint8_t *want = NULL;
     size_t wl = 0;
-    double k = o->density > 0 ? o->density : PEMN_PACK_DEFAULT_DENSITY;
-    assert_int_equal(ckpt_expected(ck, cl, k, &want, &wl), 0);
+    /* the density actually used (asserted by the callers) */
+    assert_int_equal(ckpt_expected(ck, cl, rep->density, &want, &wl), 0);
     assert_int_equal(ckpt_compare(want, wl, got, (size_t)n), 0);
 
     /* the library's own per-tensor expansion agrees too */
@@ -308,6 +308,18 @@ static void test_seeded(void **state)
     assert_true(layer(&r, "fc3.weight")->scale == 0.0123f);
     pemn_pack_report_free(&r);
 
+    /* the same from the checkpoint's metadata (pemn.generator + pemn.seed) */
+    struct pemn_pack_opts m;
+    pemn_pack_opts_init(&m);
+    m.name = "net";
+    m.version = "1.0";
+    m.seeds_from_meta = 1;
+    round_trip(ck, cl, &m, &r);
+    assert_true(r.protos[0].seeded);
+    assert_memory_equal(r.protos[0].seed, o.seed, 32);
+    assert_true(r.density == PEMN_PACK_DEFAULT_DENSITY);
+    pemn_pack_report_free(&r);
+
     pemn_st *st = NULL;
     struct pemn_err e = {0};
     assert_int_equal(pemn_st_open_mem(ck, cl, 0, &st, &e), PEMN_OK);
@@ -355,6 +367,7 @@ static void test_seeded_one_layer(void **state)
     o.seeds = (const uint8_t(*)[32])seeds;
     struct pemn_pack_report r;
     round_trip(ck, cl, &o, &r);
+    assert_true(r.density == 0.3); /* from the checkpoint's pemn.density */
     assert_int_equal(r.strategy, PEMN_PACK_ONE_LAYER);
     expect_protos(&r, (uint64_t[]){72, 50, 160}, 3);
     for (uint32_t i = 0; i < 3; i++) {
@@ -375,9 +388,26 @@ static void test_seeded_one_layer(void **state)
     expect_protos(&r, (uint64_t[]){72, 50, 160, 160}, 4);
     pemn_pack_report_free(&r);
 
+    /* the seeds named by the checkpoint's own metadata (pemn.protos) */
+    struct pemn_pack_opts m;
+    pemn_pack_opts_init(&m);
+    m.name = "net";
+    m.version = "1.0";
+    m.seeds_from_meta = 1;
+    m.density = 0.5; /* an explicit density wins over pemn.density */
+    round_trip(ck, cl, &m, &r);
+    assert_true(r.density == 0.5);
+    assert_int_equal(r.strategy, PEMN_PACK_ONE_LAYER);
+    assert_int_equal(r.n_protos, 3);
+    assert_memory_equal(r.protos[1].seed, seeds[1], 32);
+    pemn_pack_report_free(&r);
+
     pemn_st *st = NULL;
     struct pemn_err e = {0};
     assert_int_equal(pemn_st_open_mem(ck, cl, 0, &st, &e), PEMN_OK);
+    m.seeded = 1; /* both explicit seeds and seeds from metadata */
+    assert_int_equal(pemn_pack_detect(st, &m, &r, &e), PEMN_EINVAL);
+    pemn_pack_report_free(&r);
     /* a count that fits no strategy, or a forced strategy with the wrong count */
     o.n_seeds = 2;
     assert_int_equal(pemn_pack_detect(st, &o, &r, &e), PEMN_EINVAL);
@@ -631,6 +661,68 @@ static void test_bad_inputs(void **state)
     pemn_pack_report_free(NULL);
 }
 
+static pemn_rc detect_with_meta(const char *const *kv, size_t n_kv, struct pemn_pack_opts *o,
+                                struct pemn_err *e)
+{
+    static const float w[4] = {1, 2, 1, 2}, sc[4] = {4, 3, 2, 1};
+    pemn_st_writer *wr = NULL;
+    uint64_t shape[1] = {4};
+    assert_int_equal(pemn_st_writer_new(&wr), PEMN_OK);
+    assert_int_equal(pemn_st_writer_add(wr, "a.weight", PEMN_DT_F32, 1, shape, w, 16, e), PEMN_OK);
+    assert_int_equal(pemn_st_writer_add(wr, "a.scores", PEMN_DT_F32, 1, shape, sc, 16, e), PEMN_OK);
+    for (size_t i = 0; i + 1 < n_kv; i += 2)
+        assert_int_equal(pemn_st_writer_add_meta(wr, kv[i], kv[i + 1]), PEMN_OK);
+    uint8_t *ck;
+    size_t cl;
+    assert_int_equal(pemn_st_writer_write_mem(wr, &ck, &cl, e), PEMN_OK);
+    pemn_st_writer_free(wr);
+    pemn_st *st = NULL;
+    assert_int_equal(pemn_st_open_mem(ck, cl, 0, &st, e), PEMN_OK);
+    struct pemn_pack_report r;
+    pemn_rc rc = pemn_pack_detect(st, o, &r, e);
+    if (rc == PEMN_OK && r.density != 0.25 && o->density == 0)
+        rc = PEMN_ECANCELED; /* marks "detected, with another density" for the caller */
+    pemn_pack_report_free(&r);
+    pemn_st_free(st);
+    free(ck);
+    return rc;
+}
+
+static void test_bad_metadata(void **state)
+{
+    (void)state;
+    struct pemn_pack_opts o;
+    pemn_pack_opts_init(&o);
+    struct pemn_err e;
+    static const char *const good_density[] = {"pemn.density", "0.25"};
+    assert_int_equal(detect_with_meta(good_density, 2, &o, &e), PEMN_OK);
+    static const char *const bad_density[] = {"pemn.density", "1.5"};
+    assert_int_equal(detect_with_meta(bad_density, 2, &o, &e), PEMN_ECORRUPT);
+    assert_non_null(strstr(e.msg, "pemn.density"));
+    static const char *const text_density[] = {"pemn.density", "half"};
+    assert_int_equal(detect_with_meta(text_density, 2, &o, &e), PEMN_ECORRUPT);
+
+    o.seeds_from_meta = 1;
+    assert_int_equal(detect_with_meta(NULL, 0, &o, &e), PEMN_EINVAL);
+    assert_non_null(strstr(e.msg, "pemn.generator"));
+    static const char *const bad_gen[] = {"pemn.generator", "dice", "pemn.seed", CKPT_SEED_HEX};
+    assert_int_equal(detect_with_meta(bad_gen, 4, &o, &e), PEMN_EUNSUPPORTED);
+    static const char *const short_seed[] = {"pemn.generator", "uniform", "pemn.seed", "abcd"};
+    assert_int_equal(detect_with_meta(short_seed, 4, &o, &e), PEMN_ECORRUPT);
+    static const char *const not_json[] = {"pemn.generator", "uniform", "pemn.protos", "[{"};
+    assert_int_equal(detect_with_meta(not_json, 4, &o, &e), PEMN_ECORRUPT);
+    static const char *const empty[] = {"pemn.generator", "uniform", "pemn.protos", "[]"};
+    assert_int_equal(detect_with_meta(empty, 4, &o, &e), PEMN_ECORRUPT);
+    static const char *const no_seed[] = {"pemn.generator", "uniform", "pemn.protos",
+                                          "[{\"length\": 2}]"};
+    assert_int_equal(detect_with_meta(no_seed, 4, &o, &e), PEMN_ECORRUPT);
+    assert_non_null(strstr(e.msg, "pemn.protos[0]"));
+    /* well-formed, but these weights are no generator output: refused, naming the layer */
+    static const char *const wrong[] = {"pemn.generator", "uniform", "pemn.seed", CKPT_SEED_HEX};
+    assert_int_equal(detect_with_meta(wrong, 4, &o, &e), PEMN_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "a.weight"));
+}
+
 static void test_mask_only_density_and_meta(void **state)
 {
     (void)state;
@@ -719,6 +811,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_special_floats_bits),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_mask_only_density_and_meta),
+        cmocka_unit_test(test_bad_metadata),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

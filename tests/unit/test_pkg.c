@@ -216,7 +216,7 @@ static void expect_masked(const pemn_pkg *pkg, const char *name, const float *pr
     assert_non_null(out);
     assert_int_equal(pemn_pkg_expand(pkg, idx, out, t.numel, NULL), PEMN_OK);
     for (uint64_t i = 0; i < t.numel; i++) {
-        float want = mask[i] ? t.scale * proto[(t.offset + i) % dv] : 0.0f;
+        float want = (t.scale * proto[(t.offset + i) % dv]) * (float)(mask[i] != 0);
         assert_int_equal(fbits(out[i]), fbits(want));
     }
     assert_int_equal(pemn_pkg_expand(pkg, idx, out, t.numel + 1, NULL), PEMN_EINVAL);

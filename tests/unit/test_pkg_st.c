@@ -145,7 +145,7 @@ static void test_small(void **state)
             memcpy(proto, pkgfix_proto, sizeof proto);
         }
         for (int i = 0; i < 15; i++) {
-            float want = pkgfix_mask[i] ? 0.5f * proto[(2 + i) % 7] : 0.0f, got;
+            float want = (0.5f * proto[(2 + i) % 7]) * (float)(pkgfix_mask[i] != 0), got;
             memcpy(&got, (const uint8_t *)t.data + 4 * i, 4);
             assert_memory_equal(&got, &want, 4);
         }

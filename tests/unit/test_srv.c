@@ -26,7 +26,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.log_level, SRV_LOG_INFO);
     assert_int_equal(c.log_format, SRV_LOG_TEXT);
     assert_false(c.read_token_required);
-    assert_true(c.sendfile);
+    assert_false(c.sendfile);
     struct pemn_err e;
     /* the defaults need only a database to be valid */
     assert_int_equal(srv_config_validate(&c, &e), PEMN_EINVAL);
@@ -213,6 +213,29 @@ static void test_routes(void **state)
     assert_null(srv_route_at(srv_route_count()));
 }
 
+static void test_version_json(void **state)
+{
+    (void)state;
+    struct store_version v;
+    memset(&v, 0, sizeof v);
+    strcpy(v.model, "net");
+    strcpy(v.version, "1.0");
+    strcpy(v.strategy, "rp\xff\xfe\x01x"); /* not UTF-8: still encodes */
+    strcpy(v.digest, "sha256:00");
+    strcpy(v.signer, "0123456789abcdef");
+    v.size = 100;
+    v.f32_size = 3200;
+    v.release = 7;
+    json_t *o = srv_version_json(&v);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "strategy")), "rp???x");
+    assert_true(json_real_value(json_object_get(o, "ratio")) == 32.0);
+    assert_int_equal(json_integer_value(json_object_get(o, "release")), 7);
+    assert_string_equal(json_string_value(json_object_get(o, "package_url")),
+                        "/v1/blobs/sha256:00");
+    json_decref(o);
+}
+
 static void test_metrics_counters(void **state)
 {
     (void)state;
@@ -230,10 +253,15 @@ static void test_metrics_counters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_set),
-        cmocka_unit_test(test_config_cross_checks), cmocka_unit_test(test_config_file),
-        cmocka_unit_test(test_listen),          cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_metrics_counters),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_set),
+        cmocka_unit_test(test_config_cross_checks),
+        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_metrics_counters),
+        cmocka_unit_test(test_version_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

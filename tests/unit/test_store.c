@@ -193,8 +193,7 @@ struct collect {
     int stop_after;
 };
 
-static int model_cb(void *ctx, const char *name, const struct store_version *latest,
-                    uint64_t n)
+static int model_cb(void *ctx, const char *name, const struct store_version *latest, uint64_t n)
 {
     struct collect *c = ctx;
     assert_string_equal(name, latest->model);
@@ -417,8 +416,8 @@ static void test_keys(void **state)
     uint8_t h[32];
     pemn_sha256(k1.bytes, 32, h);
     char want[17];
-    snprintf(want, sizeof want, "%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
-             h[4], h[5], h[6], h[7]);
+    snprintf(want, sizeof want, "%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4],
+             h[5], h[6], h[7]);
     assert_string_equal(out.id, want);
     assert_int_equal(store_key_add(st, &k1, "bob", "cli", NULL, &e), PEMN_EEXIST);
     assert_int_equal(store_key_add(st, &k2, "alice", "cli", NULL, &e), PEMN_EEXIST);
@@ -470,8 +469,8 @@ static void test_tokens_and_audit(void **state)
     struct store *st = open_store(NULL);
     char tok[STORE_TOKEN_TEXT_MAX], tok2[STORE_TOKEN_TEXT_MAX], name[STORE_LABEL_MAX];
     struct pemn_err e;
-    assert_int_equal(
-        store_token_create(st, STORE_SCOPE_PUBLISH, "ci", "cli", tok, name, &e), PEMN_OK);
+    assert_int_equal(store_token_create(st, STORE_SCOPE_PUBLISH, "ci", "cli", tok, name, &e),
+                     PEMN_OK);
     assert_string_equal(name, "ci");
     assert_int_equal(strlen(tok), 48);
     assert_memory_equal(tok, "pemn_", 5);
@@ -500,9 +499,11 @@ static void test_tokens_and_audit(void **state)
     sqlite3 *db;
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_open(g_db, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE instr(hash, ?1) OR "
-                               "instr(CAST(hash AS TEXT), ?1)", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM tokens WHERE instr(hash, ?1) OR "
+                                        "instr(CAST(hash AS TEXT), ?1)",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
     sqlite3_bind_text(s, 1, tok + 5, 20, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(s, 0), 0);

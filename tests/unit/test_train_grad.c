@@ -164,7 +164,7 @@ static void test_topk_in_forward(void **state)
             assert_memory_equal(m, l->mask, n);
             for (size_t i = 0; i < n; i++) {
                 kept += l->mask[i] != 0;
-                float expect = l->mask[i] ? l->weight[i] : 0.0f;
+                float expect = l->weight[i] * (float)(l->mask[i] != 0);
                 assert_memory_equal(&l->weff[i], &expect, sizeof(float)); /* +0.0, bitwise */
             }
             assert_int_equal(kept, pemn_topk_count(n, ks[t]));

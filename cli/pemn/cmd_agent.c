@@ -1,0 +1,318 @@
+/*
+ * pemn agent — keep this device on the model its fleet wants (pemn/agent.h).
+ */
+#include "cli/pemn/cmd.h"
+
+#include <pemn/agent.h>
+#include <pemn/key.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRUST 64
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
+            "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
+            "                  [--allow-downgrade] [--timeout S] [--quiet]\n"
+            "\n"
+            "Polls the fleet's desired state for this device, downloads (resuming) and\n"
+            "verifies the package against the pinned keys, installs it atomically under DIR\n"
+            "(DIR/current/model.pemn is always a whole, verified model; the previous version\n"
+            "is kept) and reports every state change to the server.\n"
+            "\n"
+            "  --server URL        registry base URL (default $PEMN_SERVER)\n"
+            "  --fleet F           fleet name\n"
+            "  --device ID         this device's id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})\n"
+            "  --token T           device-scope token (default $PEMN_TOKEN)\n"
+            "  --token-file FILE   read the token from FILE's first line (keeps it out of ps)\n"
+            "  --trust KEY.pub     trusted publisher key (repeatable; at least one)\n"
+            "  --dir DIR           agent directory (state.json, versions/, current)\n"
+            "  --interval S        seconds between polls, jittered by +-25%% (default 60)\n"
+            "  --once              one cycle, then exit with its result\n"
+            "  --expand            also write DIR/current/model.safetensors (dense float32)\n"
+            "  --allow-downgrade   accept a lower release than the installed one\n"
+            "  --timeout S         per-request timeout (default 30)\n"
+            "  --quiet             print only errors\n"
+            "\n"
+            "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
+            "  4 bad signature, 5 untrusted, 8 digest mismatch, 9 rollback refused,\n"
+            "  7 network, 10 auth, 3 corrupt, 1 other.\n");
+}
+
+struct agent_log {
+    int quiet;
+};
+
+static void on_event(const struct pemn_agent_event *ev, void *user)
+{
+    const struct agent_log *lg = user;
+    if (lg->quiet && !ev->rc)
+        return;
+    FILE *f = ev->rc ? stderr : stdout;
+    fprintf(f, "pemn agent: %s %s %s (release %llu) %s%s%s%s%s\n", ev->state, ev->model,
+            ev->version, (unsigned long long)ev->release, ev->digest, ev->reason ? ": " : "",
+            ev->reason ? ev->reason : "", ev->message[0] ? ": " : "", ev->message);
+    fflush(f);
+}
+
+/* Test-only fault hook: PEMN_AGENT_CRASH_AT=<step> ends the process right after that
+ * install step, as a power cut would (no clean-up, no atexit). */
+static int crash_hook(pemn_agent_step step, void *user)
+{
+    const pemn_agent_step *at = user;
+    if (step == *at)
+        _exit(137);
+    return 0;
+}
+
+/* First line of path, without the newline; -1 when unreadable or empty. */
+static int read_token(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *got = fgets(buf, (int)cap, f);
+    fclose(f);
+    if (!got)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = 0;
+    return buf[0] ? 0 : -1;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0.0) || v > 86400.0 * 7)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Sleeps about `seconds`, waking early when a signal asks to stop. */
+static void nap(double seconds)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!g_stop) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left =
+            seconds - ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9);
+        if (left <= 0)
+            break;
+        double step = left < 0.1 ? left : 0.1;
+        struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"fleet", required_argument, NULL, 'f'},
+        {"device", required_argument, NULL, 'd'},
+        {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'F'},
+        {"trust", required_argument, NULL, 'k'},
+        {"dir", required_argument, NULL, 'D'},
+        {"interval", required_argument, NULL, 'i'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"once", no_argument, NULL, '1'},
+        {"expand", no_argument, NULL, 'x'},
+        {"allow-downgrade", no_argument, NULL, 'a'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct pemn_agent_opts o;
+    pemn_agent_opts_init(&o);
+    const char *trust[MAX_TRUST];
+    int n_trust = 0, once = 0;
+    double interval = 60, timeout = 30;
+    struct agent_log lg = {0};
+    static char token_buf[512];
+    o.server = getenv("PEMN_SERVER");
+    o.token = getenv("PEMN_TOKEN");
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o.server = optarg;
+            break;
+        case 'f':
+            o.fleet = optarg;
+            break;
+        case 'd':
+            o.device = optarg;
+            break;
+        case 't':
+            o.token = optarg;
+            break;
+        case 'F':
+            if (read_token(optarg, token_buf, sizeof token_buf)) {
+                fprintf(stderr, "pemn agent: --token-file %s: cannot read a token from it\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.token = token_buf;
+            break;
+        case 'D':
+            o.dir = optarg;
+            break;
+        case 'k':
+            if (n_trust == MAX_TRUST) {
+                fprintf(stderr, "pemn agent: at most %d --trust keys\n", MAX_TRUST);
+                return CLI_EXIT_USAGE;
+            }
+            trust[n_trust++] = optarg;
+            break;
+        case 'i':
+            if (parse_seconds(optarg, &interval) || interval < 0.05) {
+                fprintf(stderr, "pemn agent: --interval wants seconds >= 0.05, got '%s'\n", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'T':
+            if (parse_seconds(optarg, &timeout) || timeout < 0.1) {
+                fprintf(stderr, "pemn agent: --timeout wants seconds >= 0.1, got '%s'\n", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case '1':
+            once = 1;
+            break;
+        case 'x':
+            o.expand = 1;
+            break;
+        case 'a':
+            o.allow_downgrade = 1;
+            break;
+        case 'q':
+            lg.quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc || !o.server || !o.fleet || !o.device || !o.dir || n_trust == 0) {
+        fprintf(stderr, "pemn agent: %s\n\n",
+                optind < argc ? "unexpected argument"
+                              : "--server, --fleet, --device, --dir and --trust are required");
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "pemn agent: libsodium failed to initialise\n");
+        return CLI_EXIT_FAIL;
+    }
+    struct pemn_err e = {0};
+    pemn_keyring *kr = NULL;
+    if (pemn_keyring_new(&kr)) {
+        fprintf(stderr, "pemn agent: out of memory\n");
+        return CLI_EXIT_FAIL;
+    }
+    for (int i = 0; i < n_trust; i++) {
+        pemn_rc rc = pemn_keyring_add_file(kr, trust[i], &e);
+        if (rc) {
+            fprintf(stderr, "pemn agent: --trust %s: %s\n", trust[i], e.msg);
+            pemn_keyring_free(kr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    o.trusted = kr;
+    o.timeout_ms = (long)(timeout * 1000);
+    o.cancel = &g_stop;
+    o.on_event = on_event;
+    o.event_user = &lg;
+    pemn_agent_step crash_at;
+    const char *crash = getenv("PEMN_AGENT_CRASH_AT");
+    if (crash && crash[0]) {
+        if (pemn_agent_step_parse(crash, &crash_at)) {
+            fprintf(stderr, "pemn agent: PEMN_AGENT_CRASH_AT: unknown step '%s'\n", crash);
+            pemn_keyring_free(kr);
+            return CLI_EXIT_USAGE;
+        }
+        o.fault = crash_hook;
+        o.fault_user = &crash_at;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pemn_agent *a = NULL;
+    pemn_rc rc = pemn_agent_new(&o, &a, &e);
+    if (rc) {
+        fprintf(stderr, "pemn agent: %s: %s\n", o.dir, e.msg);
+        pemn_keyring_free(kr);
+        return cli_exit_code(rc);
+    }
+    struct pemn_agent_state st;
+    if (!lg.quiet && !pemn_agent_state(a, &st)) {
+        if (st.has_current)
+            printf("pemn agent: running %s %s (release %llu) %s\n", st.current.model,
+                   st.current.version, (unsigned long long)st.current.release, st.current.digest);
+        else
+            printf("pemn agent: nothing installed yet in %s\n", o.dir);
+        fflush(stdout);
+    }
+    int exit_code = CLI_EXIT_OK;
+    while (!g_stop) {
+        struct pemn_agent_cycle cy;
+        memset(&e, 0, sizeof e);
+        rc = pemn_agent_run_once(a, &cy, &e);
+        if (rc == PEMN_ECANCELED)
+            break;
+        if (rc && cy.result == PEMN_OK) /* could not reach the server: refusals are logged */
+            fprintf(stderr, "pemn agent: %s\n", e.msg);
+        else if (!rc && cy.no_target && !lg.quiet)
+            printf("pemn agent: no target for this device yet\n");
+        if (cy.reports_failed)
+            fprintf(stderr, "pemn agent: %u status report(s) not accepted by the server\n",
+                    cy.reports_failed);
+        fflush(stdout);
+        if (once) {
+            exit_code = cli_exit_code(rc);
+            break;
+        }
+        /* +-25% jitter so that a fleet started together does not poll together */
+        double j = 0.75 + 0.5 * ((double)randombytes_uniform(1000001) / 1000000.0);
+        nap(interval * j);
+    }
+    pemn_agent_free(a);
+    pemn_keyring_free(kr);
+    sodium_memzero(token_buf, sizeof token_buf);
+    if (g_stop && !lg.quiet)
+        printf("pemn agent: stopped\n");
+    return exit_code;
+}
