@@ -209,6 +209,8 @@ apid=$!
 T_PIDS+=("$apid")
 for _ in $(seq 1 100); do [ "$(running sig1)" = "$D2" ] && break; sleep 0.1; done
 check_eq "long-running agent installs" "$D2" "$(running sig1)"
+for _ in $(seq 1 50); do grep -q 'devices/sig1/desired 304' "$PEMND_LOG" && break; sleep 0.1; done
+check "long-running agent polls with If-None-Match (304)" grep -q 'devices/sig1/desired 304' "$PEMND_LOG"
 kill -TERM "$apid"
 for _ in $(seq 1 50); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
 wait "$apid"
