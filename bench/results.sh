@@ -8,9 +8,10 @@
 # Reports go to $OUT (default build/results); a configuration whose report exists is not
 # re-run, so an interrupted run resumes. The table is written between the markers in
 # docs/RESULTS.md.
-#   SEEDS="1 2 3"  seeds of the headline rows      EPOCHS=10
+#   SEEDS="1 2 3"  seeds of the headline rows      EPOCHS=10   (~45 runs, ~15 min on 2
+#   idle cores with OpenBLAS's AVX-512 kernels)
 #   QUICK=1        one seed everywhere             THREADS=1 (OpenBLAS threads per run)
-#   EXTRA_SEEDS="2 3"  more seeds for the single-seed rows (a second pass)
+#   EXTRA_SEEDS="2 3"  seeds for the other rows, in a second pass (default; "" to skip)
 #   Several workers may share one $OUT (each run is claimed with a lock directory):
 #   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains, TABLE_ONLY=1
 #   only writes the table from the reports there are.
@@ -24,7 +25,8 @@ EPOCHS=${EPOCHS:-10}
 THREADS=${THREADS:-1}
 SEEDS=${SEEDS:-1 2 3}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
-[ "${QUICK:-0}" = 1 ] && SEEDS=1
+EXTRA_SEEDS=${EXTRA_SEEDS-2 3} # the other rows get these in a second pass
+[ "${QUICK:-0}" = 1 ] && SEEDS=1 && EXTRA_SEEDS=""
 mkdir -p "$OUT"
 [ -x "$PEMN" ] || { echo "results: build first ($PEMN missing)" >&2; exit 2; }
 
