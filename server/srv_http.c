@@ -539,7 +539,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 }
 
 /* fmt comes from libmicrohttpd: declaring it a printf format keeps -Wformat-nonliteral on */
-static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
