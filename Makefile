@@ -126,9 +126,10 @@ $(BUILD)/lib/%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIBPEMN_SO): $(LIB_OBJ)
+$(LIBPEMN_SO): $(LIB_OBJ) deploy/libpemn.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libpemn.so.$(SOVER) $(LDFLAGS_ALL) -o $@ $^ \
+	$(CC) -shared -Wl,-soname,libpemn.so.$(SOVER) -Wl,--version-script=deploy/libpemn.map \
+	    $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) \
 	    $(shell pkg-config --libs libsodium jansson libcurl) -lm
 	ln -sf libpemn.so.$(VERSION) $(BUILD)/lib/libpemn.so.$(SOVER)
 	ln -sf libpemn.so.$(VERSION) $(BUILD)/lib/libpemn.so

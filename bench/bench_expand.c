@@ -80,7 +80,7 @@ static double best(int k, int reps, float *dst, const float *src, const uint8_t 
 int main(int argc, char **argv)
 {
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 67108864ull;
-    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    int reps = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
     if (n < 64 || n > (1ull << 32) || reps < 1 || reps > 100) {
         fprintf(stderr,
                 "usage: bench_expand [n_elements (64..2^32) [repeats (1..100) [d_v ...]]]\n");

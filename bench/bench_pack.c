@@ -146,14 +146,22 @@ static int hash(const char *path, int reps)
     return 0;
 }
 
+/* a repeat count: 1 when absent, malformed or out of 1..1000 */
+static int reps_arg(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*end || v < 1 || v > 1000) ? 1 : (int)v;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "make"))
         return make(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 4 && !strcmp(argv[1], "pack"))
-        return pack(argv[2], atoi(argv[3]) > 0 ? atoi(argv[3]) : 1);
+        return pack(argv[2], reps_arg(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "hash"))
-        return hash(argv[2], atoi(argv[3]) > 0 ? atoi(argv[3]) : 1);
+        return hash(argv[2], reps_arg(argv[3]));
     fprintf(stderr, "usage: bench_pack make OUT N | pack FILE REPS | hash FILE REPS\n");
     return 2;
 }

@@ -105,9 +105,13 @@ int main(int argc, char **argv)
     }
     g_url = argv[1];
     g_token = argv[2];
-    g_clients = atoi(argv[4]);
-    if (g_clients < 1 || g_clients > 64)
+    char *end;
+    long clients = strtol(argv[4], &end, 10);
+    if (*end || clients < 1 || clients > 64) {
+        fprintf(stderr, "bench_push: CLIENTS must be 1..64\n");
         return 2;
+    }
+    g_clients = (int)clients;
     n_files = argc - 5;
     files = calloc((size_t)n_files, sizeof *files);
     uint64_t bytes = 0;

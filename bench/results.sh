@@ -8,11 +8,13 @@
 # Reports go to $OUT (default build/results); a configuration whose report exists is not
 # re-run, so an interrupted run resumes. The table is written between the markers in
 # docs/RESULTS.md.
-#   SEEDS="1 2 3"  seeds of the headline rows      EPOCHS=10
+#   SEEDS="1 2 3"  seeds of the headline rows      EPOCHS=10   (~45 runs, ~15 min on 2
+#   idle cores with OpenBLAS's AVX-512 kernels)
 #   QUICK=1        one seed everywhere             THREADS=1 (OpenBLAS threads per run)
-#   EXTRA_SEEDS="2 3"  more seeds for the single-seed rows (a second pass)
+#   EXTRA_SEEDS="2 3"  seeds for the other rows, in a second pass (default; "" to skip)
 #   Several workers may share one $OUT (each run is claimed with a lock directory):
-#   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains.
+#   REVERSE=1 walks the configurations backwards, NO_TABLE=1 only trains, TABLE_ONLY=1
+#   only writes the table from the reports there are.
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +25,8 @@ EPOCHS=${EPOCHS:-10}
 THREADS=${THREADS:-1}
 SEEDS=${SEEDS:-1 2 3}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
-[ "${QUICK:-0}" = 1 ] && SEEDS=1
+EXTRA_SEEDS=${EXTRA_SEEDS-2 3} # the other rows get these in a second pass
+[ "${QUICK:-0}" = 1 ] && SEEDS=1 && EXTRA_SEEDS=""
 mkdir -p "$OUT"
 [ -x "$PEMN" ] || { echo "results: build first ($PEMN missing)" >&2; exit 2; }
 
@@ -95,6 +98,7 @@ if [ "${REVERSE:-0}" = 1 ]; then
     passes="2 1"
 fi
 fail=0
+[ "${TABLE_ONLY:-0}" = 1 ] && passes=""
 for pass in $passes; do
     for c in "${order[@]}"; do
         IFS='|' read -r id label seeds args <<<"$c"
@@ -131,7 +135,7 @@ table() {
             protos=$(tr -d ' \n' <"$f" | sed -n 's/.*"proto_lengths":\[\([0-9,]*\)\].*/\1/p')
         done
         [ -z "$protos" ] && protos="266200 (trained)"
-        [ -z "$dens" ] && dens="1"
+        [ -z "$dens" ] && dens="—"
         echo "$label|$protos|$dens|$accs|$bytes|$f32|$secs|$sps" | awk -F'|' -v ns=$((EPOCHS * 60000)) '{
             n = split($4, a, " "); s = 0; mn = 1e9; mx = -1e9
             for (i = 1; i <= n; i++) { v = 100 * a[i]; s += v; if (v < mn) mn = v; if (v > mx) mx = v }
@@ -140,6 +144,7 @@ table() {
             else acc = sprintf("%.2f (1)", m)
             split($7, t, " "); ts = 0; for (i in t) ts += t[i]
             gsub(",", " + ", $2)
+            if ($3 != "—") $3 = sprintf("%g", $3)
             printf "| %s | %s | %s | %s | %d | %.1fx | %.1f | %.0f |\n", $1, $2, $3, acc, $5,
                    $6 / $5, ts / n, ns / (ts / n) }'
     done

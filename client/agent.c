@@ -6,6 +6,7 @@
 #include "client/agent_int.h"
 
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <pemn/pkg.h>
 
@@ -306,37 +307,6 @@ static pemn_rc recover(struct pemn_agent *a, struct pemn_err *err)
 
 /* ---- new / free ------------------------------------------------------------------------------ */
 
-static pemn_rc make_dir(const char *path, struct pemn_err *err)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s is not a directory", path);
-    return PEMN_OK;
-}
-
-/* mkdir -p: the agent directory's parents are created too (0755). */
-static pemn_rc make_dirs(const char *path, struct pemn_err *err)
-{
-    char p[PATH_MAX];
-    pemn_rc rc = agent_path(p, err, "%s", path);
-    if (rc)
-        return rc;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", p, strerror(errno));
-            *s = '/';
-            return rc;
-        }
-        *s = '/';
-    }
-    return make_dir(p, err);
-}
-
 pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, struct pemn_err *err)
 {
     if (!out)
@@ -362,9 +332,10 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
         dl--;
     if ((rc = agent_path(a->dir, err, "%.*s", (int)dl, opts->dir)) ||
         (rc = agent_path(a->current_path, err, "%s/current/model.pemn", a->dir)) ||
-        (rc = make_dirs(a->dir, err)) || (rc = agent_path(p, err, "%s/versions", a->dir)) ||
-        (rc = make_dir(p, err)) || (rc = agent_path(p, err, "%s/download", a->dir)) ||
-        (rc = make_dir(p, err)) || (rc = agent_path(p, err, "%s/.lock", a->dir)))
+        (rc = proto_mkdir_p(a->dir, 0755, err)) ||
+        (rc = agent_path(p, err, "%s/versions", a->dir)) || (rc = proto_mkdir_p(p, 0755, err)) ||
+        (rc = agent_path(p, err, "%s/download", a->dir)) || (rc = proto_mkdir_p(p, 0755, err)) ||
+        (rc = agent_path(p, err, "%s/.lock", a->dir)))
         goto fail;
     a->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (a->lock_fd < 0) {

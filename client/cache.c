@@ -6,6 +6,7 @@
  */
 #include "client/client_int.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,16 +153,11 @@ pemn_rc pemn_client_cache_path(const pemn_client *c, const char *digest, char *b
 /* mkdir -p for CACHE/blobs/sha256 */
 static pemn_rc cache_mkdirs(const pemn_client *c, struct pemn_err *err)
 {
-    const char *parts[] = {"", "/blobs", "/blobs/sha256"};
     char p[PEMN_URL_BUF];
-    for (size_t i = 0; i < 3; i++) {
-        int k = snprintf(p, sizeof p, "%s%s", c->cache_dir, parts[i]);
-        if (k < 0 || (size_t)k >= sizeof p)
-            return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "cache path too long");
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", p, strerror(errno));
-    }
-    return PEMN_OK;
+    int k = snprintf(p, sizeof p, "%s/blobs/sha256", c->cache_dir);
+    if (k < 0 || (size_t)k >= sizeof p)
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "cache path too long");
+    return proto_mkdir_p(p, 0755, err);
 }
 
 pemn_rc client_cache_get(pemn_client *c, const char *digest, const char *tmp_path,

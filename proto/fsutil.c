@@ -70,3 +70,44 @@ pemn_rc proto_write_atomic(const char *path, const void *data, size_t len, mode_
     }
     return PEMN_OK;
 }
+
+pemn_rc proto_mkdir_p(const char *path, mode_t mode, struct pemn_err *err)
+{
+    if (!path || !*path)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "empty folder name");
+    size_t n = strlen(path);
+    if (n >= 4096)
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "folder name too long");
+    char p[4096];
+    memcpy(p, path, n + 1);
+    /* create each prefix that ends before a '/', then the whole path */
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST) {
+            int e = errno;
+            return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mkdir %s: %s", p, strerror(e));
+        }
+        p[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: not a folder", path);
+    return PEMN_OK;
+}
+
+pemn_rc proto_mkdir_parent(const char *file, mode_t mode, struct pemn_err *err)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (!slash || slash == file)
+        return PEMN_OK; /* current folder or "/" */
+    size_t n = (size_t)(slash - file);
+    if (n >= 4096)
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "folder name too long");
+    char dir[4096];
+    memcpy(dir, file, n);
+    dir[n] = '\0';
+    return proto_mkdir_p(dir, mode, err);
+}

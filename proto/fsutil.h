@@ -1,5 +1,5 @@
 /*
- * proto/fsutil.h — atomic file replacement (internal).
+ * proto/fsutil.h — atomic file replacement and folder creation (internal).
  */
 #ifndef PEMN_PROTO_FSUTIL_H
 #define PEMN_PROTO_FSUTIL_H
@@ -12,5 +12,11 @@
  * the temporary file is removed. */
 pemn_rc proto_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                            struct pemn_err *err);
+
+/* mkdir -p: creates path and its missing parents with mode (existing folders are fine; an
+ * existing non-folder is PEMN_EIO). */
+pemn_rc proto_mkdir_p(const char *path, mode_t mode, struct pemn_err *err);
+/* proto_mkdir_p of the folder that holds file ("" and "." need nothing). */
+pemn_rc proto_mkdir_parent(const char *file, mode_t mode, struct pemn_err *err);
 
 #endif

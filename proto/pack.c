@@ -928,7 +928,7 @@ pemn_rc pemn_pack_safetensors(const pemn_st *in, const struct pemn_pack_opts *op
                               const struct pemn_seckey *key, uint8_t **out, size_t *len,
                               struct pemn_pack_report *report, struct pemn_err *err)
 {
-    struct pemn_pack_report local;
+    struct pemn_pack_report local = {0};
     struct pemn_pack_report *r = report ? report : &local;
     struct ctx c;
     pemn_builder *b = NULL;

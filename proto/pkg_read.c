@@ -241,7 +241,7 @@ static pemn_rc parse_meta(pemn_pkg *pkg, const struct sect *s, const struct strt
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = p + (uint64_t)i * es;
         uint64_t where = (uint64_t)(e - pkg->bytes);
-        uint32_t kl, vl;
+        uint32_t kl = 0, vl = 0;
         rc = get_str(st, e, where, &pkg->meta[i].key, &kl, err);
         if (!rc)
             rc = get_str(st, e + 8, where + 8, &pkg->meta[i].value, &vl, err);

@@ -359,11 +359,12 @@ static enum MHD_Result reply_405(struct srv_req *r, unsigned allow)
 {
     static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "POST"};
     char list[64] = "";
-    for (int i = 0; i < 5; i++)
+    size_t used = 0;
+    for (int i = 0; i < 5 && used < sizeof list; i++)
         if (allow & (1u << i)) {
-            if (list[0])
-                strcat(list, ", ");
-            strcat(list, names[i]);
+            int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", names[i]);
+            if (w > 0)
+                used += (size_t)w;
         }
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
                             "method not allowed on this resource");
@@ -538,7 +539,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 }
 
 /* fmt comes from libmicrohttpd: declaring it a printf format keeps -Wformat-nonliteral on */
-static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];

@@ -316,37 +316,6 @@ static const struct store_fleet_target *desired_target(const struct store_fleet 
     return f->has_previous ? &f->previous : NULL;
 }
 
-/* RFC 9110 If-None-Match: "*" or a list of (possibly weak) entity tags. */
-static bool etag_matches(const char *header, const char *etag)
-{
-    if (!header)
-        return false;
-    size_t el = strlen(etag);
-    const char *p = header;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '*')
-            return true;
-        if (p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *end = p;
-        if (*p == '"') {
-            end = strchr(p + 1, '"');
-            if (!end)
-                return false;
-            end++;
-        } else {
-            while (*end && *end != ',')
-                end++;
-        }
-        if ((size_t)(end - p) == el && !memcmp(p, etag, el))
-            return true;
-        p = end;
-    }
-    return false;
-}
-
 static enum MHD_Result h_desired(struct srv_req *r)
 {
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
@@ -386,7 +355,7 @@ static enum MHD_Result h_desired(struct srv_req *r)
     snprintf(etag, sizeof etag, "\"%s\"", hex);
     struct MHD_Response *resp;
     unsigned status;
-    if (etag_matches(srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+    if (srv_etag_matches(srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(text);
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;

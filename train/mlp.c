@@ -437,6 +437,8 @@ double train_softmax_xent(const float *logits, const uint8_t *labels, size_t bat
         double sum = 0;
         for (size_t c = 0; c < classes; c++)
             sum += exp((double)(z[c] - m));
+        /* sum >= 1: it includes exp(0) for the argmax (classes >= 1) */
+        // cppcheck-suppress invalidFunctionArg
         double lse = (double)m + log(sum);
         loss += lse - (double)z[labels[b]];
         if (dlogits) {

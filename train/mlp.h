@@ -8,7 +8,8 @@
  *
  * A linear layer is either dense (its weight is trained) or masked (edge-popup: the weight
  * is frozen, a score per weight is trained, and the forward pass uses
- * weff[i] = mask[i] ? weight[i] : +0.0f with mask = pemn_topk_mask(scores, n, density)).
+ * weff[i] = weight[i] * mask[i] (one multiply: -0.0 for a pruned negative weight, exactly
+ * PyTorch's weight * mask and pemn_pkg_expand) with mask = pemn_topk_mask(scores, n, k)).
  *
  * Thread-safety: a net is used by one thread at a time (OpenBLAS may use its own threads).
  */

@@ -32,9 +32,9 @@ pemn_rc train_topk_init(struct train_topk_state *st, size_t cap);
 void train_topk_free(struct train_topk_state *st);
 
 /* mask[i] in {0,1} exactly as pemn_topk_mask(scores, n, k, mask); when w and weff are not
- * NULL, also weff[i] = mask[i] ? w[i] : +0.0f in the same pass. With w and weff, mask and
- * weff must hold this state's previous answer (for the same w): only the entries that
- * change are written. */
+ * NULL, also weff[i] = w[i] * mask[i] (-0.0 for a pruned negative w) in the same pass. With w and
+ * weff, mask and weff must hold this state's previous answer (for the same w): only the entries
+ * that change are written. */
 pemn_rc train_topk_update(struct train_topk_state *st, const float *scores, uint64_t n, double k,
                           uint8_t *mask, const float *w, float *weff);
 

@@ -5,6 +5,7 @@
  */
 #include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
+#include "proto/fsutil.h"
 
 #include <pemn/key.h>
 #include <pemn/pkg.h>
@@ -197,6 +198,13 @@ int cmd_pull(int argc, char **argv)
     if (!out) {
         snprintf(def_out, sizeof def_out, "%s-%s.pemn", r.model, r.version);
         out = def_out;
+    }
+    /* the folders named by --out and --expand are created, as a user asking for
+     * dev/model.pemn expects */
+    if ((rc = proto_mkdir_parent(out, 0755, &e)) != PEMN_OK ||
+        (dense && (rc = proto_mkdir_parent(dense, 0755, &e)) != PEMN_OK)) {
+        ex = cli_net_fail("pull", rc, &e);
+        goto done;
     }
     struct cli_bar bar;
     char label[PEMN_LABEL_BUF + 8];

@@ -156,7 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         uint64_t dv = proto_len[t.proto];
         for (uint64_t j = 0; j < t.numel; j++) {
-            float want = (t.scale * v[(t.offset + j) % dv]) * (float)((t.mask[j >> 3] >> (j & 7)) & 1);
+            float want =
+                (t.scale * v[(t.offset + j) % dv]) * (float)((t.mask[j >> 3] >> (j & 7)) & 1);
             if (memcmp(&want, &out[j], 4) != 0)
                 abort();
         }

@@ -132,6 +132,14 @@ run "pull net@stable --expand" 0 "$P" pull --server "$URL" --trust "$D/alice.pub
     --out "$D/b.pemn" --expand "$D/b.st" net@stable
 check "tag resolves to 1.0.0" cmp -s "$D/b.pemn" "$D/net-1.0.0.src"
 check "pull --expand equals local expansion" cmp -s "$D/b.st" "$D/local-1.0.0.st"
+run "pull into folders that do not exist yet" 0 "$P" pull --server "$URL" \
+    --trust "$D/alice.pub" --out "$D/new/dev/m.pemn" --expand "$D/other/m.st" net@stable
+check "created --out folder holds the package" cmp -s "$D/new/dev/m.pemn" "$D/net-1.0.0.src"
+check "created --expand folder holds the expansion" cmp -s "$D/other/m.st" "$D/local-1.0.0.st"
+: >"$D/blocker"
+run "a file where --out's folder should be -> error" 1 "$P" pull --server "$URL" \
+    --trust "$D/alice.pub" --out "$D/blocker/m.pemn" net@stable
+has "says which path is not a folder" "$D/err" "blocker"
 if "$P" expand --help >/dev/null 2>&1; then
     run "pemn expand of the original" 0 "$P" expand "$D/net-1.0.0.src" --out "$D/c.st" \
         --trust "$D/alice.pub"

@@ -177,8 +177,11 @@ static void case_sect(const char *name, int seeded, sect_fn f, pemn_rc orc, pemn
 static void case_bytes(const char *name, bytes_fn f, int sign, pemn_rc orc, pemn_rc vrc)
 {
     size_t len;
-    uint8_t *b = base_bytes(0, &len);
-    b = realloc(b, len + 4096);
+    uint8_t *b0 = base_bytes(0, &len);
+    uint8_t *b = realloc(b0, len + 4096);
+    if (!b)
+        free(b0);
+    assert_non_null(b);
     memset(b + len, 0, 4096);
     f(b, &len);
     if (sign && len >= PKG_TRAILER_SIZE)
@@ -853,7 +856,11 @@ static int check_dir(const char *dir, const pemn_keyring *kr)
         char *txt = (char *)pkgfix_read(exp, &elen);
         if (!buf || !txt)
             fail_msg("%s: cannot read it or its .expect", path);
-        txt = realloc(txt, elen + 1);
+        char *t2 = realloc(txt, elen + 1);
+        if (!t2)
+            free(txt);
+        assert_non_null(t2);
+        txt = t2;
         txt[elen] = 0;
         char o[32] = "", v[32] = "OK";
         int k = sscanf(txt, "%31s %31s", o, v);

@@ -165,7 +165,7 @@ static void test_topk_in_forward(void **state)
             for (size_t i = 0; i < n; i++) {
                 kept += l->mask[i] != 0;
                 float expect = l->weight[i] * (float)(l->mask[i] != 0);
-                assert_memory_equal(&l->weff[i], &expect, sizeof(float)); /* +0.0, bitwise */
+                assert_memory_equal(&l->weff[i], &expect, sizeof(float)); /* bitwise */
             }
             assert_int_equal(kept, pemn_topk_count(n, ks[t]));
             /* the kept ones are the largest |score| */

@@ -30,8 +30,8 @@ static void check_same(struct train_topk_state *st, struct train_topk_state *st2
     assert_int_equal(train_topk_update(st2, s, n, k, m, w, weff), PEMN_OK);
     assert_memory_equal(m, b, n);
     for (size_t i = 0; i < n; i++) {
-        float e = w[i] * (float)(b[i] != 0); /* weight * mask, as PyTorch */
-        assert_memory_equal(&weff[i], &e, sizeof e); /* +0.0f where pruned */
+        float e = w[i] * (float)(b[i] != 0);         /* weight * mask, as PyTorch */
+        assert_memory_equal(&weff[i], &e, sizeof e); /* bitwise, signed zeros too */
     }
     free(a);
     free(b);
