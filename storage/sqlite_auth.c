@@ -69,13 +69,9 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
     k.added = sq_now();
 
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     sqlite3_stmt *s = sq_stmt(c, sql_dup, err);
     if (!s)
         rc = PEMN_EDB;
@@ -123,13 +119,9 @@ pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *a
 {
     static const char sql[] = "DELETE FROM keys WHERE name = ?1 OR id = ?1";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         rc = PEMN_EDB;
@@ -277,13 +269,9 @@ pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor
 {
     static const char sql[] = "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked = 0";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         rc = PEMN_EDB;

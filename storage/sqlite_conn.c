@@ -183,6 +183,18 @@ pemn_rc sq_acquire(struct store *st, struct sq_conn **out, struct pemn_err *err)
     return conn_open(st, out, err);
 }
 
+pemn_rc sq_acquire_write(struct store *st, struct sq_conn **out, struct pemn_err *err)
+{
+    pemn_rc rc = sq_acquire(st, out, err);
+    if (rc)
+        return rc;
+    if ((rc = sq_begin(*out, err))) {
+        sq_release(st, *out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 void sq_release(struct store *st, struct sq_conn *c)
 {
     if (!c)

@@ -249,13 +249,9 @@ pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_
                         struct store_fleet *out, struct pemn_err *err)
 {
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     bool begin = false;
     rc = fleet_put_on(c, fleet, t, percent_bp, abort_failure_bp, abort_min_devices, new_rollout_id,
                       actor, "fleet.put", &begin, err);
@@ -382,13 +378,9 @@ pemn_rc store_fleet_set_state(struct store *st, const char *fleet, enum store_ro
     if (!store_rollout_state_name(to))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad rollout state");
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     struct store_fleet f;
     int64_t id;
     bool moved = false;
@@ -564,13 +556,9 @@ pemn_rc store_device_report(struct store *st, const char *fleet, const struct st
         " version = ?5, release = ?6, digest = ?7, report_rollout = ?8, message = ?9 WHERE id = ?1";
     *reporting = *failed = 0;
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     struct store_fleet f;
     int64_t fid;
     rc = fleet_read(c, fleet, &f, &fid, err);

@@ -46,6 +46,10 @@ struct store {
 /* Borrow / return a connection. A connection returned inside a transaction is rolled back. */
 pemn_rc sq_acquire(struct store *st, struct sq_conn **out, struct pemn_err *err);
 void sq_release(struct store *st, struct sq_conn *c);
+/* sq_acquire + sq_begin (BEGIN IMMEDIATE): a connection inside a write transaction; on
+ * failure nothing is held. Finish with sq_commit, then sq_release (which rolls back an
+ * uncommitted transaction). */
+pemn_rc sq_acquire_write(struct store *st, struct sq_conn **out, struct pemn_err *err);
 
 /* The cached prepared statement for sql (a string literal: cached by address), reset and
  * with bindings cleared. NULL on failure (err filled). */

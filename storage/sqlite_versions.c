@@ -337,13 +337,9 @@ pemn_rc store_tag_set_follow(struct store *st, const char *model, const char *ta
         " ON CONFLICT(model_id, tag) DO UPDATE SET version_id = excluded.version_id,"
         " updated = excluded.updated";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         rc = PEMN_EDB;
@@ -417,13 +413,9 @@ pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag, c
     static const char sql[] = "DELETE FROM tags WHERE tag = ?2 AND model_id ="
                               " (SELECT id FROM models WHERE name = ?1)";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    if ((rc = sq_begin(c, err))) {
-        sq_release(st, c);
-        return rc;
-    }
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         rc = PEMN_EDB;

@@ -104,13 +104,6 @@ int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg)
     }
 }
 
-int cli_net_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e)
-{
-    const char *msg = e && e->rc == rc && e->msg[0] ? e->msg : pemn_strerror(rc);
-    fprintf(stderr, "pemn %s: %s (%s)\n", cmd, msg, pemn_rc_name(rc));
-    return cli_exit_code(rc);
-}
-
 int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring *trusted,
                    pemn_client **out)
 {
@@ -131,23 +124,7 @@ int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring 
     o.max_recv_bytes_per_s = n->rate;
     struct pemn_err e = {0};
     pemn_rc rc = pemn_client_new(n->server, &o, out, &e);
-    return rc ? cli_net_fail(cmd, rc, &e) : 0;
-}
-
-const char *cli_net_size(uint64_t bytes, char *buf, size_t cap)
-{
-    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)bytes;
-    int u = 0;
-    while (v >= 1024.0 && u < 4) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
-    else
-        snprintf(buf, cap, "%.1f %s", v, unit[u]);
-    return buf;
+    return rc ? cli_fail(cmd, rc, &e) : 0;
 }
 
 uint64_t cli_net_now_ms(void)
@@ -170,8 +147,8 @@ static void draw(struct cli_bar *b, uint64_t done, uint64_t total, uint64_t now)
     char d[32], t[32], r[32], eta[32] = "";
     double secs = (double)(now - b->t0_ms) / 1000.0;
     double rate = secs > 0.05 ? (double)done / secs : 0;
-    cli_net_size(done, d, sizeof d);
-    cli_net_size((uint64_t)rate, r, sizeof r);
+    cli_human_size(done, d, sizeof d);
+    cli_human_size((uint64_t)rate, r, sizeof r);
     if (total && rate > 0 && done <= total) {
         uint64_t left = (uint64_t)((double)(total - done) / rate);
         snprintf(eta, sizeof eta, "  ETA %llu:%02llu", (unsigned long long)(left / 60),
@@ -185,7 +162,7 @@ static void draw(struct cli_bar *b, uint64_t done, uint64_t total, uint64_t now)
             bar[i] = i < fill ? '#' : '.';
         bar[20] = '\0';
         fprintf(stderr, "\r%s [%s] %3d%%  %s / %s  %s/s%s\033[K", b->label, bar, pct, d,
-                cli_net_size(total, t, sizeof t), r, eta);
+                cli_human_size(total, t, sizeof t), r, eta);
     } else {
         fprintf(stderr, "\r%s %s  %s/s\033[K", b->label, d, r);
     }

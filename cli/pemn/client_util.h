@@ -8,6 +8,8 @@
 
 #include <pemn/client.h>
 
+#include "cli/pemn/util.h"
+
 #include <jansson.h>
 
 #include <stdbool.h>
@@ -46,10 +48,6 @@ void cli_net_init(struct cli_net *n);
 /* Creates the client; prints the reason and returns the exit code on failure, else 0. */
 int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring *trusted,
                    pemn_client **out);
-/* Prints "pemn CMD: <message> (<ECODE>)" and returns cli_exit_code(rc). */
-int cli_net_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e);
-/* "12.3 MiB" */
-const char *cli_net_size(uint64_t bytes, char *buf, size_t cap);
 
 /* A version object (docs/API.md shape) built from r: a new reference. */
 json_t *cli_net_vo_json(const struct pemn_resolved *r);

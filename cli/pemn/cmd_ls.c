@@ -48,7 +48,7 @@ static void print_table(const char *name, const struct pemn_listing *l)
             const struct pemn_resolved *v = &l->versions[i];
             printf("%-24s %-14s %8llu %8llu %10s %6.1fx\n", v->model,
                    v->version[0] ? v->version : "-", (unsigned long long)v->release,
-                   (unsigned long long)l->n_versions[i], cli_net_size(v->size, sz, sizeof sz),
+                   (unsigned long long)l->n_versions[i], cli_human_size(v->size, sz, sizeof sz),
                    v->ratio);
         }
         return;
@@ -59,7 +59,7 @@ static void print_table(const char *name, const struct pemn_listing *l)
         const struct pemn_resolved *v = &l->versions[i];
         tags_of(l, v->version, tg, sizeof tg);
         printf("%-14s %8llu %10s %6.1fx %.19s %s\n", v->version, (unsigned long long)v->release,
-               cli_net_size(v->size, sz, sizeof sz), v->ratio, v->digest, tg);
+               cli_human_size(v->size, sz, sizeof sz), v->ratio, v->digest, tg);
     }
 }
 
@@ -129,7 +129,7 @@ int cmd_ls(int argc, char **argv)
     pemn_rc rc = pemn_client_list(c, name, &l, &e);
     pemn_client_free(c);
     if (rc)
-        return cli_net_fail("ls", rc, &e);
+        return cli_fail("ls", rc, &e);
     if (json)
         cli_net_print_json(listing_json(name, l));
     else

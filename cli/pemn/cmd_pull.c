@@ -65,7 +65,7 @@ static int load_trust(char **files, size_t n, pemn_keyring **out)
         pemn_rc rc = pemn_keyring_add_file(kr, files[i], &e);
         if (rc) {
             pemn_keyring_free(kr);
-            return cli_net_fail("pull", rc, &e); /* the message names the file */
+            return cli_fail("pull", rc, &e); /* the message names the file */
         }
     }
     *out = kr;
@@ -82,7 +82,7 @@ static int expand(const char *pkg_path, const char *st_path, bool quiet)
     pemn_pkg_free(pkg);
     if (rc) {
         fprintf(stderr, "pemn pull: package installed, but --expand %s failed:\n", st_path);
-        return cli_net_fail("pull", rc, &e);
+        return cli_fail("pull", rc, &e);
     }
     return 0;
 }
@@ -191,7 +191,7 @@ int cmd_pull(int argc, char **argv)
     struct pemn_resolved r;
     rc = pemn_client_resolve(c, name, version, tag, &r, &e);
     if (rc) {
-        ex = cli_net_fail("pull", rc, &e);
+        ex = cli_fail("pull", rc, &e);
         goto done;
     }
     char def_out[2 * PEMN_LABEL_BUF + 8];
@@ -203,7 +203,7 @@ int cmd_pull(int argc, char **argv)
      * dev/model.pemn expects */
     if ((rc = proto_mkdir_parent(out, 0755, &e)) != PEMN_OK ||
         (dense && (rc = proto_mkdir_parent(dense, 0755, &e)) != PEMN_OK)) {
-        ex = cli_net_fail("pull", rc, &e);
+        ex = cli_fail("pull", rc, &e);
         goto done;
     }
     struct cli_bar bar;
@@ -217,11 +217,11 @@ int cmd_pull(int argc, char **argv)
     cli_bar_end(&bar);
     if (rc == PEMN_ECANCELED) {
         fprintf(stderr, "pemn pull: interrupted; run the same command again to resume\n");
-        ex = cli_net_fail("pull", rc, &e);
+        ex = cli_fail("pull", rc, &e);
         goto done;
     }
     if (rc) {
-        ex = cli_net_fail("pull", rc, &e);
+        ex = cli_fail("pull", rc, &e);
         goto done;
     }
     uint64_t t_fetch = cli_net_now_ms();
@@ -250,10 +250,11 @@ int cmd_pull(int argc, char **argv)
     } else if (!n.quiet) {
         fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", r.model,
                 r.version, r.release,
-                st.from_cache ? "from cache" : cli_net_size(st.bytes_received, rx, sizeof rx), out);
+                st.from_cache ? "from cache" : cli_human_size(st.bytes_received, rx, sizeof rx),
+                out);
         if (dense)
             fprintf(stderr, ", expanded to %s", dense);
-        fprintf(stderr, " (%s package, %.2f s)\n", cli_net_size(r.size, sz, sizeof sz),
+        fprintf(stderr, " (%s package, %.2f s)\n", cli_human_size(r.size, sz, sizeof sz),
                 (double)(t1 - t0) / 1000.0);
     }
     ex = CLI_EXIT_OK;

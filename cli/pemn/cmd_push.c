@@ -86,14 +86,14 @@ int cmd_push(int argc, char **argv)
         struct pemn_err e = {0};
         pemn_rc rc = pemn_client_new(n.server, &o, &c, &e);
         if (rc)
-            return cli_net_fail("push", rc, &e);
+            return cli_fail("push", rc, &e);
         struct pemn_resolved r;
         int created = 0;
         rc = pemn_client_push(c, argv[i], &r, &created, &e);
         cli_bar_end(&bar);
         if (rc) {
             fprintf(stderr, "pemn push: %s not pushed:\n", argv[i]);
-            int x = cli_net_fail("push", rc, &e);
+            int x = cli_fail("push", rc, &e);
             if (worst == CLI_EXIT_OK)
                 worst = x;
             continue;
@@ -109,7 +109,7 @@ int cmd_push(int argc, char **argv)
         } else if (!n.quiet)
             printf("%s %s (release %llu): %s, %s, %s\n", r.model, r.version,
                    (unsigned long long)r.release, created ? "pushed" : "already present",
-                   cli_net_size(r.size, sz, sizeof sz), r.digest);
+                   cli_human_size(r.size, sz, sizeof sz), r.digest);
     }
     pemn_client_free(c);
     return worst;

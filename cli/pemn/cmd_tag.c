@@ -88,5 +88,5 @@ int cmd_tag(int argc, char **argv)
                    (unsigned long long)r.release, r.digest);
     }
     pemn_client_free(c);
-    return rc ? cli_net_fail("tag", rc, &e) : CLI_EXIT_OK;
+    return rc ? cli_fail("tag", rc, &e) : CLI_EXIT_OK;
 }

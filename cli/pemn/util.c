@@ -12,6 +12,7 @@
 
 #include "cli/pemn/cmd.h"
 #include "cli/pemn/util.h"
+#include "proto/err.h"
 
 int cli_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e)
 {
@@ -105,28 +106,11 @@ int cli_parse_double(const char *s, double *out)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int cli_parse_hex(const char *s, uint8_t *out, size_t n)
 {
     if (!s || strlen(s) != 2 * n)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return -1;
-        out[i] = (uint8_t)(h << 4 | l);
-    }
-    return 0;
+    return proto_unhex(s, 2 * n, out);
 }
 
 static pemn_rc io_err(struct pemn_err *e, const char *what, const char *path)
