@@ -49,7 +49,7 @@ step "pemn expand"
 "$PEMN" expand "$W/mlp.pemn" --out "$W/mlp-dense.safetensors" --trust "$W/demo.pub"
 "$TOOL" expect "$W/mlp.safetensors" 0.5 "$W/expected.safetensors"
 if "$TOOL" compare "$W/expected.safetensors" "$W/mlp-dense.safetensors"; then
-    echo "expanded weights: the checkpoint's weight where the mask keeps it, +0.0 elsewhere, bit for bit"
+    echo "expanded weights: weight * mask of the checkpoint (as PyTorch computes it), bit for bit"
 else
     echo "demo: expansion differs from the checkpoint" >&2
     exit 1

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: packing arbitrary safetensors bytes (pemn/pack.h). Whatever packs must
- * open, verify under the signing key, and expand to exactly the checkpoint's weights where
- * the mask keeps them and +0.0 elsewhere, with as many kept weights as the package says.
+ * open, verify under the signing key, and expand to exactly weight * mask of the checkpoint
+ * (PyTorch's product), with as many kept weights as the package says.
  */
 #include <stdint.h>
 #include <stdlib.h>
