@@ -145,14 +145,10 @@ pemn_rc store_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn
 {
     static const char sql[] = "SELECT id, name, public_key, added FROM keys ORDER BY added, id";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     int r;
     struct store_key k;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -312,14 +308,10 @@ pemn_rc store_token_check_bound(struct store *st, const char *token, unsigned *s
     crypto_hash_sha256(hash, (const unsigned char *)token, len);
 
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_blob(s, 1, hash, sizeof hash, SQLITE_STATIC);
     int r = sqlite3_step(s);
     if (r == SQLITE_ROW) {
@@ -355,14 +347,10 @@ pemn_rc store_token_list(struct store *st, store_token_cb cb, void *ctx, struct 
     static const char sql[] =
         "SELECT name, scope, created, revoked, device, fleet FROM tokens ORDER BY id";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     int r;
     struct store_token t;
     char sc[16];
@@ -394,14 +382,10 @@ pemn_rc store_audit_list(struct store *st, unsigned limit, store_audit_cb cb, vo
     static const char sql[] = "SELECT id, at, actor, action, target, detail FROM audit"
                               " ORDER BY id DESC LIMIT ?1";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_int64(s, 1, limit);
     int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -437,14 +421,10 @@ pemn_rc store_stats(struct store *st, struct store_stats *out, struct pemn_err *
         " (SELECT count(*) FROM tags), (SELECT count(*) FROM keys)";
     memset(out, 0, sizeof *out);
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     if (sqlite3_step(s) == SQLITE_ROW) {
         out->models = (uint64_t)sqlite3_column_int64(s, 0);
         out->versions = (uint64_t)sqlite3_column_int64(s, 1);

@@ -195,6 +195,20 @@ pemn_rc sq_acquire_write(struct store *st, struct sq_conn **out, struct pemn_err
     return rc;
 }
 
+pemn_rc sq_acquire_stmt(struct store *st, const char *sql, struct sq_conn **c, sqlite3_stmt **s,
+                        struct pemn_err *err)
+{
+    pemn_rc rc = sq_acquire(st, c, err);
+    if (rc)
+        return rc;
+    if (!(*s = sq_stmt(*c, sql, err))) {
+        sq_release(st, *c);
+        *c = NULL;
+        return PEMN_EDB;
+    }
+    return PEMN_OK;
+}
+
 void sq_release(struct store *st, struct sq_conn *c)
 {
     if (!c)

@@ -347,14 +347,10 @@ pemn_rc store_fleet_list(struct store *st, store_fleet_cb cb, void *ctx, struct 
 {
     static const char sql[] = "SELECT " FLEET_COLS " FROM fleets ORDER BY name";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_fleet f;

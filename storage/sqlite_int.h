@@ -50,6 +50,10 @@ void sq_release(struct store *st, struct sq_conn *c);
  * failure nothing is held. Finish with sq_commit, then sq_release (which rolls back an
  * uncommitted transaction). */
 pemn_rc sq_acquire_write(struct store *st, struct sq_conn **out, struct pemn_err *err);
+/* sq_acquire + sq_stmt(sql) for a read: on failure nothing is held (PEMN_EDB when the
+ * statement cannot be prepared). Finish with sq_done(*s) and sq_release. */
+pemn_rc sq_acquire_stmt(struct store *st, const char *sql, struct sq_conn **c, sqlite3_stmt **s,
+                        struct pemn_err *err);
 
 /* The cached prepared statement for sql (a string literal: cached by address), reset and
  * with bindings cleared. NULL on failure (err filled). */

@@ -78,14 +78,10 @@ pemn_rc store_get_latest(struct store *st, const char *model, struct store_versi
     static const char sql[] =
         "SELECT " VERSION_COLS VERSION_FROM "WHERE m.name = ?1 ORDER BY v.release DESC LIMIT 1";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_text(s, 1, model, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
     if (r == SQLITE_ROW)
@@ -261,14 +257,10 @@ pemn_rc store_list_models(struct store *st, store_model_cb cb, void *ctx, struct
         "WHERE v.release = (SELECT max(release) FROM versions y"
         " WHERE y.model_id = m.id) ORDER BY m.name";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     int r;
     struct store_version v;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -291,14 +283,10 @@ pemn_rc store_list_versions(struct store *st, const char *model, store_version_c
     static const char sql[] =
         "SELECT " VERSION_COLS VERSION_FROM "WHERE m.name = ?1 ORDER BY v.release DESC";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_text(s, 1, model, -1, SQLITE_STATIC);
     int r, n = 0;
     struct store_version v;
@@ -385,14 +373,10 @@ pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
                               "JOIN tags t ON t.version_id = v.id AND t.model_id = m.id"
                               " WHERE m.name = ?1 AND t.tag = ?2";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_text(s, 1, model, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, tag, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
@@ -448,14 +432,10 @@ pemn_rc store_list_tags(struct store *st, const char *model, store_tag_cb cb, vo
                               " m.id = t.model_id JOIN versions v ON v.id = t.version_id"
                               " WHERE m.name = ?1 ORDER BY t.tag";
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     sqlite3_bind_text(s, 1, model, -1, SQLITE_STATIC);
     int r;
     char tag[STORE_LABEL_MAX], ver[STORE_LABEL_MAX];
