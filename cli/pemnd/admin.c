@@ -30,6 +30,14 @@ static int exit_for(pemn_rc rc)
     }
 }
 
+/* Prints a failure (when rc is not PEMN_OK) and maps rc to the exit status. */
+static int finish(pemn_rc rc, const struct pemn_err *e)
+{
+    if (rc)
+        fprintf(stderr, "pemnd: %s\n", e->msg[0] ? e->msg : pemn_strerror(rc));
+    return exit_for(rc);
+}
+
 static int usage(void)
 {
     fprintf(stderr,
@@ -196,10 +204,8 @@ static int cmd_token(struct store *st, int argc, char **argv)
         }
         char tok[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];
         rc = store_token_create_bound(st, scope, name, device, fleet, "cli", tok, nm, &e);
-        if (rc) {
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-            return exit_for(rc);
-        }
+        if (rc)
+            return finish(rc, &e);
         printf("created token %s (scope %s%s%s%s%s); it is shown once, store it now:\n", nm,
                store_scope_name(scope), device ? ", device " : "", device ? device : "",
                fleet ? ", fleet " : "", fleet ? fleet : "");
@@ -212,10 +218,8 @@ static int cmd_token(struct store *st, int argc, char **argv)
             return usage();
         const char *name = positional(argc, argv, 1);
         rc = store_token_revoke(st, name, "cli", &e);
-        if (rc) {
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-            return exit_for(rc);
-        }
+        if (rc)
+            return finish(rc, &e);
         printf("revoked token %s\n", name);
         return EX_OK;
     }
@@ -223,9 +227,7 @@ static int cmd_token(struct store *st, int argc, char **argv)
         if (npos != 1)
             return usage();
         rc = store_token_list(st, print_token, NULL, &e);
-        if (rc)
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-        return exit_for(rc);
+        return finish(rc, &e);
     }
     return usage();
 }
@@ -256,10 +258,8 @@ static int cmd_key(struct store *st, int argc, char **argv)
         }
         struct store_key k;
         rc = store_key_add(st, &pk, name, "cli", &k, &e);
-        if (rc) {
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-            return exit_for(rc);
-        }
+        if (rc)
+            return finish(rc, &e);
         printf("trusted key %s (%s)\n", k.id, k.name);
         return EX_OK;
     }
@@ -268,10 +268,8 @@ static int cmd_key(struct store *st, int argc, char **argv)
             return usage();
         const char *which = positional(argc, argv, 1);
         rc = store_key_remove(st, which, "cli", &e);
-        if (rc) {
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-            return exit_for(rc);
-        }
+        if (rc)
+            return finish(rc, &e);
         printf("removed key %s\n", which);
         return EX_OK;
     }
@@ -279,9 +277,7 @@ static int cmd_key(struct store *st, int argc, char **argv)
         if (npos != 1)
             return usage();
         rc = store_key_list(st, print_key, NULL, &e);
-        if (rc)
-            fprintf(stderr, "pemnd: %s\n", e.msg);
-        return exit_for(rc);
+        return finish(rc, &e);
     }
     return usage();
 }
@@ -307,9 +303,7 @@ static int cmd_audit(struct store *st, int argc, char **argv)
     }
     struct pemn_err e = {0};
     pemn_rc rc = store_audit_list(st, limit, print_audit, NULL, &e);
-    if (rc)
-        fprintf(stderr, "pemnd: %s\n", e.msg);
-    return exit_for(rc);
+    return finish(rc, &e);
 }
 
 int pemnd_is_admin_command(const char *word)
