@@ -251,11 +251,9 @@ static int cmd_key(struct store *st, int argc, char **argv)
         }
         const char *path = positional(argc, argv, 1);
         struct pemn_pubkey pk;
-        rc = pemn_pubkey_load(path, &pk, &e);
-        if (rc) {
-            fprintf(stderr, "pemnd: %s: %s\n", path, e.msg[0] ? e.msg : pemn_strerror(rc));
-            return rc == PEMN_EIO ? EX_FAIL : EX_USAGE;
-        }
+        rc = pemn_pubkey_load(path, &pk, &e); /* its messages name the path */
+        if (rc)
+            return finish(rc, &e);
         struct store_key k;
         rc = store_key_add(st, &pk, name, "cli", &k, &e);
         if (rc)
