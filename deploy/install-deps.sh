@@ -12,6 +12,11 @@ PKGS=(
     dataset-fashion-mnist
     clang clang-format libclang-rt-14-dev valgrind
     wrk nginx-light jq
+    libpq-dev postgresql-15
+    skopeo docker-registry
+    chromium chromium-driver python3-selenium
+    python3-numpy python3-torch python3-pytest
+    xz-utils
 )
 
 missing=()
@@ -38,7 +43,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx is a benchmark peer only: do not leave the distribution's site running.
-if printf '%s\n' "${missing[@]}" | grep -qx nginx-light; then
-    $SUDO service nginx stop >/dev/null 2>&1 || true
-fi
+# nginx, PostgreSQL and the registry are test and benchmark peers only: tests start their own
+# throwaway instances, so do not leave the distribution's services running.
+for svc in nginx postgresql docker-registry; do
+    $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
