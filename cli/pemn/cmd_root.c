@@ -32,7 +32,8 @@ static void help(FILE *f)
         "                      [--add-root-key PUB ...] [--remove-root-key KEYID ...]\n"
         "                      [--threshold N] [--model-threshold PATTERN=N ...]\n"
         "                      [--expires DAYS | --expires-at UNIX]\n"
-        "       pemn root verify [--previous OLD.json] [--json] [--at UNIX] ROOT.json [NEXT.json ...]\n"
+        "       pemn root verify [--previous OLD.json] [--json] [--at UNIX] ROOT.json [NEXT.json "
+        "...]\n"
         "\n"
         "The root of trust names the root keys and their threshold, the registry's online\n"
         "metadata keys, the publishers and the model names each may sign, per-model\n"
@@ -119,9 +120,9 @@ static int parse_keyid(const char *arg, uint8_t id[PEMN_KEYID_BYTES])
     struct pemn_err e = {0};
     pemn_rc rc = pemn_pubkey_load(arg, &pk, &e);
     if (rc)
-        return rc == PEMN_ENOTFOUND ? cli_usage("root", "'%s' is neither a key id nor a .pub file",
-                                                arg)
-                                    : fail(rc, &e);
+        return rc == PEMN_ENOTFOUND
+                   ? cli_usage("root", "'%s' is neither a key id nor a .pub file", arg)
+                   : fail(rc, &e);
     pemn_key_id(&pk, id);
     return 0;
 }
@@ -519,9 +520,8 @@ static int apply_update(pemn_root *next, struct args *a)
         r = cli_usage("root", "the threshold %u is more than the %zu root keys left",
                       pemn_root_threshold(next), pemn_root_key_count(next));
     if (!r)
-        (void)pemn_root_set_expires(next, a->expires ? a->expires
-                                                     : (int64_t)time(NULL) +
-                                                           (int64_t)DEFAULT_DAYS * 86400);
+        (void)pemn_root_set_expires(
+            next, a->expires ? a->expires : (int64_t)time(NULL) + (int64_t)DEFAULT_DAYS * 86400);
     return r;
 }
 
