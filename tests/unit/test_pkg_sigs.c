@@ -250,8 +250,10 @@ static void test_malformed_blocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_read_signers), cmocka_unit_test(test_verify_any_signer_trusted),
-        cmocka_unit_test(test_add_refusals),         cmocka_unit_test(test_format_1_0_compat),
+        cmocka_unit_test(test_add_and_read_signers),
+        cmocka_unit_test(test_verify_any_signer_trusted),
+        cmocka_unit_test(test_add_refusals),
+        cmocka_unit_test(test_format_1_0_compat),
         cmocka_unit_test(test_malformed_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
