@@ -172,17 +172,50 @@ static void raw_case(const char *name, void (*fn)(json_t *), pemn_rc want)
     json_decref(env);
 }
 
-static void m_unknown(json_t *s) { json_object_set_new(s, "targets", json_object()); }
-static void m_missing(json_t *s) { json_object_del(s, "revoked"); }
-static void m_spec2(json_t *s) { json_object_set_new(s, "spec_version", json_integer(2)); }
-static void m_real(json_t *s) { json_object_set_new(s, "expires", json_real(2e9)); }
-static void m_thr0(json_t *s) { json_object_set_new(s, "root_threshold", json_integer(0)); }
-static void m_thr3(json_t *s) { json_object_set_new(s, "root_threshold", json_integer(3)); }
-static void m_version0(json_t *s) { json_object_set_new(s, "version", json_integer(0)); }
-static void m_expires_neg(json_t *s) { json_object_set_new(s, "expires", json_integer(-5)); }
-static void m_type(json_t *s) { json_object_set_new(s, "_type", json_string("pemn-targets")); }
-static void m_version_str(json_t *s) { json_object_set_new(s, "version", json_string("1")); }
-static void m_no_keys(json_t *s) { json_object_set_new(s, "root_keys", json_object()); }
+static void m_unknown(json_t *s)
+{
+    json_object_set_new(s, "targets", json_object());
+}
+static void m_missing(json_t *s)
+{
+    json_object_del(s, "revoked");
+}
+static void m_spec2(json_t *s)
+{
+    json_object_set_new(s, "spec_version", json_integer(2));
+}
+static void m_real(json_t *s)
+{
+    json_object_set_new(s, "expires", json_real(2e9));
+}
+static void m_thr0(json_t *s)
+{
+    json_object_set_new(s, "root_threshold", json_integer(0));
+}
+static void m_thr3(json_t *s)
+{
+    json_object_set_new(s, "root_threshold", json_integer(3));
+}
+static void m_version0(json_t *s)
+{
+    json_object_set_new(s, "version", json_integer(0));
+}
+static void m_expires_neg(json_t *s)
+{
+    json_object_set_new(s, "expires", json_integer(-5));
+}
+static void m_type(json_t *s)
+{
+    json_object_set_new(s, "_type", json_string("pemn-targets"));
+}
+static void m_version_str(json_t *s)
+{
+    json_object_set_new(s, "version", json_string("1"));
+}
+static void m_no_keys(json_t *s)
+{
+    json_object_set_new(s, "root_keys", json_object());
+}
 static json_t *first_pub(json_t *s)
 {
     const char *k;
@@ -199,12 +232,18 @@ static void m_dup_model(json_t *s)
 {
     json_object_set_new(first_pub(s), "models", json_pack("[s,s]", "a", "a"));
 }
-static void m_no_models(json_t *s) { json_object_set_new(first_pub(s), "models", json_array()); }
+static void m_no_models(json_t *s)
+{
+    json_object_set_new(first_pub(s), "models", json_array());
+}
 static void m_bad_pattern(json_t *s)
 {
     json_object_set_new(first_pub(s), "models", json_pack("[s]", "../etc"));
 }
-static void m_pub_extra(json_t *s) { json_object_set_new(first_pub(s), "threshold", json_integer(1)); }
+static void m_pub_extra(json_t *s)
+{
+    json_object_set_new(first_pub(s), "threshold", json_integer(1));
+}
 static void m_keyid(json_t *s)
 {
     /* a key filed under another key's id */
@@ -262,7 +301,10 @@ static void m_revoked_unsorted(json_t *s)
 {
     json_object_set_new(s, "revoked", json_pack("[s,s]", "ffffffffffffffff", "0000000000000000"));
 }
-static void m_revoked_bad(json_t *s) { json_object_set_new(s, "revoked", json_pack("[s]", "xyz")); }
+static void m_revoked_bad(json_t *s)
+{
+    json_object_set_new(s, "revoked", json_pack("[s]", "xyz"));
+}
 static void m_meta_is_pub(json_t *s)
 {
     json_t *pubs = json_object_get(s, "publishers");
@@ -423,8 +465,9 @@ static void test_corpus(void **state)
         uint8_t *buf = pkgfix_read(path, &n), *eb = pkgfix_read(expect, &en);
         if (!buf || n != tl || memcmp(buf, cases[i].text, n) != 0 || !eb ||
             en != strlen(want) + 1 || memcmp(eb, want, en - 1) != 0)
-            fail_msg("%s is missing or stale: run PEMN_REGEN_CORPUS=1 build/release/tests/test_trust",
-                     path);
+            fail_msg(
+                "%s is missing or stale: run PEMN_REGEN_CORPUS=1 build/release/tests/test_trust",
+                path);
         pemn_root *r = NULL;
         struct pemn_err e = {0};
         pemn_rc rc = pemn_root_parse(buf, n, &r, &e);
@@ -458,8 +501,13 @@ static void test_canonical(void **state)
     free(out);
     struct pemn_err e = {0};
     static const char *const bad[] = {
-        "{\"a\":1.5}",      "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\xff\"}",
-        "{\"a\":[1e3]}",    "{",                 "",
+        "{\"a\":1.5}",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":\"\\u0000\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":[1e3]}",
+        "{",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         out = (char *)1;
@@ -529,7 +577,8 @@ static void test_envelope_threshold(void **state)
     pemn_envelope_free(NULL);
 }
 
-/* ---- roots: getters, chain, expiry ------------------------------------------------------------ */
+/* ---- roots: getters, chain, expiry ------------------------------------------------------------
+ */
 static void test_getters(void **state)
 {
     (void)state;
@@ -617,9 +666,9 @@ static void test_chain(void **state)
     char *v1 = base_text();
     static const uint8_t s12[] = {1, 2}, s13[] = {1, 3}, s123[] = {1, 2, 3}, s1[] = {1};
     char *v2 = successor(v1, s12, 2, NULL, PEMN_OK);
-    char *v3 = successor(v2, s123, 3, rotate_2_to_3, PEMN_OK);  /* rotation: old and new sign */
+    char *v3 = successor(v2, s123, 3, rotate_2_to_3, PEMN_OK); /* rotation: old and new sign */
     char *v3b = successor(v2, s13, 2, rotate_2_to_3, PEMN_OK); /* only 1 of v2's keys */
-    char *v2b = successor(v1, s1, 1, NULL, PEMN_EUNTRUSTED);    /* under its own threshold */
+    char *v2b = successor(v1, s1, 1, NULL, PEMN_EUNTRUSTED);   /* under its own threshold */
     assert_null(v2b);
     pemn_root *r1, *r2, *r3, *r3b, *x;
     struct pemn_err e = {0};
@@ -651,7 +700,8 @@ static void test_chain(void **state)
     free(v3b);
 }
 
-/* ---- patterns and package checks ----------------------------------------------------------------- */
+/* ---- patterns and package checks
+ * ----------------------------------------------------------------- */
 static void test_patterns(void **state)
 {
     (void)state;
@@ -659,12 +709,24 @@ static void test_patterns(void **state)
         const char *p, *s;
         bool m;
     } t[] = {
-        {"net", "net", true},        {"net", "net2", false},      {"net", "ne", false},
-        {"*", "anything", true},     {"mnist-*", "mnist-", true}, {"mnist-*", "mnist-a", true},
-        {"mnist-*", "mnist", false}, {"*-v2", "a-v2", true},      {"*-v2", "a-v3", false},
-        {"a*b*c", "abc", true},      {"a*b*c", "aXbYc", true},    {"a*b*c", "aXbY", false},
-        {"a*b*c", "acb", false},     {"**", "x", true},           {"a*a*a*a*b", "aaaaaaaaaaaa", false},
-        {"Net", "net", false},       {"*a", "bab", false},        {"*ab", "aab", true},
+        {"net", "net", true},
+        {"net", "net2", false},
+        {"net", "ne", false},
+        {"*", "anything", true},
+        {"mnist-*", "mnist-", true},
+        {"mnist-*", "mnist-a", true},
+        {"mnist-*", "mnist", false},
+        {"*-v2", "a-v2", true},
+        {"*-v2", "a-v3", false},
+        {"a*b*c", "abc", true},
+        {"a*b*c", "aXbYc", true},
+        {"a*b*c", "aXbY", false},
+        {"a*b*c", "acb", false},
+        {"**", "x", true},
+        {"a*a*a*a*b", "aaaaaaaaaaaa", false},
+        {"Net", "net", false},
+        {"*a", "bab", false},
+        {"*ab", "aab", true},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (pemn_pattern_match(t[i].p, t[i].s) != t[i].m)
@@ -758,8 +820,8 @@ static void test_check_package(void **state)
     assert_int_equal(parse_text(v2, &r2, NULL), PEMN_OK);
     struct pemn_err e = {0};
     uint8_t *b = NULL;
-    pemn_pkg *p = cosigned_pkg(20, 0, &b); /* alice alone */
-    assert_int_equal(pemn_root_check_package(r1, NULL, p, &e), PEMN_EUNTRUSTED); /* not tiny */
+    pemn_pkg *p = cosigned_pkg(20, 0, &b);                                         /* alice alone */
+    assert_int_equal(pemn_root_check_package(r1, NULL, p, &e), PEMN_EUNTRUSTED);   /* not tiny */
     assert_int_equal(pemn_root_check_package(r2, "tiny", p, &e), PEMN_EUNTRUSTED); /* 1 of 2 */
     assert_int_equal(pemn_root_check_package(r2, "other", p, &e), PEMN_EUNTRUSTED);
     assert_non_null(strstr(e.msg, "package is model tiny, not other"));
@@ -795,7 +857,8 @@ static void test_check_package(void **state)
     free(v2);
 }
 
-/* ---- editing ---------------------------------------------------------------------------------- */
+/* ---- editing ----------------------------------------------------------------------------------
+ */
 static void test_edit_rules(void **state)
 {
     (void)state;
@@ -811,9 +874,9 @@ static void test_edit_rules(void **state)
     assert_int_equal(pemn_root_add_publisher(r, &k20, "a/b"), PEMN_EINVAL);
     assert_int_equal(pemn_root_add_publisher(r, &k30, "x"), PEMN_EREVOKED);
     assert_int_equal(pemn_root_add_key(r, &k30), PEMN_EREVOKED);
-    assert_int_equal(pemn_root_add_metadata_key(r, &k20), PEMN_ECONFLICT); /* is a publisher */
+    assert_int_equal(pemn_root_add_metadata_key(r, &k20), PEMN_ECONFLICT);   /* is a publisher */
     assert_int_equal(pemn_root_add_publisher(r, &k10, "x"), PEMN_ECONFLICT); /* is metadata */
-    assert_int_equal(pemn_root_revoke(r, id1), PEMN_EINVAL);               /* a root key */
+    assert_int_equal(pemn_root_revoke(r, id1), PEMN_EINVAL);                 /* a root key */
     assert_int_equal(pemn_root_revoke(r, id30), PEMN_EEXIST);
     assert_int_equal(pemn_root_remove_key(r, id99), PEMN_ENOTFOUND);
     assert_int_equal(pemn_root_remove_publisher(r, id99), PEMN_ENOTFOUND);
