@@ -53,8 +53,7 @@ static struct store *open_store(void)
 static pemn_rc put(struct store *st, uint64_t v, const char *text, bool *created)
 {
     struct pemn_err e = {0};
-    return store_trust_root_put(st, v, 1000 + (int64_t)v, text, strlen(text), "test", created,
-                                &e);
+    return store_trust_root_put(st, v, 1000 + (int64_t)v, text, strlen(text), "test", created, &e);
 }
 
 static void test_chain_rules(void **state)
