@@ -193,10 +193,10 @@ int main(int argc, char **argv)
     printf("chain: %u links (versions 1..%u), %zu bytes of roots, %zu Ed25519 verifications "
            "in the peer\n",
            links, links + 1, bytes, ni);
-    printf("pemn   root chain walk   median %8.3f ms  best %8.3f ms  (%.1f us/link)\n",
-           mw * 1e3, tw[0] * 1e3, mw * 1e6 / links);
-    printf("peer   bare Ed25519      median %8.3f ms  best %8.3f ms  (%.1f us/link)\n",
-           mp * 1e3, tp[0] * 1e3, mp * 1e6 / links);
+    printf("pemn   root chain walk   median %8.3f ms  best %8.3f ms  (%.1f us/link)\n", mw * 1e3,
+           tw[0] * 1e3, mw * 1e6 / links);
+    printf("peer   bare Ed25519      median %8.3f ms  best %8.3f ms  (%.1f us/link)\n", mp * 1e3,
+           tp[0] * 1e3, mp * 1e6 / links);
     printf("ratio  walk / bare verify = %.2fx (median), %.2fx (best)\n", mw / mp, tw[0] / tp[0]);
     for (size_t i = 0; i < ni; i++)
         free(items[i].msg);

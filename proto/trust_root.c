@@ -592,6 +592,23 @@ bool pemn_root_is_metadata_key(const pemn_root *root, const struct pemn_pubkey *
     return i >= 0 && rev_find(root, id) < 0 &&
            sodium_memcmp(root->mkeys[i].key.bytes, pk->bytes, PEMN_PUBKEY_BYTES) == 0;
 }
+pemn_rc pemn_root_check_metadata(const pemn_root *root, const pemn_envelope *env,
+                                 struct pemn_err *err)
+{
+    if (!root || !env)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
+    struct pemn_pubkey keys[PEMN_ROOT_MAX_KEYS];
+    size_t n = 0;
+    for (size_t i = 0; i < root->n_mkeys; i++)
+        if (rev_find(root, root->mkeys[i].id) < 0) /* never true for a parsed root */
+            keys[n++] = root->mkeys[i].key;
+    if (n && pemn_envelope_verify(env, keys, n, 1, NULL, NULL) == PEMN_OK)
+        return PEMN_OK;
+    return proto_err(err, PEMN_EUNTRUSTED, PEMN_NO_OFFSET,
+                     "signed by no metadata key of root version %llu",
+                     (unsigned long long)root->version);
+}
+
 size_t pemn_root_publisher_count(const pemn_root *root)
 {
     return root ? root->n_pubs : 0;

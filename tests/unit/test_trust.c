@@ -632,6 +632,18 @@ static void test_getters(void **state)
     assert_int_equal(pemn_root_check_expiry(r, EXPIRES, &e), PEMN_EEXPIRED);
     assert_int_equal(pemn_root_check_expiry(r, INT64_MAX, &e), PEMN_EEXPIRED);
     assert_non_null(strstr(e.msg, "expired"));
+    /* desired-state metadata: signed by the metadata key (10), not by a publisher (20) */
+    const char *ds = "{\"_type\":\"pemn-desired\",\"version\":1}";
+    pemn_envelope *env;
+    assert_int_equal(pemn_envelope_new(ds, strlen(ds), &env, NULL), PEMN_OK);
+    assert_int_equal(pemn_root_check_metadata(r, env, &e), PEMN_EUNTRUSTED);
+    struct pemn_seckey s20 = sk_of(20), s10 = sk_of(10);
+    assert_int_equal(pemn_envelope_sign(env, &s20, NULL), PEMN_OK);
+    assert_int_equal(pemn_root_check_metadata(r, env, &e), PEMN_EUNTRUSTED);
+    assert_non_null(strstr(e.msg, "no metadata key of root version 1"));
+    assert_int_equal(pemn_envelope_sign(env, &s10, NULL), PEMN_OK);
+    assert_int_equal(pemn_root_check_metadata(r, env, &e), PEMN_OK);
+    pemn_envelope_free(env);
     pemn_root_free(r);
     free(t);
 }
