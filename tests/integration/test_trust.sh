@@ -168,6 +168,10 @@ check_eq "refusal code is revoked" revoked "$(json_get "$B" error.code)"
 check_eq "fleet target on a revoked signer's package: 409" 409 \
     "$(pub PUT /v1/fleets/f1 '{"model":"other","version":"v1"}')"
 check_eq "fleet refusal code is revoked" revoked "$(json_get "$B" error.code)"
+"$PEMN_MKPKG" pack bob.key other v2 2 2000 b2.pemn >/dev/null
+check_eq "push by a revoked key: 403" 403 "$(http_status PUT "$U/v1/models/other/versions/v2" \
+    -H "Authorization: Bearer $PUB" -T b2.pemn)"
+check_eq "push refusal code is revoked" revoked "$(json_get "$B" error.code)"
 check_eq "fleet on a good package is fine" 200 "$(pub PUT /v1/fleets/f2 '{"model":"mnist-a","version":"v1"}')"
 http_status GET "$U/v1/models/other" >/dev/null
 check_eq "listing marks the revoked version" true "$(jq -r '.versions[0].revoked' "$B")"
