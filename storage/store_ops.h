@@ -171,6 +171,11 @@ pemn_rc store_unsupported(struct store *st, const char *what, struct pemn_err *e
  * never means "go"). */
 enum store_rollout_state store_rollout_state_parse(const char *s);
 
+/* Tests only: when set, backends call it at named points inside a transaction (e.g.
+ * "push.checked", "tag.fleets", "report.counted", "state.read", "migrate.locked") so a test
+ * can interleave two store handles deterministically. NULL in production. */
+extern void (*store_test_hook)(struct store *st, const char *point);
+
 /* Generates a rollout id (32 hex characters of randomness) into out. */
 void store_new_rollout_id(char out[STORE_ROLLOUT_ID_MAX]);
 
