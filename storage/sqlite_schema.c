@@ -8,7 +8,7 @@
  */
 #include "storage/sqlite_int.h"
 #include "storage/sqlite_fleet.h"
-#include "storage/sqlite_trust.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
