@@ -58,8 +58,7 @@ static pemn_rc put_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
         PQclear(r);
         if (strcmp(have, x->digest) != 0)
             return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
-                             "root version %s is already stored with other bytes (%s)", ver,
-                             have);
+                             "root version %s is already stored with other bytes (%s)", ver, have);
         return PEMN_OK; /* identical: nothing to do */
     }
     PQclear(r);
@@ -79,10 +78,9 @@ static pemn_rc put_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     pg_p_bin(&p, x->bytes, x->len);
     char state[6];
     if (!(r = pg_exec(c, sql_ins, &p, false, "storing a root", state, err)))
-        return !strcmp(state, "23505")
-                   ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
-                               "root version %s was added meanwhile", ver)
-                   : PEMN_EDB;
+        return !strcmp(state, "23505") ? proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
+                                                   "root version %s was added meanwhile", ver)
+                                       : PEMN_EDB;
     PQclear(r);
     pemn_rc rc = pg_audit(c, x->actor, "root.add", ver, x->digest, err);
     if (!rc)
@@ -90,9 +88,9 @@ static pemn_rc put_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     return rc;
 }
 
-static pemn_rc pg_root_put(struct store *st, uint64_t version, int64_t expires,
-                           const char *digest, const void *bytes, size_t len, const char *actor,
-                           bool *created, struct pemn_err *err)
+static pemn_rc pg_root_put(struct store *st, uint64_t version, int64_t expires, const char *digest,
+                           const void *bytes, size_t len, const char *actor, bool *created,
+                           struct pemn_err *err)
 {
     struct put_ctx x = {version, expires, digest, actor, bytes, len, false};
     pemn_rc rc = pg_run(st, PG_WRITE, put_body, &x, err);
@@ -151,8 +149,8 @@ static pemn_rc pg_root_get(struct store *st, uint64_t version, struct store_root
     static const char sql_latest[] = "SELECT version, digest, expires, added, size,"
                                      " encode(data, 'hex') FROM roots"
                                      " ORDER BY version DESC LIMIT 1";
-    struct rows_ctx x = {version ? sql_v : sql_latest, "reading a root", NULL,
-                         (int64_t)version, version != 0, NULL};
+    struct rows_ctx x = {
+        version ? sql_v : sql_latest, "reading a root", NULL, (int64_t)version, version != 0, NULL};
     pemn_rc rc = rows(st, &x, err);
     if (rc)
         return rc;

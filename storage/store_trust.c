@@ -12,7 +12,7 @@
 #define TRUST_OPS(st, err)                                                                         \
     do {                                                                                           \
         if (!(st)->ops->trust)                                                                     \
-            return store_unsupported((st), "the root of trust", (err));                          \
+            return store_unsupported((st), "the root of trust", (err));                            \
     } while (0)
 
 static bool digest_ok(const char *d)
@@ -20,9 +20,8 @@ static bool digest_ok(const char *d)
     return d && d[0] && strnlen(d, PEMN_DIGEST_TEXT_MAX) < PEMN_DIGEST_TEXT_MAX;
 }
 
-pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires,
-                             const void *bytes, size_t len, const char *actor, bool *created,
-                             struct pemn_err *err)
+pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires, const void *bytes,
+                             size_t len, const char *actor, bool *created, struct pemn_err *err)
 {
     if (created)
         *created = false;
@@ -33,8 +32,8 @@ pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires
     char digest[PEMN_DIGEST_TEXT_MAX];
     pemn_sha256(bytes, len, d);
     pemn_digest_format(d, digest);
-    return st->ops->trust->root_put(st, version, expires, digest, bytes, len,
-                                    actor ? actor : "", created, err);
+    return st->ops->trust->root_put(st, version, expires, digest, bytes, len, actor ? actor : "",
+                                    created, err);
 }
 
 pemn_rc store_trust_root_get(struct store *st, uint64_t version, struct store_root *meta,

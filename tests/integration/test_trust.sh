@@ -107,7 +107,8 @@ check_eq "two signers listed" 2 "$(jq '.signers | length' out)"
 run "sign again with the same key: conflict" 11 "$P" sign s.pemn --key bob.key
 run "co-signed package still verifies with --trust" 0 "$P" verify s.pemn --trust alice.pub
 run "... and with the co-signer's key alone" 0 "$P" verify s.pemn --trust bob.pub
-run "co-signed package inspects" 0 "$P" inspect s.pemn
+run "co-signed package inspects" 0 "$P" inspect --json s.pemn
+check_eq "inspect lists both signers" 2 "$(jq '.signers | length' out)"
 cmp -s s.pemn s-orig.pemn && fail "signing changed the file" || pass "signing changed the file"
 # a damaged co-signature is caught
 SZ=$(stat -c %s s.pemn)
