@@ -194,6 +194,21 @@ check_eq "fleet target after key removal: 409" 409 "$(pub PUT /v1/fleets/f3 '{"m
 pemnd_admin key add alice.pub >/dev/null
 check_eq "key added back: taggable again" 200 "$(pub PUT /v1/models/mnist-a/tags/beta '{"version":"v1"}')"
 
+# ---- pemn root pull: the chain walk from a pinned version ---------------------------------
+run "root pull from v1 walks to v2" 0 "$P" root pull --server "$U" --root root1.json --out dev-root.json
+says "one link walked" 'root version 2 \(1 link walked from version 1\)' out
+check "the newest root was written" cmp -s dev-root.json root2.json
+run "root pull from v2: nothing newer" 0 "$P" root pull --server "$U" --root dev-root.json \
+    --out dev-root.json --json
+check_eq "zero links" 0 "$(jq -r .links out)"
+run "root pull from an attacker's pinned root: refused" 5 "$P" root pull --server "$U" \
+    --root evil1.json --out evil-next.json
+run "pemnd root add v3 (rotation)" 0 "$PEMND_BIN" --db "$PEMND_DB" root add root3.json
+run "root pull from v1 walks two links" 0 "$P" root pull --server "$U" --root root1.json --json
+check_eq "two links" 2 "$(jq -r .links out)"
+check_eq "to version 3" 3 "$(jq -r .version out)"
+run "root pull without --root: usage" 2 "$P" root pull --server "$U"
+
 # ---- pemn pull --root -------------------------------------------------------------------------
 run "pull --root (alice, mnist-a)" 0 "$P" pull --server "$U" --root root2.json --quiet \
     --no-cache --out pulled.pemn mnist-a
