@@ -43,9 +43,8 @@ pemn_rc pemn_client_get_root(pemn_client *c, uint64_t version, pemn_root **out,
     rc = pemn_root_parse(text, tl + 1, out, err);
     free(text);
     if (!rc && version && pemn_root_version(*out) != version) {
-        rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
-                       "GET %s answered root version %llu", path,
-                       (unsigned long long)pemn_root_version(*out));
+        rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "GET %s answered root version %llu",
+                       path, (unsigned long long)pemn_root_version(*out));
         pemn_root_free(*out);
         *out = NULL;
     }
@@ -76,8 +75,8 @@ pemn_rc pemn_client_update_root(pemn_client *c, const pemn_root *trusted, unsign
         if (!r && k >= max_links) {
             pemn_root_free(next);
             next = NULL;
-            r = proto_err(&e, PEMN_ETOOBIG, PEMN_NO_OFFSET,
-                          "more than %u root versions to walk", max_links);
+            r = proto_err(&e, PEMN_ETOOBIG, PEMN_NO_OFFSET, "more than %u root versions to walk",
+                          max_links);
         }
         if (!r)
             r = pemn_root_verify_next(cur, next, &e);
