@@ -19,6 +19,8 @@ static const struct srv_route *const builtin_tables[] = {
     srv_routes_models,
     srv_routes_blobs,
     srv_routes_fleet,
+    srv_routes_console,
+    srv_routes_ui,
 };
 
 static size_t table_count(void)
