@@ -52,8 +52,11 @@ ui_fixture() {
             0) ui_report "$dev" '"state":"failed","reason":"disk","message":"no space left <b>on /data</b>"' "$D2"
                UI_EXP_FAILED=$((UI_EXP_FAILED + 1)) UI_EXP_DISK=$((UI_EXP_DISK + 1)) ;;
             1) ui_report "$dev" '"state":"downloading"' "$D2"
+               UI_DL_DEV=$dev
                UI_EXP_DOWNLOADING=$((UI_EXP_DOWNLOADING + 1)) ;;
-            3) ui_report "$dev" "\"state\":\"failed\",\"reason\":\"bad-signature\",\"message\":$(jq -Rn --arg m "$UI_XSS" '$m')" "$D2"
+            3) ui_report "$dev" '"state":"downloading"' "$D2"
+               UI_XSS_DEV=$dev
+               ui_report "$dev" "\"state\":\"failed\",\"reason\":\"bad-signature\",\"message\":$(jq -Rn --arg m "$UI_XSS" '$m')" "$D2"
                UI_EXP_FAILED=$((UI_EXP_FAILED + 1)) UI_EXP_BADSIG=$((UI_EXP_BADSIG + 1)) ;;
             *) ui_report "$dev" '"state":"installed","version":"1.1.0","release":2' "$D2"
                UI_EXP_INSTALLED=$((UI_EXP_INSTALLED + 1)) ;;
