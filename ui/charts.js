@@ -106,8 +106,10 @@ export function timeline(samples, series, opts = {}) {
 }
 
 function niceMax(v) {
+  // four gridlines on round numbers
+  v = Math.max(4, v);
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 4, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 

@@ -1,8 +1,21 @@
 // page_audit.js — the audit log, filtered by action, actor, target and free text, paged
 // backwards. It needs a publish or admin token (the log names tokens and who did what).
-import {h, replace, when, table, card} from './dom.js';
+import {h, replace, when, table, card, link} from './dom.js';
 import * as api from './api.js';
 import {failed} from './ui.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+// Targets that name something the console shows become links.
+function targetLink(a) {
+  const t = a.target, parts = t.split('/');
+  if (a.action.startsWith('fleet.') && NAME.test(t)) return link(['fleets', t], t);
+  if (a.action === 'push' && parts.length === 2 && parts.every((p) => NAME.test(p))) {
+    return link(['models', parts[0], parts[1]], t);
+  }
+  if (a.action.startsWith('tag.') && NAME.test(t.split(':')[0])) return link(['models', t.split(':')[0]], t);
+  return t;
+}
 
 export async function renderAudit(main, page) {
   const field = (name, ph) => h('input', {type: 'text', name, placeholder: ph, 'aria-label': name,
@@ -30,7 +43,7 @@ export async function renderAudit(main, page) {
     if (page.stopped) return;
     const rows = data.entries.map((a) => h('tr', {'data-test': 'audit-row'},
       h('td.nowrap', when(a.at)), h('td', h('code', a.action)), h('td', a.actor),
-      h('td', a.target), h('td.msg', a.detail)));
+      h('td', targetLink(a)), h('td.msg', a.detail)));
     if (!append || !body) {
       const t = table(['When', 'Action', 'Actor', 'Target', 'Detail'], rows,
         {test: 'audit-table', empty: 'No entries match.'});

@@ -138,7 +138,7 @@ export async function renderVersion(main, page, name, version) {
   const protoRows = c.prototypes.map((p) => h('tr', {'data-test': 'proto-row'},
     h('td.num', p.index), h('td', h('span.chip', p.kind)), h('td.num', num(p.length)),
     h('td.num', bytes(p.bytes)),
-    h('td', p.kind === 'seeded' ? [p.generator, ' scale ', String(p.scale), ' seed ', h('code', p.seed.slice(0, 16) + '…')] : 'float32 values')));
+    h('td', p.kind === 'seeded' ? [p.generator, ' scale ', String(parseFloat(Number(p.scale).toPrecision(6))), ' seed ', h('code', p.seed.slice(0, 16) + '…')] : 'float32 values')));
   const tensorRows = c.tensors.map((t) => h('tr', {'data-test': 'tensor-row'},
     h('td', h('code', t.name)), h('td', h('span.chip', t.kind)), h('td', t.dtype),
     h('td', '[' + t.shape.join(' × ') + ']'), h('td.num', num(t.numel)),
