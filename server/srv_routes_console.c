@@ -140,8 +140,8 @@ struct devs_ctx {
 static json_t *device_row_json(const struct store_device *d, const struct store_fleet *f)
 {
     bool member = srv_rollout_member(f->rollout_id, d->id, f->percent_bp);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:b}", "device", d->id,
-                     "state", d->state, "reason", d->reason, "message",
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:b}", "device",
+                     d->id, "state", d->state, "reason", d->reason, "message",
                      safe_string(d->message, STORE_MESSAGE_MAX), "version", d->version, "release",
                      (json_int_t)d->release, "digest", d->digest, "first_seen",
                      (json_int_t)d->first_seen, "last_seen", (json_int_t)d->last_seen, "reported",
@@ -195,8 +195,8 @@ static enum MHD_Result h_devices(struct srv_req *r)
 /* ---- failures ------------------------------------------------------------------------------ */
 static int fail_cb(void *ctx, const char *reason, uint64_t n, uint64_t counted)
 {
-    json_t *o = json_pack("{s:s, s:I, s:I}", "reason", reason, "devices", (json_int_t)n,
-                          "counted", (json_int_t)counted);
+    json_t *o = json_pack("{s:s, s:I, s:I}", "reason", reason, "devices", (json_int_t)n, "counted",
+                          (json_int_t)counted);
     return !o || json_array_append_new(ctx, o) != 0;
 }
 
@@ -219,12 +219,12 @@ static enum MHD_Result h_failures(struct srv_req *r)
 /* ---- progress ------------------------------------------------------------------------------ */
 static int progress_cb(void *ctx, const struct store_progress *p)
 {
-    json_t *o = json_pack("{s:I, s:s, s:f, s:I, s:I, s:I, s:I, s:I}", "at", (json_int_t)p->at,
-                          "state", store_rollout_state_name(p->state), "percent",
-                          srv_bp_to_percent(p->percent_bp), "devices", (json_int_t)p->devices,
-                          "reporting", (json_int_t)p->reporting, "installed",
-                          (json_int_t)p->installed, "failed", (json_int_t)p->failed,
-                          "in_progress", (json_int_t)p->in_progress);
+    json_t *o =
+        json_pack("{s:I, s:s, s:f, s:I, s:I, s:I, s:I, s:I}", "at", (json_int_t)p->at, "state",
+                  store_rollout_state_name(p->state), "percent", srv_bp_to_percent(p->percent_bp),
+                  "devices", (json_int_t)p->devices, "reporting", (json_int_t)p->reporting,
+                  "installed", (json_int_t)p->installed, "failed", (json_int_t)p->failed,
+                  "in_progress", (json_int_t)p->in_progress);
     return !o || json_array_append_new(ctx, o) != 0;
 }
 
@@ -268,11 +268,11 @@ static enum MHD_Result h_progress(struct srv_req *r)
 /* ---- a device's reports ---------------------------------------------------------------------- */
 static int report_cb(void *ctx, const struct store_report *x)
 {
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "at", (json_int_t)x->at,
-                          "fleet", x->fleet, "state", x->state, "reason", x->reason, "message",
-                          safe_string(x->message, STORE_MESSAGE_MAX), "version", x->version,
-                          "release", (json_int_t)x->release, "digest", x->digest, "rollout_id",
-                          x->rollout);
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "at", (json_int_t)x->at, "fleet",
+                  x->fleet, "state", x->state, "reason", x->reason, "message",
+                  safe_string(x->message, STORE_MESSAGE_MAX), "version", x->version, "release",
+                  (json_int_t)x->release, "digest", x->digest, "rollout_id", x->rollout);
     return !o || json_array_append_new(ctx, o) != 0;
 }
 
@@ -288,8 +288,7 @@ static enum MHD_Result h_reports(struct srv_req *r)
     if (rc)
         return srv_reply_store_error(r, rc, &e);
     json_t *arr = json_array();
-    rc = arr ? store_console_history(srv_store(r->srv), device, (unsigned)limit, report_cb, arr,
-                                     &e)
+    rc = arr ? store_console_history(srv_store(r->srv), device, (unsigned)limit, report_cb, arr, &e)
              : PEMN_ENOMEM;
     if (rc) {
         json_decref(arr);
@@ -305,11 +304,10 @@ static enum MHD_Result h_reports(struct srv_req *r)
 /* ---- the audit log ------------------------------------------------------------------------- */
 static int audit_cb(void *ctx, const struct store_audit *a)
 {
-    json_t *o =
-        json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)a->id, "at",
-                  (json_int_t)a->at, "actor", safe_string(a->actor, 1024), "action",
-                  safe_string(a->action, 1024), "target", safe_string(a->target, 1024), "detail",
-                  safe_string(a->detail, 4096));
+    json_t *o = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)a->id, "at",
+                          (json_int_t)a->at, "actor", safe_string(a->actor, 1024), "action",
+                          safe_string(a->action, 1024), "target", safe_string(a->target, 1024),
+                          "detail", safe_string(a->detail, 4096));
     return !o || json_array_append_new(ctx, o) != 0;
 }
 
@@ -340,8 +338,7 @@ static enum MHD_Result h_audit(struct srv_req *r)
     /* the cursor for the next (older) page */
     size_t n = json_array_size(arr);
     json_t *next = n == limit ? json_object_get(json_array_get(arr, n - 1), "id") : NULL;
-    return srv_reply_json(r, 200,
-                          json_pack("{s:o, s:O?}", "entries", arr, "next_before", next));
+    return srv_reply_json(r, 200, json_pack("{s:o, s:O?}", "entries", arr, "next_before", next));
 }
 
 /* ---- a version's contents -------------------------------------------------------------------- */
@@ -378,14 +375,14 @@ struct fleets_ctx {
 static int fleets_cb(void *ctx, const struct store_fleet *f)
 {
     struct fleets_ctx *c = ctx;
-    const char *role = !strcmp(f->target.digest, c->digest) ? "target"
+    const char *role = !strcmp(f->target.digest, c->digest)                        ? "target"
                        : f->has_previous && !strcmp(f->previous.digest, c->digest) ? "previous"
-                                                                                 : NULL;
+                                                                                   : NULL;
     if (!role)
         return 0;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:f}", "fleet", f->name, "role", role, "state",
-                          store_rollout_state_name(f->state), "percent",
-                          srv_bp_to_percent(f->percent_bp));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:f}", "fleet", f->name, "role", role, "state",
+                  store_rollout_state_name(f->state), "percent", srv_bp_to_percent(f->percent_bp));
     return !o || json_array_append_new(c->arr, o) != 0;
 }
 
@@ -416,10 +413,9 @@ static json_t *contents_json(const pemn_pkg *pkg, const uint8_t *bytes, size_t l
         for (uint32_t k = 0; k < t.ndim && shape; k++)
             json_array_append_new(shape, json_integer((json_int_t)t.shape[k]));
         json_t *o = json_pack("{s:o, s:s, s:o, s:I, s:s, s:I}", "name",
-                              safe_string(t.name, PEMN_MAX_NAME), "dtype",
-                              pemn_dtype_name(t.dtype), "shape", shape, "numel",
-                              (json_int_t)t.numel, "kind", t.masked ? "masked" : "dense", "bytes",
-                              (json_int_t)t.stored_bytes);
+                              safe_string(t.name, PEMN_MAX_NAME), "dtype", pemn_dtype_name(t.dtype),
+                              "shape", shape, "numel", (json_int_t)t.numel, "kind",
+                              t.masked ? "masked" : "dense", "bytes", (json_int_t)t.stored_bytes);
         if (o && t.masked) {
             json_object_set_new(o, "kept", json_integer((json_int_t)t.kept));
             json_object_set_new(o, "prototype", json_integer(t.proto));
@@ -468,20 +464,20 @@ static json_t *contents_json(const pemn_pkg *pkg, const uint8_t *bytes, size_t l
     proto_hex(info.signer_id, PEMN_KEYID_BYTES, kid);
     uint64_t accounted = masks + dense + proto_bytes;
     double acc = meta_accuracy(pkg);
-    json_t *o = bad ? NULL
-                    : json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:{s:I, "
-                                "s:I, s:I, s:I}, s:{s:s, s:s, s:s, s:s}}",
-                                "format", "pemn", "format_major", (int)info.format_major,
-                                "format_minor", (int)info.format_minor, "n_tensors",
-                                (json_int_t)nt, "n_params", (json_int_t)info.n_params, "n_masked",
-                                (json_int_t)info.n_masked, "kept", (json_int_t)kept, "tensors",
-                                tensors, "prototypes", protos, "metadata", meta, "accuracy",
-                                acc >= 0 ? json_real(round(acc * 1e6) / 1e6) : json_null(),
-                                "bytes", "masks", (json_int_t)masks, "dense", (json_int_t)dense,
-                                "prototypes", (json_int_t)proto_bytes, "other",
-                                (json_int_t)(len > accounted ? len - accounted : 0), "signature",
-                                "signer", kid, "public_key", pub, "content_digest", cdig,
-                                "signature", sig);
+    json_t *o =
+        bad ? NULL
+            : json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:{s:I, "
+                        "s:I, s:I, s:I}, s:{s:s, s:s, s:s, s:s}}",
+                        "format", "pemn", "format_major", (int)info.format_major, "format_minor",
+                        (int)info.format_minor, "n_tensors", (json_int_t)nt, "n_params",
+                        (json_int_t)info.n_params, "n_masked", (json_int_t)info.n_masked, "kept",
+                        (json_int_t)kept, "tensors", tensors, "prototypes", protos, "metadata",
+                        meta, "accuracy",
+                        acc >= 0 ? json_real(round(acc * 1e6) / 1e6) : json_null(), "bytes",
+                        "masks", (json_int_t)masks, "dense", (json_int_t)dense, "prototypes",
+                        (json_int_t)proto_bytes, "other",
+                        (json_int_t)(len > accounted ? len - accounted : 0), "signature", "signer",
+                        kid, "public_key", pub, "content_digest", cdig, "signature", sig);
     if (!o) {
         json_decref(tensors);
         json_decref(protos);

@@ -52,10 +52,14 @@ static const char *content_type(const char *name)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},    {".svg", "image/svg+xml"},
-        {".png", "image/png"},                  {".ico", "image/x-icon"},
-        {".json", "application/json"},         {".txt", "text/plain; charset=utf-8"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+        {".txt", "text/plain; charset=utf-8"},
     };
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -114,8 +118,8 @@ static enum MHD_Result ui_error(struct srv_req *r, unsigned status, const char *
 {
     char *text = NULL;
     size_t n = 0;
-    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", status == 404 ? "not_found" : "internal",
-                          "message", msg);
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code",
+                          status == 404 ? "not_found" : "internal", "message", msg);
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)

@@ -33,18 +33,21 @@ const char sq_schema_v4_console[] =
     "    rollout, message) VALUES(NEW.id, NEW.fleet_id, NEW.reported, NEW.state, NEW.reason,"
     "    NEW.version, NEW.release, NEW.digest, NEW.report_rollout, NEW.message);"
     "  DELETE FROM device_reports WHERE device = NEW.id AND id <= (SELECT id FROM device_reports"
-    "    WHERE device = NEW.id ORDER BY id DESC LIMIT 1 OFFSET " STR(STORE_HISTORY_MAX) ");"
-    "END;"
-    "CREATE TABLE rollout_progress("
-    "  id INTEGER PRIMARY KEY,"
-    "  fleet_id INTEGER NOT NULL,"
-    "  rollout TEXT NOT NULL,"
-    "  at INTEGER NOT NULL,"
-    "  state TEXT NOT NULL,"
-    "  percent_bp INTEGER NOT NULL,"
-    "  devices INTEGER NOT NULL, reporting INTEGER NOT NULL, installed INTEGER NOT NULL,"
-    "  failed INTEGER NOT NULL, in_progress INTEGER NOT NULL);"
-    "CREATE INDEX rollout_progress_by_fleet ON rollout_progress(fleet_id, rollout, id);";
+    "    WHERE device = NEW.id ORDER BY id DESC LIMIT 1 OFFSET " STR(
+        STORE_HISTORY_MAX) ");"
+                           "END;"
+                           "CREATE TABLE rollout_progress("
+                           "  id INTEGER PRIMARY KEY,"
+                           "  fleet_id INTEGER NOT NULL,"
+                           "  rollout TEXT NOT NULL,"
+                           "  at INTEGER NOT NULL,"
+                           "  state TEXT NOT NULL,"
+                           "  percent_bp INTEGER NOT NULL,"
+                           "  devices INTEGER NOT NULL, reporting INTEGER NOT NULL, installed "
+                           "INTEGER NOT NULL,"
+                           "  failed INTEGER NOT NULL, in_progress INTEGER NOT NULL);"
+                           "CREATE INDEX rollout_progress_by_fleet ON rollout_progress(fleet_id, "
+                           "rollout, id);";
 
 static const char *const state_names[] = {"active", "paused", "aborted"};
 
@@ -72,7 +75,8 @@ struct fleet_head {
 static pemn_rc fleet_head(struct sq_conn *c, const char *fleet, struct fleet_head *h,
                           struct pemn_err *err)
 {
-    static const char sql[] = "SELECT id, rollout_id, state, percent_bp FROM fleets WHERE name = ?1";
+    static const char sql[] =
+        "SELECT id, rollout_id, state, percent_bp FROM fleets WHERE name = ?1";
     sqlite3_stmt *s = sq_stmt(c, sql, err);
     if (!s)
         return PEMN_EDB;
@@ -303,8 +307,7 @@ pemn_rc store_console_progress(struct store *st, const char *fleet, const char *
         rc = PEMN_EDB;
     if (!rc) {
         sqlite3_bind_int64(s, 1, h.id);
-        sqlite3_bind_text(s, 2, rollout && rollout[0] ? rollout : h.rollout, -1,
-                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, rollout && rollout[0] ? rollout : h.rollout, -1, SQLITE_TRANSIENT);
         int r;
         while ((r = sqlite3_step(s)) == SQLITE_ROW) {
             struct store_progress p;
@@ -336,7 +339,7 @@ pemn_rc store_console_progress(struct store *st, const char *fleet, const char *
 /* ---- device listings ------------------------------------------------------------------------ */
 #define DEVICE_WHERE                                                                               \
     " WHERE d.fleet_id = ?1 AND (?2 = '' OR (?2 = 'registered' AND d.state = '') OR"               \
-    " d.state = ?2) AND (?3 = '' OR d.reason = ?3) AND (?4 = '' OR (?4 = 'none' AND"              \
+    " d.state = ?2) AND (?3 = '' OR d.reason = ?3) AND (?4 = '' OR (?4 = 'none' AND"               \
     " d.version = '') OR d.version = ?4)"
 
 static void bind_query(sqlite3_stmt *s, int64_t fid, const struct store_device_query *q)
@@ -416,8 +419,8 @@ pemn_rc store_console_devices(struct store *st, const char *fleet,
     return rc;
 }
 
-pemn_rc store_console_failures(struct store *st, const char *fleet, store_failure_cb cb,
-                               void *ctx, struct pemn_err *err)
+pemn_rc store_console_failures(struct store *st, const char *fleet, store_failure_cb cb, void *ctx,
+                               struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT reason, count(*) AS n, coalesce(sum(report_rollout = ?2), 0) FROM devices"
@@ -453,8 +456,8 @@ pemn_rc store_console_failures(struct store *st, const char *fleet, store_failur
 }
 
 /* ---- the audit log ----------------------------------------------------------------------- */
-pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q,
-                            store_audit_cb cb, void *ctx, struct pemn_err *err)
+pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
+                            void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT id, at, actor, action, target, detail FROM audit WHERE (?1 = 0 OR id < ?1)"

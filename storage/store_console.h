@@ -47,7 +47,7 @@ struct store_progress {
     char rollout[STORE_ROLLOUT_ID_MAX];
     enum store_rollout_state state;
     uint32_t percent_bp;
-    uint64_t devices; /* devices in the fleet */
+    uint64_t devices;                                   /* devices in the fleet */
     uint64_t reporting, installed, failed, in_progress; /* counted for this rollout */
 };
 typedef int (*store_progress_cb)(void *ctx, const struct store_progress *p);
@@ -83,8 +83,8 @@ pemn_rc store_console_devices(struct store *st, const char *fleet,
  * cb(ctx, reason, n, n_counted) with n_counted those whose failure counted for the fleet's
  * current rollout. PEMN_ENOTFOUND for an unknown fleet. */
 typedef int (*store_failure_cb)(void *ctx, const char *reason, uint64_t n, uint64_t n_counted);
-pemn_rc store_console_failures(struct store *st, const char *fleet, store_failure_cb cb,
-                               void *ctx, struct pemn_err *err);
+pemn_rc store_console_failures(struct store *st, const char *fleet, store_failure_cb cb, void *ctx,
+                               struct pemn_err *err);
 
 /* ---- the audit log ----------------------------------------------------------------------- */
 struct store_audit_query {
@@ -96,7 +96,7 @@ struct store_audit_query {
     unsigned limit;
 };
 /* Matching rows, newest first. */
-pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q,
-                            store_audit_cb cb, void *ctx, struct pemn_err *err);
+pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
+                            void *ctx, struct pemn_err *err);
 
 #endif
