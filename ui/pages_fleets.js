@@ -209,6 +209,8 @@ export async function renderFleet(main, page, name) {
     h('div.grid2', card('Devices by state', el.byState), card('Devices by running version', el.byVersion)),
     h('div.grid2', card('Rollout progress over time', el.progress), card('Failures by reason', el.failures)),
     card(h('span', 'Latest reports ', stateSel), el.reports));
+  // for bench/bench_ui.sh: when the first data was on the page
+  if (window.performance && performance.mark) performance.mark('pemn-fleet-ready');
 }
 
 // ---- #/fleets/NAME/devices/ID ---------------------------------------------------------------

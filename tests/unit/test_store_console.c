@@ -434,10 +434,9 @@ static void test_audit(void **state)
                      PEMN_OK);
     assert_int_equal(store_fleet_put(st, "edge-2", &t, 10000, 0, 0, "r2", "bob", NULL, NULL, &e),
                      PEMN_OK);
-    assert_int_equal(
-        store_fleet_set_state(st, "edge", STORE_ROLLOUT_PAUSED, "why not", NULL, "bob", NULL, NULL,
-                              &e),
-        PEMN_OK);
+    assert_int_equal(store_fleet_set_state(st, "edge", STORE_ROLLOUT_PAUSED, "why not", NULL, "bob",
+                                           NULL, NULL, &e),
+                     PEMN_OK);
     assert_int_equal(store_token_create(st, STORE_SCOPE_READ, "viewer", "root", tok, name, &e),
                      PEMN_OK);
     struct audits c;
@@ -455,7 +454,7 @@ static void test_audit(void **state)
     assert_int_equal(audit(st, NULL, NULL, "*", NULL, 0, 100, &c), 4);
     assert_int_equal(audit(st, NULL, NULL, NULL, "why not", 0, 100, &c), 1); /* in detail */
     assert_int_equal(audit(st, NULL, NULL, NULL, "%", 0, 100, &c), 2); /* literal: "100.00%" */
-    assert_int_equal(audit(st, NULL, NULL, NULL, "_", 0, 100, &c), 0);     /* no wildcard */
+    assert_int_equal(audit(st, NULL, NULL, NULL, "_", 0, 100, &c), 0); /* no wildcard */
     assert_int_equal(audit(st, NULL, NULL, NULL, NULL, 0, 2, &c), 2);
     int64_t next = c.id[1];
     assert_int_equal(audit(st, NULL, NULL, NULL, NULL, next, 100, &c), 2);
