@@ -47,7 +47,11 @@ const char sq_schema_v4_console[] =
                            "INTEGER NOT NULL,"
                            "  failed INTEGER NOT NULL, in_progress INTEGER NOT NULL);"
                            "CREATE INDEX rollout_progress_by_fleet ON rollout_progress(fleet_id, "
-                           "rollout, id);";
+                           "rollout, id);"
+                           /* the console's device listing (newest report first) and its
+                            * failures by reason */
+                           "CREATE INDEX devices_by_reported ON devices(fleet_id, reported);"
+                           "CREATE INDEX devices_by_state ON devices(fleet_id, state, reason);";
 
 static const char *const state_names[] = {"active", "paused", "aborted"};
 
@@ -358,7 +362,7 @@ pemn_rc store_console_devices(struct store *st, const char *fleet,
     static const char sql[] =
         "SELECT d.id, d.first_seen, d.last_seen, d.reported, d.state, d.reason, d.version,"
         " d.release, d.digest, d.report_rollout, d.message FROM devices d" DEVICE_WHERE
-        " ORDER BY d.reported DESC, d.id LIMIT ?5 OFFSET ?6";
+        " ORDER BY d.reported DESC, d.id DESC LIMIT ?5 OFFSET ?6";
     *total = 0;
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);

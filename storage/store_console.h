@@ -73,8 +73,8 @@ struct store_device_query {
     uint64_t offset;     /* rows skipped */
 };
 typedef int (*store_console_device_cb)(void *ctx, const struct store_device *d);
-/* A fleet's devices, most recently reported first (then by id), filtered; *total gets the
- * number of matching devices (before limit/offset). PEMN_ENOTFOUND for an unknown fleet. */
+/* A fleet's devices, most recently reported first (then by id, descending), filtered; *total gets
+ * the number of matching devices (before limit/offset). PEMN_ENOTFOUND for an unknown fleet. */
 pemn_rc store_console_devices(struct store *st, const char *fleet,
                               const struct store_device_query *q, uint64_t *total,
                               store_console_device_cb cb, void *ctx, struct pemn_err *err);
