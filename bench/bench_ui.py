@@ -103,8 +103,9 @@ try:
             break
         except OSError:
             time.sleep(0.1)
-    results = []
-    for run in range(RUNS):
+    results = {FLEET: [], "small": []}
+    for run in range(2 * RUNS):  # alternating: the big fleet, then the peer
+        fleet = FLEET if run % 2 == 0 else "small"
         profile = tempfile.mkdtemp(prefix="pemn-bench-chrome-")
         opts = webdriver.ChromeOptions()
         opts.binary_location = "/usr/bin/chromium"
@@ -115,7 +116,7 @@ try:
             opts.add_argument(a)
         drv = webdriver.Remote(command_executor="http://127.0.0.1:%d" % port, options=opts)
         try:
-            drv.get(URL + "/ui/#/fleets/" + FLEET)
+            drv.get(URL + "/ui/#/fleets/" + fleet)
             end = time.time() + 60
             ready = None
             while time.time() < end and not ready:
@@ -128,8 +129,8 @@ try:
                 "const p = performance.getEntriesByName('first-contentful-paint');"
                 "return p.length ? p[0].startTime : null")
             total = drv.find_element(By.CSS_SELECTOR, "[data-test=devices-total]").text
-            results.append((fcp, ready, total))
-            if run == RUNS - 1:  # leave it open: pemnd's CPU per refresh the page makes
+            results[fleet].append((fcp, ready, total))
+            if run == 2 * RUNS - 2:  # leave it open: pemnd's CPU per refresh the page makes
                 n0 = drv.execute_script(
                     "return performance.getEntriesByType('resource')"
                     ".filter(e => e.name.includes('/failures')).length")
@@ -143,14 +144,20 @@ try:
         finally:
             drv.quit()
             shutil.rmtree(profile, ignore_errors=True)
-    for i, (fcp, ready, total) in enumerate(results):
-        print("run %d: first contentful paint %.0f ms, fleet data on the page %.0f ms,"
-              " devices shown %s" % (i + 1, fcp or -1, ready or -1, total))
-    fcps = sorted(r[0] for r in results if r[0])
-    readys = sorted(r[1] for r in results if r[1])
-    if fcps and readys:
-        print("median: first paint %.0f ms, data loaded %.0f ms"
-              % (fcps[len(fcps) // 2], readys[len(readys) // 2]))
+    med = {}
+    for fleet, rs in results.items():
+        for i, (fcp, ready, total) in enumerate(rs):
+            print("%s run %d: first contentful paint %.0f ms, fleet data on the page %.0f ms,"
+                  " devices shown %s" % (fleet, i + 1, fcp or -1, ready or -1, total))
+        fcps = sorted(r[0] for r in rs if r[0])
+        readys = sorted(r[1] for r in rs if r[1])
+        if fcps and readys:
+            med[fleet] = (fcps[len(fcps) // 2], readys[len(readys) // 2])
+            print("%s median: first paint %.0f ms, data loaded %.0f ms" % ((fleet,) + med[fleet]))
+    if FLEET in med and "small" in med:
+        print("ratio %s / small (100 devices): first paint %.2fx, data loaded %.2fx"
+              % (FLEET, med[FLEET][0] / med["small"][0], med[FLEET][1] / med["small"][1]))
+    readys = [r[1] for r in results[FLEET] if r[1]]
     if n1 > n0:
         print("page left open %d s: %d refreshes, pemnd CPU %.2f ms per refresh"
               % (OPEN_SECONDS, n1 - n0, 1000 * (k1 - k0) / (n1 - n0)))
