@@ -104,8 +104,8 @@ static pemn_rc fleet_head(struct sq_conn *c, const char *fleet, struct fleet_hea
 }
 
 /* ---- report history ------------------------------------------------------------------------ */
-pemn_rc store_console_history(struct store *st, const char *device, unsigned limit,
-                              store_report_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_console_history(struct store *st, const char *device, unsigned limit,
+                                  store_report_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT r.id, r.at, coalesce(f.name, ''), r.state, r.reason, r.version, r.release,"
@@ -256,8 +256,8 @@ static pemn_rc sample_write(struct sq_conn *c, const struct fleet_head *h, int64
     return rc;
 }
 
-pemn_rc store_console_progress_sample(struct store *st, const char *fleet, bool force,
-                                      int64_t min_step, bool *taken, struct pemn_err *err)
+static pemn_rc sq_console_progress_sample(struct store *st, const char *fleet, bool force,
+                                          int64_t min_step, bool *taken, struct pemn_err *err)
 {
     if (taken)
         *taken = false;
@@ -294,8 +294,8 @@ pemn_rc store_console_progress_sample(struct store *st, const char *fleet, bool 
     return rc;
 }
 
-pemn_rc store_console_progress(struct store *st, const char *fleet, const char *rollout,
-                               store_progress_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_console_progress(struct store *st, const char *fleet, const char *rollout,
+                                   store_progress_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT at, rollout, state, percent_bp, devices, reporting, installed, failed,"
@@ -354,9 +354,9 @@ static void bind_query(sqlite3_stmt *s, int64_t fid, const struct store_device_q
     sqlite3_bind_text(s, 4, nz(q->version), -1, SQLITE_STATIC);
 }
 
-pemn_rc store_console_devices(struct store *st, const char *fleet,
-                              const struct store_device_query *q, uint64_t *total,
-                              store_console_device_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_console_devices(struct store *st, const char *fleet,
+                                  const struct store_device_query *q, uint64_t *total,
+                                  store_console_device_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql_count[] = "SELECT count(*) FROM devices d" DEVICE_WHERE;
     static const char sql[] =
@@ -423,8 +423,8 @@ pemn_rc store_console_devices(struct store *st, const char *fleet,
     return rc;
 }
 
-pemn_rc store_console_failures(struct store *st, const char *fleet, store_failure_cb cb, void *ctx,
-                               struct pemn_err *err)
+static pemn_rc sq_console_failures(struct store *st, const char *fleet, store_failure_cb cb,
+                                   void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT reason, count(*) AS n, coalesce(sum(report_rollout = ?2), 0) FROM devices"
@@ -460,8 +460,8 @@ pemn_rc store_console_failures(struct store *st, const char *fleet, store_failur
 }
 
 /* ---- the audit log ----------------------------------------------------------------------- */
-pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
-                            void *ctx, struct pemn_err *err)
+static pemn_rc sq_console_audit(struct store *st, const struct store_audit_query *q,
+                                store_audit_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT id, at, actor, action, target, detail FROM audit WHERE (?1 = 0 OR id < ?1)"
@@ -507,3 +507,12 @@ pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q,
     sq_release(st, c);
     return rc;
 }
+
+const struct store_console_ops sq_console_ops = {
+    .history = sq_console_history,
+    .progress_sample = sq_console_progress_sample,
+    .progress = sq_console_progress,
+    .devices = sq_console_devices,
+    .failures = sq_console_failures,
+    .audit = sq_console_audit,
+};

@@ -99,4 +99,25 @@ struct store_audit_query {
 pemn_rc store_console_audit(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
                             void *ctx, struct pemn_err *err);
 
+/* ---- internal: the backends' operations (storage/store_ops.h), arguments validated above
+ * (storage/store_console.c) -------------------------------------------------------------- */
+struct store_console_ops {
+    pemn_rc (*history)(struct store *st, const char *device, unsigned limit, store_report_cb cb,
+                       void *ctx, struct pemn_err *err);
+    pemn_rc (*progress_sample)(struct store *st, const char *fleet, bool force, int64_t min_step,
+                               bool *taken, struct pemn_err *err);
+    pemn_rc (*progress)(struct store *st, const char *fleet, const char *rollout,
+                        store_progress_cb cb, void *ctx, struct pemn_err *err);
+    pemn_rc (*devices)(struct store *st, const char *fleet, const struct store_device_query *q,
+                       uint64_t *total, store_console_device_cb cb, void *ctx,
+                       struct pemn_err *err);
+    pemn_rc (*failures)(struct store *st, const char *fleet, store_failure_cb cb, void *ctx,
+                        struct pemn_err *err);
+    pemn_rc (*audit)(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
+                     void *ctx, struct pemn_err *err);
+};
+extern const struct store_console_ops sq_console_ops;
+extern const struct store_console_ops pg_console_ops;
+extern const char pg_schema_v4_console[]; /* storage/pg_console.c, for pg_schema.c */
+
 #endif

@@ -1,7 +1,8 @@
 /* Unit tests: the console's storage (storage/store_console.h), as a contract any backend must
  * meet — report history (kept with each report, bounded per device), rollout progress
  * samples (when due, counts, thinning, the rollouts kept), device listings with filters,
- * failures by reason, the filtered audit log. */
+ * failures by reason, the filtered audit log. On SQLite, and on PostgreSQL too when
+ * PEMN_TEST_PG_HOST names a throwaway cluster (tests/common/storefix.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,43 +10,17 @@
 #include <cmocka.h>
 
 #include "storage/store_console.h"
+#include "tests/common/storefix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-consolestore-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
 
 static struct store *open_store(void)
 {
     struct store *st = NULL;
     struct pemn_err e;
-    if (store_open(g_db, NULL, &st, &e))
+    if (store_open(storefix_db, NULL, &st, &e))
         fail_msg("store_open: %s", e.msg);
     return st;
 }
@@ -466,10 +441,11 @@ static void test_audit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_devices_and_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_progress, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_devices_and_failures, storefix_setup,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_audit, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
