@@ -136,6 +136,10 @@ static void test_history(void **state)
     c.n = 0;
     assert_int_equal(store_console_history(st, "cam1", 1000, reports_cb, &c, &e), PEMN_OK);
     assert_int_equal(c.n, 3);
+    /* the rows are in the backend's own table (on PostgreSQL too, when it runs there) */
+    assert_int_equal(storefix_sql("SELECT count(*) FROM device_reports WHERE device = 'cam1'",
+                                  "SELECT count(*) FROM device_reports WHERE device = 'cam1'"),
+                     3);
     /* unknown device: none */
     c.n = 0;
     assert_int_equal(store_console_history(st, "nobody", 10, reports_cb, &c, &e), PEMN_OK);
