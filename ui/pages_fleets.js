@@ -23,19 +23,24 @@ export async function renderFleets(main, page) {
   const data = await api.getJSON('/v1/fleets');
   if (page.stopped) return;
   const rows = data.fleets.map((f) => {
-    const devices = h('td.num', '…');
-    api.getJSON(api.path('fleets', f.fleet)).then((x) => replace(devices, num(x.devices.total)),
-      () => replace(devices, '?'));
+    const cells = {previous: h('td', '…'), installed: h('td.num', '…'), failed: h('td.num', '…'),
+      devices: h('td.num', {'data-test': 'fleet-devices'}, '…')};
+    api.getJSON(api.path('fleets', f.fleet)).then((x) => {
+      replace(cells.previous, targetText(x.previous));
+      replace(cells.installed, num(x.rollout.installed));
+      replace(cells.failed, x.rollout.failed ? h('span.bad', num(x.rollout.failed)) : '0');
+      replace(cells.devices, num(x.devices.total));
+    }, () => Object.values(cells).forEach((c) => replace(c, '?')));
     return h('tr', {'data-test': 'fleet-row'},
       h('td', link(['fleets', f.fleet], h('strong', f.fleet))),
-      h('td', targetText(f.target)),
+      h('td', targetText(f.target)), cells.previous,
       h('td', badge(f.state)),
-      h('td', h('div.meter-cell', meter(f.percent, 100), h('span', pct(f.percent, 0)))),
-      devices);
+      h('td', h('div.meter-cell', meter(f.percent, 100, 'meter-' + f.state), h('span', pct(f.percent, 0)))),
+      cells.installed, cells.failed, cells.devices);
   });
   replace(main,
     h('div.page-head', h('h1', 'Fleets'), h('p.muted', 'Groups of devices and the model each should run.')),
-    card(null, table(['Fleet', 'Target', 'Rollout', 'Percent', 'Devices'], rows,
+    card(null, table(['Fleet', 'Target', 'Previous', 'Rollout', 'Percent', 'Installed', 'Failed', 'Devices'], rows,
       {test: 'fleets-table', empty: 'No fleets yet.'})));
 }
 
