@@ -93,6 +93,13 @@ export function timeline(samples, series, opts = {}) {
     svg.append(s('text', {x: X(t), y: H - 8, 'text-anchor': k === 0 ? 'start' : k === 3 ? 'end' : 'middle',
       class: 'axis'}, new Date(t * 1000).toISOString().slice(11, 19)));
   }
+  // paused and aborted stretches as shaded bands
+  samples.forEach((p, i) => {
+    if (p.state !== 'paused' && p.state !== 'aborted') return;
+    const x0 = X(p.at), x1 = i + 1 < samples.length ? X(samples[i + 1].at) : W - R;
+    svg.append(s('rect', {x: x0.toFixed(1), y: T, width: Math.max(1, x1 - x0).toFixed(1), height: H - T - B,
+      class: 'band-' + p.state}, s('title', null, p.state)));
+  });
   series.forEach((se, i) => {
     const pts = samples.map((p) => `${X(p.at).toFixed(1)},${Y(p[se.key] || 0).toFixed(1)}`);
     if (samples.length === 1) pts.push(`${(W - R).toFixed(1)},${Y(samples[0][se.key] || 0).toFixed(1)}`);

@@ -153,14 +153,14 @@ export async function renderFleet(main, page, name) {
   function drawProgress(x) {
     const samples = x.samples.slice();
     if (fleet && fleet.rollout.id === x.rollout_id) { // the counts right now, as the last point
-      samples.push({at: Math.floor(Date.now() / 1000), reporting: fleet.rollout.reporting,
+      samples.push({at: Math.floor(Date.now() / 1000), state: fleet.rollout.state, reporting: fleet.rollout.reporting,
         installed: fleet.rollout.installed, failed: fleet.rollout.failed, in_progress: fleet.rollout.in_progress});
     }
     replace(el.progress, timeline(samples, [
       {key: 'installed', label: 'installed'}, {key: 'in_progress', label: 'in progress'},
       {key: 'failed', label: 'failed'}, {key: 'reporting', label: 'reporting'}],
     {test: 'progress-chart', title: 'rollout progress'}),
-    h('p.muted', `${x.samples.length} stored sample(s) of this rollout (at most ${x.max_samples}, thinned as it runs) plus the live counts.`));
+    h('p.muted', `${x.samples.length} stored sample(s) of this rollout (at most ${x.max_samples}, thinned as it runs) plus the live counts; shaded: paused or aborted.`));
   }
 
   function drawReports(x) {

@@ -309,6 +309,11 @@ try:
         ok("pause: the API says paused", api("/v1/fleets/edge")["rollout"]["state"] == "paused")
         wait(lambda: text("[data-test=rollout-state]") == "paused", what="paused shown")
         ok("pause: the page shows paused", True)
+        try:
+            wait(lambda: csss("[data-test=progress-chart] rect.band-paused"), what="paused band")
+            ok("pause: the progress chart shades the paused stretch", True)
+        except TimeoutError as e:
+            ok("pause: the progress chart shades the paused stretch", False, e)
         ok("pause: audit names the token", api("/v1/audit?action=fleet.pause", EXP["pub"])
            ["entries"][0]["actor"] == "ops")
         # a cancelled confirmation changes nothing
