@@ -48,6 +48,7 @@ export async function renderFleets(main, page) {
 export async function renderFleet(main, page, name) {
   const base = api.path('fleets', name);
   let filter = '';
+  let limit = 25;
   let fleet = null;
   // the parts that are updated in place
   const el = {
@@ -68,7 +69,7 @@ export async function renderFleet(main, page, name) {
     h('span.sep'), pctInput, h('span', '%'), actions.percent,
     api.token() ? null : h('span.muted', ' Enter a publish token (top right) to change the rollout.'));
   const stateSel = h('select', {'aria-label': 'filter by state', 'data-test': 'reports-filter',
-    onchange: () => { filter = stateSel.value; refresh(true); }},
+    onchange: () => { filter = stateSel.value; limit = 25; refresh(true); }},
   ['', 'failed', 'installed', 'downloading', 'verifying', 'registered'].map((x) =>
     h('option', {value: x}, x || 'all states')));
 
@@ -172,9 +173,13 @@ export async function renderFleet(main, page, name) {
       h('td', d.version || '—'),
       h('td', d.in_rollout ? 'yes' : 'no'),
       h('td', d.reported ? time(d.reported) : time(d.last_seen))));
+    const more = x.devices.length < x.total && limit < 1000
+      ? h('button.btn.btn-small', {type: 'button', 'data-test': 'reports-more',
+        onclick: () => { limit = Math.min(1000, limit + 100); refresh(true); }}, 'Show more')
+      : null;
     replace(el.reports, table(['Device', 'State', 'Reason', 'Message', 'Running', 'In rollout', 'Reported'], rows,
       {test: 'reports-table', empty: 'No devices match.'}),
-    h('p.muted', `${num(x.devices.length)} of ${num(x.total)} device(s) shown, most recent report first.`));
+    h('p.muted', `${num(x.devices.length)} of ${num(x.total)} device(s) shown, most recent report first. `, more));
   }
 
   let timer = null, busy = false;
@@ -183,7 +188,7 @@ export async function renderFleet(main, page, name) {
     busy = true;
     clearTimeout(timer);
     try {
-      const q = '?limit=25' + (filter ? '&state=' + encodeURIComponent(filter) : '');
+      const q = '?limit=' + limit + (filter ? '&state=' + encodeURIComponent(filter) : '');
       const [f, fl, pr, rp] = await Promise.all([api.get(base), api.get(base + '/failures'),
         api.get(base + '/progress'), api.get(base + '/devices' + q)]);
       if (page.stopped) return;

@@ -281,6 +281,22 @@ try:
         ok("fleet page: no element injected by messages",
            not csss("[data-test=reports-table] img, [data-test=reports-table] script, [data-test=reports-table] b"))
         not_pwned("fleet page")
+        ok("fleet page: 25 latest reports first", len(csss("tr[data-test=report-row]")) == 25)
+        css("[data-test=reports-more]").click()
+        try:
+            wait(lambda: len(csss("tr[data-test=report-row]")) == EXP["devices"], what="more reports")
+            ok("fleet page: show more lists every device", True)
+        except TimeoutError as e:
+            ok("fleet page: show more lists every device", False, e)
+        Select(css("[data-test=reports-filter]")).select_by_value("failed")
+        try:
+            wait(lambda: len(csss("tr[data-test=report-row]")) == EXP["failed"], what="filter")
+            ok("fleet page: reports filtered by state", all(
+                r.find_elements(By.CSS_SELECTOR, "td")[1].text == "failed"
+                for r in csss("tr[data-test=report-row]")))
+        except TimeoutError as e:
+            ok("fleet page: reports filtered by state", False, e)
+        Select(css("[data-test=reports-filter]")).select_by_value("")
         ok("fleet page: actions need a token", not css("[data-test=action-pause]").is_enabled())
         # live: a report arrives; the page updates without reloading
         drv.execute_script("window.__same_page = 42")
