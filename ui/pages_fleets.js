@@ -226,32 +226,51 @@ export async function renderFleet(main, page, name) {
 // ---- #/fleets/NAME/devices/ID ---------------------------------------------------------------
 export async function renderDevice(main, page, fleet, device) {
   const base = api.path('fleets', fleet, 'devices', device);
-  let d, hist;
-  try {
-    [d, hist] = await Promise.all([api.getJSON(base), api.getJSON(base + '/reports')]);
-  } catch (e) {
-    replace(main, h('nav.crumbs', link(['fleets'], 'Fleets'), ' › ', link(['fleets', fleet], fleet), ' › ', h('span', device)), failed(e));
-    return;
+  const crumbs = () => h('nav.crumbs', link(['fleets'], 'Fleets'), ' › ', link(['fleets', fleet], fleet), ' › ',
+    h('span', device), h('span.grow'), live);
+  const live = h('span.live', {'data-test': 'live'}, '');
+  let timer = null;
+  page.onStop(() => clearTimeout(timer));
+
+  function draw(d, hist) {
+    const rows = hist.reports.map((x) => h('tr', {'data-test': 'history-row'},
+      h('td', when(x.at)), h('td', badge(x.state)), h('td', x.reason ? h('code', x.reason) : ''),
+      h('td', x.version || '—', x.release ? h('span.muted', ` r${x.release}`) : ''),
+      h('td', h('code.muted', shortDigest(x.digest))),
+      h('td', x.rollout_id ? 'yes' : 'no'),
+      h('td', x.fleet),
+      h('td.msg', {'data-test': 'history-message'}, x.message)));
+    replace(main, crumbs(),
+      h('div.page-head', h('h1', device), h('p.muted', `Device in fleet ${fleet}; first seen ${when(d.first_seen)}.`)),
+      h('div.stats',
+        stat('state', badge(d.state || 'registered'), 'device-state', d.reason || null),
+        stat('running', d.version || '—', 'device-version', d.release ? 'release ' + d.release : null),
+        stat('should run', d.desired_version || '—', null, d.in_rollout ? 'in the rollout' : 'outside the rollout'),
+        stat('bucket', num(d.bucket), null, 'of 10,000'),
+        stat('last seen', time(d.last_seen), null, d.reported ? 'reported ' + when(d.reported) : 'never reported')),
+      d.message ? card('Latest message', h('pre.meta', {'data-test': 'device-message'}, d.message)) : null,
+      card(`Report history (newest first; the last ${hist.kept} are kept)`,
+        table(['Received', 'State', 'Reason', 'Running', 'About', 'Counted', 'Fleet', 'Message'], rows,
+          {test: 'history-table', empty: 'No reports yet.'})));
   }
-  if (page.stopped) return;
-  const rows = hist.reports.map((x) => h('tr', {'data-test': 'history-row'},
-    h('td', when(x.at)), h('td', badge(x.state)), h('td', x.reason ? h('code', x.reason) : ''),
-    h('td', x.version || '—', x.release ? h('span.muted', ` r${x.release}`) : ''),
-    h('td', h('code.muted', shortDigest(x.digest))),
-    h('td', x.rollout_id ? 'yes' : 'no'),
-    h('td', x.fleet),
-    h('td.msg', {'data-test': 'history-message'}, x.message)));
-  replace(main,
-    h('nav.crumbs', link(['fleets'], 'Fleets'), ' › ', link(['fleets', fleet], fleet), ' › ', h('span', device)),
-    h('div.page-head', h('h1', device), h('p.muted', `Device in fleet ${fleet}; first seen ${when(d.first_seen)}.`)),
-    h('div.stats',
-      stat('state', badge(d.state || 'registered'), 'device-state', d.reason || null),
-      stat('running', d.version || '—', 'device-version', d.release ? 'release ' + d.release : null),
-      stat('should run', d.desired_version || '—', null, d.in_rollout ? 'in the rollout' : 'outside the rollout'),
-      stat('bucket', num(d.bucket), null, 'of 10,000'),
-      stat('last seen', time(d.last_seen), null, d.reported ? 'reported ' + when(d.reported) : 'never reported')),
-    d.message ? card('Latest message', h('pre.meta', {'data-test': 'device-message'}, d.message)) : null,
-    card(`Report history (newest first; the last ${hist.kept} are kept)`,
-      table(['Received', 'State', 'Reason', 'Running', 'About', 'Counted', 'Fleet', 'Message'], rows,
-        {test: 'history-table', empty: 'No reports yet.'})));
+
+  // live like the fleet page, less often: a device reports rarely
+  async function refresh(first) {
+    try {
+      const [d, hist] = await Promise.all([api.get(base), api.get(base + '/reports')]);
+      if (page.stopped) return;
+      if (first || d.changed || hist.changed) draw(d.data, hist.data);
+      replace(live, '● live · updated ', new Date().toLocaleTimeString('en-GB'));
+      live.classList.remove('stale');
+    } catch (e) {
+      if (first) {
+        replace(main, crumbs(), failed(e));
+        return;
+      }
+      replace(live, '○ not updating: ', e instanceof api.ApiError ? e.describe() : String(e));
+      live.classList.add('stale');
+    }
+    if (!page.stopped) timer = setTimeout(() => refresh(false), 2 * POLL_MS);
+  }
+  await refresh(true);
 }

@@ -4,6 +4,9 @@ import * as api from './api.js';
 import {stacked} from './charts.js';
 import {act, confirmAction} from './ui.js';
 
+const ACCURACY_VERSIONS = 10;
+const ACCURACY_MAX_BYTES = 16 * 1024 * 1024;
+
 function ratio(v) {
   return v && v.ratio ? v.ratio.toFixed(1) + '×' : '—';
 }
@@ -97,13 +100,18 @@ export async function renderModel(main, page, name) {
       'Density', 'Accuracy', 'Signer', 'Pushed'], rows, {test: 'versions-table'})),
     card('Tags', table(['Tag', 'Version'], tagRows, {test: 'tags-table', empty: 'No tags.'}),
       tagForm(name, m, page)));
-  // accuracy lives in each package's metadata: ask for the newest few
-  for (const v of m.versions.slice(0, 25)) {
+  // accuracy lives in each package's metadata, which pemnd reads from the whole package:
+  // ask for the newest few small ones; the others show it on their own page
+  m.versions.forEach((v, i) => {
+    const cell = accCells.get(v.version);
+    if (i >= ACCURACY_VERSIONS || v.size > ACCURACY_MAX_BYTES) {
+      replace(cell, link(['models', name, v.version], 'see version'));
+      return;
+    }
     api.getJSON(api.path('models', name, 'versions', v.version, 'contents')).then((c) => {
-      if (!page.stopped) replace(accCells.get(v.version), c.accuracy === null ? '—' : pct(100 * c.accuracy, 2));
-    }, () => { if (!page.stopped) replace(accCells.get(v.version), '?'); });
-  }
-  for (const v of m.versions.slice(25)) replace(accCells.get(v.version), '—');
+      if (!page.stopped) replace(cell, c.accuracy === null ? '—' : pct(100 * c.accuracy, 2));
+    }, () => { if (!page.stopped) replace(cell, '?'); });
+  });
 }
 
 function tagForm(name, m, page) {
