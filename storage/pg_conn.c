@@ -3,6 +3,7 @@
  * bounded retries, the audit helper, open/close and the operation table (pg_int.h).
  */
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
 #include "storage/store_trust.h"
 
 #include "proto/err.h"
@@ -460,5 +461,6 @@ const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
+    .console = &pg_console_ops,
     .trust = &pg_trust_ops,
 };

@@ -7,6 +7,7 @@
  * processes opening the same file at once migrate it exactly once.
  */
 #include "storage/sqlite_int.h"
+#include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
 #include "storage/store_trust.h"
 
@@ -80,10 +81,8 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},
-    {2, sq_schema_v2_fleets},
-    {3, schema_v3},
-    {4, sq_schema_trust}, /* issue 10: roots, package signers */
+    {1, schema_v1},       {2, sq_schema_v2_fleets}, {3, schema_v3}, {4, sq_schema_v4_console},
+    {5, sq_schema_trust}, /* issue 10: roots, package signers */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
