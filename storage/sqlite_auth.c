@@ -54,11 +54,26 @@ static void key_id_of(const struct pemn_pubkey *pub, char out[PEMN_KEYID_TEXT_MA
     proto_hex(h, PEMN_KEYID_BYTES, out);
 }
 
+/* 16 hex digits: the shape of a key id. */
+static bool looks_like_key_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 2 * PEMN_KEYID_BYTES)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
+}
+
 pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const char *name,
                       const char *actor, struct store_key *out, struct pemn_err *err)
 {
+    /* a name may never equal another key's id (nor an id another key's name): `key remove X`
+     * must name exactly one key */
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = ?1 OR name = ?2"
-                                  " OR public_key = ?3";
+                                  " OR public_key = ?3 OR name = ?1 OR id = ?2";
     static const char sql_ins[] =
         "INSERT INTO keys(id, name, public_key, added) VALUES(?1, ?2, ?3, ?4)";
     struct store_key k;
@@ -67,6 +82,9 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
     snprintf(k.name, sizeof k.name, "%s", name && *name ? name : k.id);
     k.pub = *pub;
     k.added = sq_now();
+    if (looks_like_key_id(k.name) && strcmp(k.name, k.id) != 0)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "key name %s looks like a key id; choose another name", k.name);
 
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
@@ -117,24 +135,46 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
 pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *actor,
                          struct pemn_err *err)
 {
-    static const char sql[] = "DELETE FROM keys WHERE name = ?1 OR id = ?1";
+    /* exactly one key: a name first matched exactly, else an id; two different keys matching
+     * (a name equal to another key's id, written by an older pemnd) is refused */
+    static const char sql_find[] = "SELECT id FROM keys WHERE name = ?1 OR id = ?1 LIMIT 2";
+    static const char sql_del[] = "DELETE FROM keys WHERE id = ?1";
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
+    char id[PEMN_KEYID_TEXT_MAX] = "";
+    int found = 0;
+    sqlite3_stmt *s = sq_stmt(c, sql_find, err);
     if (!s)
         rc = PEMN_EDB;
     if (!rc) {
         sqlite3_bind_text(s, 1, name_or_id, -1, SQLITE_STATIC);
+        int r;
+        while ((r = sqlite3_step(s)) == SQLITE_ROW)
+            if (found++ == 0)
+                sq_col_text(s, 0, id, sizeof id);
+        if (r != SQLITE_DONE)
+            rc = sq_fail(c, err, "looking up a key");
+        else if (found == 0)
+            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no key %s", name_or_id);
+        else if (found > 1)
+            rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
+                           "%s is ambiguous: it is one key's name and another key's id; remove "
+                           "by the other key's name or rename first",
+                           name_or_id);
+        sq_done(s);
+    }
+    if (!rc && !(s = sq_stmt(c, sql_del, err)))
+        rc = PEMN_EDB;
+    else if (!rc) {
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = sq_fail(c, err, "removing a key");
-        else if (sqlite3_changes(c->db) == 0)
-            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no key %s", name_or_id);
         sq_done(s);
     }
     if (!rc)
-        rc = sq_audit(c, actor, "key.remove", name_or_id, "", err);
+        rc = sq_audit(c, actor, "key.remove", name_or_id, id, err);
     if (!rc)
         rc = sq_commit(c, err);
     sq_release(st, c);

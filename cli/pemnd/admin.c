@@ -249,6 +249,7 @@ static int cmd_key(struct store *st, int argc, char **argv)
             fprintf(stderr, "pemnd: invalid key name '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n", name);
             return EX_USAGE;
         }
+        /* the store refuses a name shaped like a key id (16 hex) unless it is the key's own */
         const char *path = positional(argc, argv, 1);
         struct pemn_pubkey pk;
         rc = pemn_pubkey_load(path, &pk, &e); /* its messages name the path */
