@@ -186,6 +186,10 @@ enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *
 /* Maps a store error to a reply (404 not_found, 409, 500 ...). */
 enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struct pemn_err *e);
 enum MHD_Result srv_reply_empty(struct srv_req *r, unsigned status);
+/* The Cache-Control value for a response: immutable package bytes may be kept a year,
+ * anything else revalidated ("no-cache"); with read_token_required both are "private" so a
+ * shared cache in front never hands one client's authorized bytes to another. */
+const char *srv_cache_control(const struct srv_req *r, bool immutable);
 
 /* Name pattern of docs/API.md: [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
 bool srv_valid_label(const char *s, size_t len);

@@ -174,8 +174,15 @@ enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, srv_cache_control(r, false));
     return srv_queue(r, status, resp, n);
+}
+
+const char *srv_cache_control(const struct srv_req *r, bool immutable)
+{
+    if (r->srv->cfg.read_token_required)
+        return immutable ? "private, max-age=31536000, immutable" : "private, no-cache";
+    return immutable ? "public, max-age=31536000, immutable" : "no-cache";
 }
 
 enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,

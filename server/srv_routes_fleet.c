@@ -376,7 +376,7 @@ static enum MHD_Result h_desired(struct srv_req *r)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, srv_cache_control(r, false));
     if (status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     return srv_queue(r, status, resp, n);
