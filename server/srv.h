@@ -48,6 +48,8 @@ struct srv_config {
     int log_format;
     bool read_token_required;
     bool sendfile;
+    uint64_t scrub_interval; /* seconds between background scrubs (0: none) */
+    uint64_t scrub_rate;     /* bytes/s a background scrub may read */
 };
 
 /* Fills every field with its default. */
@@ -222,8 +224,22 @@ void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status
 /* A refused push, by error code ("corrupt", "untrusted", ...). */
 void srv_metrics_push_rejected(struct srv_metrics *m, const char *code);
 void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes);
+/* A blob whose stored bytes do not hash to its digest: found while serving (scrub false) or
+ * by the background scrub (scrub true). */
+void srv_metrics_blob_corrupt(struct srv_metrics *m, bool scrub);
+struct store_scrub_stats;
+/* A background scrub ended (completed: it walked every blob). */
+void srv_metrics_scrub_done(struct srv_metrics *m, const struct store_scrub_stats *sx,
+                            bool completed);
 /* Prometheus text exposition (malloc'ed, NUL-terminated). */
 char *srv_metrics_render(struct srv *s, size_t *len);
+
+/* ---- background scrub (srv_scrub.c) ----------------------------------------------------- */
+struct srv_scrub;
+/* Starts the periodic scrub thread (NULL when scrub_interval is 0 or it cannot start). */
+struct srv_scrub *srv_scrub_start(struct srv *s);
+/* Stops it and waits (a running scrub stops between chunks). NULL is a no-op. */
+void srv_scrub_stop(struct srv_scrub *sc);
 
 /* ---- route tables ---------------------------------------------------------------------- */
 extern const struct srv_route srv_routes_models[];

@@ -65,6 +65,10 @@ static const struct ckey keys[] = {
     {"sendfile", C_BOOL, F(sendfile), "false", 0, 0,
      "send cached packages with sendfile(2) from their memfd (measured slower with "
      "libmicrohttpd 0.9.75 on loopback: docs/BENCHMARKS.md)"},
+    {"scrub_interval", C_UINT, F(scrub_interval), "86400", 0, 31536000,
+     "seconds between background scrubs that hash every stored blob (0: none)"},
+    {"scrub_rate", C_SIZE, F(scrub_rate), "16M", 64 * KiB, 64 * GiB,
+     "bytes per second a background scrub may read"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

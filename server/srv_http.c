@@ -37,6 +37,7 @@ struct srv {
     struct MHD_Daemon *daemon;
     struct srv_metrics *metrics;
     struct srv_respcache *respcache;
+    struct srv_scrub *scrub;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -634,6 +635,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : 0;
+    s->scrub = srv_scrub_start(s);
     *out = s;
     return PEMN_OK;
 }
@@ -642,6 +644,7 @@ void srv_stop(struct srv *s)
 {
     if (!s)
         return;
+    srv_scrub_stop(s->scrub);
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
     /* let in-flight requests finish, bounded */
     unsigned waited_ms = 0, limit_ms = (unsigned)s->cfg.shutdown_timeout * 1000;

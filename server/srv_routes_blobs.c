@@ -144,6 +144,15 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     struct store_blob *b = NULL;
     struct pemn_err e;
     pemn_rc rc = store_blob_get(st, digest, &b, &e);
+    if (rc == PEMN_EDIGEST) {
+        /* never serve bytes under a digest they do not have (store_verify.h) */
+        srv_log(SRV_LOG_ERROR, "integrity: %s (run `pemnd --db FILE scrub`)", e.msg);
+        srv_metrics_blob_corrupt(srv_get_metrics(r->srv), false);
+        return srv_reply_error(r, 500, "stored_blob_corrupt",
+                               "the stored bytes of %s do not match their digest; the operator "
+                               "has been alerted",
+                               digest);
+    }
     if (rc)
         return srv_reply_store_error(r, rc, &e);
     char etag[PEMN_DIGEST_TEXT_MAX + 2];

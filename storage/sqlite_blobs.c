@@ -19,6 +19,7 @@
 #include "proto/err.h"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -271,7 +272,7 @@ static pemn_rc entry_fill(struct sq_conn *c, int64_t rowid, struct bc_entry *e,
 pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob **out,
                        struct pemn_err *err)
 {
-    static const char sql[] = "SELECT id, size FROM blobs WHERE digest = ?1";
+    static const char sql[] = "SELECT id, size, length(data) FROM blobs WHERE digest = ?1";
     uint8_t d[PEMN_DIGEST_BYTES];
     if (!digest || pemn_digest_parse(digest, d) != PEMN_OK)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "malformed digest");
@@ -305,6 +306,10 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
         if (res == SQLITE_ROW) {
             r->rowid = sqlite3_column_int64(s, 0);
             r->pub.size = (uint64_t)sqlite3_column_int64(s, 1);
+            if ((uint64_t)sqlite3_column_int64(s, 2) != r->pub.size)
+                rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                               "blob %s: the stored length differs from the recorded size",
+                               r->pub.digest);
         } else if (res == SQLITE_DONE) {
             rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no blob %s", r->pub.digest);
         } else {
@@ -322,6 +327,18 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
             memcpy(e->digest, r->pub.digest, sizeof e->digest);
             e->size = sz;
             rc = entry_fill(c, r->rowid, e, err);
+            /* every cache fill is checked: bytes that do not hash to their digest are never
+             * served under it (store_verify.h) */
+            uint8_t got[PEMN_DIGEST_BYTES];
+            if (!rc) {
+                pemn_sha256(e->data, sz, got);
+                if (sodium_memcmp(got, d, PEMN_DIGEST_BYTES) != 0)
+                    rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                                   "blob %s: the stored bytes do not hash to their digest",
+                                   r->pub.digest);
+                else
+                    sq_verified_add(st->verified, d);
+            }
             if (rc) {
                 entry_destroy(e);
             } else {
@@ -332,6 +349,18 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
         }
     }
     sq_release(st, c);
+    /* a streamed blob is hashed in full (chunked short reads) before its first handle after
+     * open; then its digest is remembered */
+    uint8_t got[PEMN_DIGEST_BYTES];
+    if (!rc && !r->e && !sq_verified_has(st->verified, d)) {
+        rc = sq_hash_blob(st, r->rowid, r->pub.size, 0, NULL, got, err);
+        if (!rc && sodium_memcmp(got, d, PEMN_DIGEST_BYTES) != 0)
+            rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                           "blob %s: the stored bytes do not hash to their digest",
+                           r->pub.digest);
+        if (!rc)
+            sq_verified_add(st->verified, d);
+    }
     if (rc) {
         free(r);
         return rc;

@@ -251,6 +251,8 @@ pemn_rc store_open(const char *path, const struct store_opts *opts, struct store
     pemn_rc rc = PEMN_OK;
     if (st->opts.cache_bytes && !(st->cache = blob_cache_new(st->opts.cache_bytes)))
         rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    if (!rc && !(st->verified = sq_verified_new()))
+        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     struct sq_conn *c = NULL;
     if (!rc)
         rc = sq_acquire(st, &c, err);
@@ -276,6 +278,7 @@ void store_close(struct store *st)
         c = next;
     }
     blob_cache_free(st->cache);
+    sq_verified_free(st->verified);
     pthread_mutex_destroy(&st->mu);
     free(st->path);
     free(st);

@@ -16,6 +16,7 @@
 #include "storage/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 
 #define SQ_STMT_MAX 64
@@ -32,6 +33,7 @@ struct sq_conn {
 };
 
 struct blob_cache;
+struct verified_set;
 
 struct store {
     char *path;
@@ -41,6 +43,7 @@ struct store {
     unsigned n_idle;
     int schema;
     struct blob_cache *cache;
+    struct verified_set *verified; /* digests whose stored bytes hashed right (sqlite_verify.c) */
 };
 
 /* Borrow / return a connection. A connection returned inside a transaction is rolled back. */
@@ -85,5 +88,15 @@ int sq_schema_latest(void);
 struct blob_cache *blob_cache_new(size_t budget);
 void blob_cache_free(struct blob_cache *bc);
 void blob_cache_stats(struct blob_cache *bc, struct store_stats *out);
+
+/* Integrity (sqlite_verify.c): the set of verified digests, and a chunked hash of a stored
+ * blob (rate bytes/s, 0: unbounded; stop polled between chunks, may be NULL). */
+struct verified_set *sq_verified_new(void);
+void sq_verified_free(struct verified_set *v);
+bool sq_verified_has(struct verified_set *v, const uint8_t d[PEMN_DIGEST_BYTES]);
+void sq_verified_add(struct verified_set *v, const uint8_t d[PEMN_DIGEST_BYTES]);
+pemn_rc sq_hash_blob(struct store *st, int64_t rowid, uint64_t size, uint64_t rate,
+                     const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES],
+                     struct pemn_err *err);
 
 #endif
