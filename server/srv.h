@@ -5,8 +5,8 @@
  * hangs on MHD's *req_cls from its first callback and is freed in the completion callback.
  * On the first callback the route is matched, path parameters validated, the token checked
  * and the declared body size bounded, so a request that will be refused is refused before
- * its body is read. Bodies are read chunk by chunk into a bounded buffer that spills to an
- * unlinked temporary file past `upload_memory_max`.
+ * its body is read. Bodies are read chunk by chunk into a small bounded buffer that spills to
+ * an unlinked temporary file (srv_upload.h: upload_buffer, upload_memory_max, upload_spill_max).
  *
  * Routes are declared in tables (struct srv_route[], ended by a zeroed entry); a module adds
  * its routes by defining a table and listing it in srv_route_tables (srv_router.c).
@@ -17,6 +17,7 @@
 #ifndef PEMN_SERVER_SRV_H
 #define PEMN_SERVER_SRV_H
 
+#include "server/srv_upload.h"
 #include "storage/store.h"
 
 #include <jansson.h>
@@ -35,7 +36,9 @@ struct srv_config {
     char db[1024];
     char tmp_dir[1024]; /* for spilled uploads; "" = the database's directory */
     uint64_t max_package_size;
-    uint64_t upload_memory_max;
+    uint64_t upload_memory_max; /* memory held by all upload buffers together */
+    uint64_t upload_buffer;     /* memory one upload may hold before it spills to disk */
+    uint64_t upload_spill_max;  /* disk all spilled uploads may hold (0: the disk's size) */
     uint64_t threads;
     uint64_t connection_limit;
     uint64_t per_ip_connection_limit;
@@ -100,6 +103,7 @@ struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
 struct srv_respcache *srv_get_respcache(struct srv *s);
+struct srv_uploads *srv_get_uploads(struct srv *s);
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4
@@ -129,15 +133,6 @@ struct srv_route {
     unsigned need;       /* STORE_SCOPE_* bits (any of them suffices), SRV_OPEN[_READ] */
     uint64_t max_body;
     enum MHD_Result (*handler)(struct srv_req *r);
-};
-
-struct srv_body {
-    uint8_t *buf;
-    size_t len, cap;
-    int fd;        /* spilled to a temp file when >= 0 */
-    uint64_t size; /* total received */
-    void *map;     /* mmap of the temp file once complete */
-    bool too_large;
 };
 
 struct srv_req {

@@ -6,8 +6,8 @@
  *   1st call   headers only: allocate struct srv_req on *req_cls, match the route, validate
  *              path parameters, check the token, bound Content-Length. Any refusal is queued
  *              right away, before the body is read. Routes without a body run now.
- *   next calls body chunks: appended to a buffer that spills to an unlinked temp file past
- *              upload_memory_max; never more than the route's limit is kept.
+ *   next calls body chunks: appended to a small buffer that spills to an unlinked temp file
+ *              (srv_upload.h); never more than the route's limit is kept.
  *   last call  (*upload_data_size == 0): the route's handler runs with the whole body.
  *   completion the request is logged and counted, and its state freed.
  */
@@ -38,6 +38,7 @@ struct srv {
     struct srv_metrics *metrics;
     struct srv_respcache *respcache;
     struct srv_scrub *scrub;
+    struct srv_uploads *uploads;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -56,6 +57,11 @@ const struct srv_config *srv_cfg(struct srv *s)
 struct srv_metrics *srv_get_metrics(struct srv *s)
 {
     return s->metrics;
+}
+
+struct srv_uploads *srv_get_uploads(struct srv *s)
+{
+    return s->uploads;
 }
 
 struct srv_respcache *srv_get_respcache(struct srv *s)
@@ -243,107 +249,9 @@ static uint64_t body_limit(const struct srv_req *r)
                                                   : r->route->max_body;
 }
 
-static int spill_open(struct srv *s)
-{
-    int fd = open(s->tmp_dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/.pemnd-upload-XXXXXX", s->tmp_dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* 0 ok; 1 over the limit (body discarded); -1 I/O error. */
-static int body_append(struct srv_req *r, const char *data, size_t n)
-{
-    struct srv_body *b = &r->body;
-    uint64_t lim = body_limit(r);
-    if (b->too_large || b->size + n > lim || b->size + n < b->size) {
-        b->too_large = true;
-        b->size += n;
-        return 1;
-    }
-    b->size += n;
-    uint64_t mem_max = r->srv->cfg.upload_memory_max;
-    if (b->fd < 0 && b->len + n <= mem_max) {
-        if (b->len + n > b->cap) {
-            size_t cap = b->cap ? b->cap : 64 * 1024;
-            while (cap < b->len + n)
-                cap *= 2;
-            if (cap > mem_max)
-                cap = (size_t)mem_max;
-            uint8_t *nb = realloc(b->buf, cap);
-            if (!nb)
-                return -1;
-            b->buf = nb;
-            b->cap = cap;
-        }
-        memcpy(b->buf + b->len, data, n);
-        b->len += n;
-        return 0;
-    }
-    if (b->fd < 0) {
-        if ((b->fd = spill_open(r->srv)) < 0) {
-            srv_log(SRV_LOG_ERROR, "cannot create an upload file in %s: %s", r->srv->tmp_dir,
-                    strerror(errno));
-            return -1;
-        }
-        if (b->len && write_all(b->fd, b->buf, b->len))
-            return -1;
-        free(b->buf);
-        b->buf = NULL;
-        b->len = b->cap = 0;
-    }
-    return write_all(b->fd, data, n);
-}
-
-static int body_finish(struct srv_req *r)
-{
-    struct srv_body *b = &r->body;
-    if (b->fd < 0 || b->map || b->size == 0)
-        return 0;
-    void *m = mmap(NULL, (size_t)b->size, PROT_READ, MAP_PRIVATE, b->fd, 0);
-    if (m == MAP_FAILED)
-        return -1;
-    b->map = m;
-    return 0;
-}
-
 void srv_body_get(struct srv_req *r, const uint8_t **data, size_t *len)
 {
-    if (r->body.map) {
-        *data = r->body.map;
-        *len = (size_t)r->body.size;
-    } else {
-        *data = r->body.buf ? r->body.buf : (const uint8_t *)"";
-        *len = r->body.len;
-    }
-}
-
-static void body_free(struct srv_body *b)
-{
-    if (b->map)
-        munmap(b->map, (size_t)b->size);
-    if (b->fd >= 0)
-        close(b->fd);
-    free(b->buf);
+    srv_body_data(&r->body, data, len);
 }
 
 /* ---- the access handler ---------------------------------------------------------------- */
@@ -438,11 +346,6 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
                                    (unsigned long long)lim);
             return false;
         }
-        if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
-            r->body.buf = malloc((size_t)v);
-            if (r->body.buf)
-                r->body.cap = (size_t)v;
-        }
     }
     return true;
 }
@@ -479,7 +382,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->route_index = -1;
-        r->body.fd = -1;
+        srv_body_init(&r->body);
         r->method_text = method;
         r->path = strdup(url);
         atomic_fetch_add(&s->inflight, 1);
@@ -492,10 +395,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
-        int k = body_append(r, upload_data, *upload_data_size);
+        int k = srv_body_append(s->uploads, &r->body, body_limit(r), upload_data,
+                                *upload_data_size);
         *upload_data_size = 0;
-        if (k < 0)
-            return srv_reply_error(r, 500, "internal", "cannot buffer the request body");
         /* A body far over the limit (no Content-Length): stop reading, drop the connection. */
         if (k > 0 && r->body.size > body_limit(r) + (16u << 20))
             return MHD_NO;
@@ -513,7 +415,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return srv_reply_error(r, 413, "too_large", "request body is over the limit of %llu bytes",
                                (unsigned long long)body_limit(r));
     }
-    if (body_finish(r))
+    if (r->body.failed) {
+        int e = r->body.failed;
+        srv_log(SRV_LOG_ERROR, "cannot spool an upload of %llu bytes to %s: %s",
+                (unsigned long long)r->body.size, s->tmp_dir, strerror(e));
+        srv_body_release(s->uploads, &r->body);
+        if (e == ENOSPC || e == EDQUOT)
+            return srv_reply_error(r, 507, "insufficient_storage",
+                                   "no room to receive the request body; try again later");
+        return srv_reply_error(r, 503, "unavailable", "cannot receive the request body");
+    }
+    if (srv_body_finish(&r->body))
         return srv_reply_error(r, 500, "internal", "cannot map the request body");
     return r->route->handler(r);
 }
@@ -532,7 +444,7 @@ static void on_complete(void *cls, struct MHD_Connection *conn, void **req_cls,
     uint64_t bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->bytes : 0;
     srv_metrics_request(s->metrics, r->route_index, status, bytes, secs);
     srv_log_request(r->method_text, r->path, status, bytes, secs, r->actor);
-    body_free(&r->body);
+    srv_body_release(s->uploads, &r->body);
     free(r->path);
     free(r);
     *req_cls = NULL;
@@ -602,7 +514,10 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     }
     s->metrics = srv_metrics_new(srv_route_count());
     s->respcache = srv_respcache_new(cfg->cache_size / 4);
-    if (!s->metrics || !s->respcache) {
+    s->uploads = srv_uploads_new(s->tmp_dir, cfg->upload_buffer, cfg->upload_memory_max,
+                                 cfg->upload_spill_max);
+    if (!s->metrics || !s->respcache || !s->uploads) {
+        srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
         store_close(s->store);
@@ -627,6 +542,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
                        e ? strerror(e) : "libmicrohttpd refused the options");
+        srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
         store_close(s->store);
@@ -660,6 +576,7 @@ void srv_stop(struct srv *s)
         close(lsock);
     srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
+    srv_uploads_free(s->uploads);
     store_close(s->store);
     free(s);
 }

@@ -214,6 +214,13 @@ char *srv_metrics_render(struct srv *s, size_t *len)
            (unsigned long long)atomic_load(&m->scrub_runs),
            (unsigned long long)atomic_load(&m->scrub_blobs),
            (unsigned long long)atomic_load(&m->scrub_bytes));
+    tb_add(&t,
+           "# HELP pemnd_upload_memory_bytes Memory held by request body buffers.\n"
+           "# TYPE pemnd_upload_memory_bytes gauge\npemnd_upload_memory_bytes %llu\n"
+           "# HELP pemnd_upload_spilled_bytes Request body bytes spooled to tmp_dir now.\n"
+           "# TYPE pemnd_upload_spilled_bytes gauge\npemnd_upload_spilled_bytes %llu\n",
+           (unsigned long long)srv_uploads_memory(srv_get_uploads(s)),
+           (unsigned long long)srv_uploads_spilled(srv_get_uploads(s)));
     struct store_stats st;
     if (store_stats(srv_store(s), &st, NULL) == PEMN_OK) {
         tb_add(&t,
