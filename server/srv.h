@@ -43,6 +43,9 @@ struct srv_config {
     uint64_t connection_limit;
     uint64_t per_ip_connection_limit;
     uint64_t connection_timeout;      /* seconds */
+    uint64_t header_timeout;          /* seconds for a whole request head */
+    uint64_t body_min_rate;           /* bytes/s a request body must average (0: none) */
+    uint64_t body_rate_window;        /* seconds before body_min_rate is enforced */
     uint64_t connection_memory_limit; /* bytes per connection (headers, small buffers) */
     uint64_t cache_size;
     uint64_t cache_item_max;
@@ -104,6 +107,7 @@ const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
 struct srv_respcache *srv_get_respcache(struct srv *s);
 struct srv_uploads *srv_get_uploads(struct srv *s);
+struct srv_guard *srv_get_guard(struct srv *s);
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4

@@ -50,10 +50,18 @@ static const struct ckey keys[] = {
     {"threads", C_UINT, F(threads), "2", 1, 256, "HTTP worker threads (thread pool, epoll)"},
     {"connection_limit", C_UINT, F(connection_limit), "1024", 1, 65536,
      "maximum concurrent connections"},
-    {"per_ip_connection_limit", C_UINT, F(per_ip_connection_limit), "0", 0, 65536,
-     "maximum concurrent connections per client address (0: no limit)"},
+    {"per_ip_connection_limit", C_UINT, F(per_ip_connection_limit), "32", 0, 65536,
+     "maximum concurrent connections per client address (0: no limit; behind a proxy on "
+     "the same host raise it to the proxy's connection count)"},
     {"connection_timeout", C_UINT, F(connection_timeout), "30", 1, 3600,
      "seconds of inactivity before a connection is closed"},
+    {"header_timeout", C_UINT, F(header_timeout), "20", 1, 3600,
+     "seconds a client has to send a whole request head (from connect or its previous "
+     "request's end), however it trickles"},
+    {"body_min_rate", C_SIZE, F(body_min_rate), "1K", 0, 1 * GiB,
+     "bytes/s a request body must average once body_rate_window has passed (0: none)"},
+    {"body_rate_window", C_UINT, F(body_rate_window), "10", 1, 3600,
+     "seconds of a request body before body_min_rate is enforced"},
     /* libmicrohttpd zeroes this pool between the requests of a keep-alive connection:
      * 64K cost ~2.5 us per request (docs/BENCHMARKS.md); 16K holds any valid request head. */
     {"connection_memory_limit", C_SIZE, F(connection_memory_limit), "16K", 8 * KiB, 16 * MiB,

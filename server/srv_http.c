@@ -12,6 +12,7 @@
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_guard.h"
 #include "server/srv_respcache.h"
 
 #include "proto/err.h"
@@ -39,6 +40,7 @@ struct srv {
     struct srv_respcache *respcache;
     struct srv_scrub *scrub;
     struct srv_uploads *uploads;
+    struct srv_guard *guard;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -57,6 +59,11 @@ const struct srv_config *srv_cfg(struct srv *s)
 struct srv_metrics *srv_get_metrics(struct srv *s)
 {
     return s->metrics;
+}
+
+struct srv_guard *srv_get_guard(struct srv *s)
+{
+    return s->guard;
 }
 
 struct srv_uploads *srv_get_uploads(struct srv *s)
@@ -388,13 +395,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->inflight, 1);
         if (!r->path)
             return MHD_NO;
-        return first_call(r);
+        enum MHD_Result fr = first_call(r);
+        srv_guard_head_done(s->guard, conn, r->has_body && !r->queued);
+        return fr;
     }
     if (r->queued) { /* refused early: drop whatever body follows */
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
+        srv_guard_body(s->guard, conn, *upload_data_size);
         int k = srv_body_append(s->uploads, &r->body, body_limit(r), upload_data,
                                 *upload_data_size);
         *upload_data_size = 0;
@@ -403,6 +413,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         return MHD_YES;
     }
+    srv_guard_busy(s->guard, conn);
     if (!r->admitted) {
         enum MHD_Result ret = MHD_YES;
         if (!admit(r, &ret))
@@ -445,6 +456,7 @@ static void on_complete(void *cls, struct MHD_Connection *conn, void **req_cls,
     srv_metrics_request(s->metrics, r->route_index, status, bytes, secs);
     srv_log_request(r->method_text, r->path, status, bytes, secs, r->actor);
     srv_body_release(s->uploads, &r->body);
+    srv_guard_request_done(s->guard, conn);
     free(r->path);
     free(r);
     *req_cls = NULL;
@@ -516,7 +528,9 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     s->respcache = srv_respcache_new(cfg->cache_size / 4);
     s->uploads = srv_uploads_new(s->tmp_dir, cfg->upload_buffer, cfg->upload_memory_max,
                                  cfg->upload_spill_max);
-    if (!s->metrics || !s->respcache || !s->uploads) {
+    s->guard = srv_guard_new(cfg->header_timeout, cfg->body_min_rate, cfg->body_rate_window);
+    if (!s->metrics || !s->respcache || !s->uploads || !s->guard) {
+        srv_guard_free(s->guard);
         srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
@@ -536,12 +550,14 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_NOTIFY_CONNECTION,
+        srv_guard_notify, s->guard, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
         NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
                        e ? strerror(e) : "libmicrohttpd refused the options");
+        srv_guard_free(s->guard);
         srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
@@ -576,6 +592,7 @@ void srv_stop(struct srv *s)
         close(lsock);
     srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
+    srv_guard_free(s->guard); /* after the daemon: no connection left to notify */
     srv_uploads_free(s->uploads);
     store_close(s->store);
     free(s);

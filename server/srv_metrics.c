@@ -4,6 +4,7 @@
  */
 #include "server/srv.h"
 
+#include "server/srv_guard.h"
 #include "storage/store_verify.h"
 
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 
 static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403,
-                                    404, 405, 409, 413, 414, 416, 500, 503};
+                                    404, 405, 409, 413, 414, 416, 500, 503, 507};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 
 static const char *const reasons[] = {
@@ -221,6 +222,15 @@ char *srv_metrics_render(struct srv *s, size_t *len)
            "# TYPE pemnd_upload_spilled_bytes gauge\npemnd_upload_spilled_bytes %llu\n",
            (unsigned long long)srv_uploads_memory(srv_get_uploads(s)),
            (unsigned long long)srv_uploads_spilled(srv_get_uploads(s)));
+    uint64_t slow_head, slow_body;
+    srv_guard_counts(srv_get_guard(s), &slow_head, &slow_body);
+    tb_add(&t,
+           "# HELP pemnd_slow_clients_closed_total Connections closed for a request head not "
+           "complete in header_timeout, or a body below body_min_rate.\n"
+           "# TYPE pemnd_slow_clients_closed_total counter\n"
+           "pemnd_slow_clients_closed_total{reason=\"head\"} %llu\n"
+           "pemnd_slow_clients_closed_total{reason=\"body\"} %llu\n",
+           (unsigned long long)slow_head, (unsigned long long)slow_body);
     struct store_stats st;
     if (store_stats(srv_store(s), &st, NULL) == PEMN_OK) {
         tb_add(&t,
