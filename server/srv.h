@@ -54,6 +54,9 @@ struct srv_config {
     int log_format;
     bool read_token_required;
     bool sendfile;
+    bool allow_unbound_device_tokens;  /* device tokens bound to nothing may act */
+    uint64_t device_registrations_max; /* devices one token may register (0: no limit) */
+    uint64_t device_registration_rate; /* devices one token may register per minute */
     uint64_t scrub_interval; /* seconds between background scrubs (0: none) */
     uint64_t scrub_rate;     /* bytes/s a background scrub may read */
 };
@@ -209,6 +212,13 @@ int srv_route_match(struct srv_req *r, const char *path, enum srv_method m, unsi
 /* ---- shared JSON (srv_routes_models.c) ------------------------------------------------- */
 /* The "version object" of docs/API.md (new reference). */
 json_t *srv_version_json(const struct store_version *v);
+
+/* ---- device tokens (srv_devguard.c) --------------------------------------------------- */
+/* Whether the request's device token may act for device in fleet: unbound tokens only when
+ * allowed, no moving a device out of another fleet, registration count and rate. false
+ * after queueing a 403 / 429. */
+bool srv_device_guard(struct srv_req *r, const char *fleet, const char *device,
+                      enum MHD_Result *ret);
 
 /* ---- auth (srv_auth.c) ----------------------------------------------------------------- */
 /* Checks the request's token against the route's needs. Returns MHD_YES when allowed (and

@@ -77,6 +77,12 @@ static const struct ckey keys[] = {
     {"sendfile", C_BOOL, F(sendfile), "false", 0, 0,
      "send cached packages with sendfile(2) from their memfd (measured slower with "
      "libmicrohttpd 0.9.75 on loopback: docs/BENCHMARKS.md)"},
+    {"allow_unbound_device_tokens", C_BOOL, F(allow_unbound_device_tokens), "false", 0, 0,
+     "let device tokens bound to no device and no fleet act as any device (simulations)"},
+    {"device_registrations_max", C_UINT, F(device_registrations_max), "10000", 0, 100000000,
+     "devices one token not bound to a device may register (0: no limit; 429 past it)"},
+    {"device_registration_rate", C_UINT, F(device_registration_rate), "600", 0, 100000000,
+     "devices one token not bound to a device may register per minute (0: no limit)"},
     {"scrub_interval", C_UINT, F(scrub_interval), "86400", 0, 31536000,
      "seconds between background scrubs that hash every stored blob (0: none)"},
     {"scrub_rate", C_SIZE, F(scrub_rate), "16M", 64 * KiB, 64 * GiB,

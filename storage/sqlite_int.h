@@ -89,6 +89,9 @@ struct blob_cache *blob_cache_new(size_t budget);
 void blob_cache_free(struct blob_cache *bc);
 void blob_cache_stats(struct blob_cache *bc, struct store_stats *out);
 
+/* Schema v4: device registrations per token (sqlite_devguard.c). */
+extern const char sq_schema_v4_devguard[];
+
 /* Integrity (sqlite_verify.c): the set of verified digests, and a chunked hash of a stored
  * blob (rate bytes/s, 0: unbounded; stop polled between chunks, may be NULL). */
 struct verified_set *sq_verified_new(void);

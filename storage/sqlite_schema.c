@@ -82,6 +82,7 @@ static const struct {
     {1, schema_v1},
     {2, sq_schema_v2_fleets},
     {3, schema_v3},
+    {4, sq_schema_v4_devguard}, /* device registrations per token (sqlite_devguard.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
