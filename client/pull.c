@@ -9,6 +9,7 @@
  */
 #include "client/client_int.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <pemn/pkg.h>
 
@@ -119,7 +120,15 @@ static void decide(struct dl *d)
             d->mode = BODY_REJECT;
             return;
         }
-        d->total = d->expect ? d->expect : (cl >= 0 ? (uint64_t)cl : 0);
+        if (!d->expect && cl < 0) {
+            /* nothing announced the size: never accept an unbounded stream */
+            set_abort(d, PEMN_EHTTP,
+                      "neither the registry nor the server gave the package size; refusing an "
+                      "unbounded download");
+            d->mode = BODY_REJECT;
+            return;
+        }
+        d->total = d->expect ? d->expect : (uint64_t)cl;
     } else if (status == 206) {
         uint64_t a, b, t;
         if (!client_parse_content_range(d->hd.content_range, &a, &b, &t) || a != d->req_from ||
@@ -284,8 +293,13 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
             continue;
         }
         if (cc != CURLE_OK) {
-            snprintf(why, sizeof why, "%s at byte %" PRIu64, curl_easy_strerror(cc), d->have);
-            rc = client_retry_wait(c, &rt, progressed, -1, PEMN_EHTTP, why, err);
+            /* below the minimum rate (or past the deadline): not progress, however many bytes
+             * trickled in, so a slow registry cannot keep a download alive */
+            bool slow = cc == CURLE_OPERATION_TIMEDOUT;
+            snprintf(why, sizeof why, "%s at byte %" PRIu64 "%s", curl_easy_strerror(cc), d->have,
+                     slow ? " (below the minimum transfer rate)" : "");
+            rc = client_retry_wait(c, &rt, progressed && !slow, -1,
+                                   slow ? PEMN_ETIMEOUT : PEMN_EHTTP, why, err);
             if (rc)
                 return rc;
             continue;
@@ -343,7 +357,7 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
 
 static pemn_rc install(const char *part, const char *dest, struct pemn_err *err)
 {
-    int fd = open(part, O_RDONLY | O_CLOEXEC);
+    int fd = open(part, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
         if (fd >= 0)
@@ -371,10 +385,10 @@ static pemn_rc fetch_to_part(pemn_client *c, const struct pemn_resolved *r, cons
     char *url = client_url(c, r->package_url);
     if (!url)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = proto_open_regular(part, O_RDWR | O_CREAT, 0644, err); /* no symlink, no FIFO */
     if (fd < 0) {
         free(url);
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: %s", part, strerror(errno));
+        return PEMN_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);

@@ -1,6 +1,7 @@
 /*
  * pemn agent — keep this device on the model its fleet wants (pemn/agent.h).
  */
+#include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
 
 #include <pemn/agent.h>
@@ -31,7 +32,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
             "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
-            "                  [--allow-downgrade] [--timeout S] [--quiet]\n"
+            "                  [--allow-downgrade] [--timeout S] [--download-timeout S]\n"
+            "                  [--min-rate R] [--rate-window S] [--quiet]\n"
             "\n"
             "Polls the fleet's desired state for this device, downloads (resuming) and\n"
             "verifies the package against the pinned keys, installs it atomically under DIR\n"
@@ -50,6 +52,9 @@ static void usage(FILE *f)
             "  --expand            also write DIR/current/model.safetensors (dense float32)\n"
             "  --allow-downgrade   accept a lower release than the installed one\n"
             "  --timeout S         per-request timeout (default 30)\n"
+            "  --download-timeout S  a package download's deadline, all retries (default 600)\n"
+            "  --min-rate R        minimum download rate, bytes/s (k, M: 10^3...; default 1k)\n"
+            "  --rate-window S     window the minimum rate is averaged over (default 30)\n"
             "  --quiet             print only errors\n"
             "\n"
             "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
@@ -141,6 +146,9 @@ int cmd_agent(int argc, char **argv)
         {"once", no_argument, NULL, '1'},
         {"expand", no_argument, NULL, 'x'},
         {"allow-downgrade", no_argument, NULL, 'a'},
+        {"download-timeout", required_argument, NULL, 'W'},
+        {"min-rate", required_argument, NULL, 'R'},
+        {"rate-window", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -200,6 +208,30 @@ int cmd_agent(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case 'W':
+        case 'w': {
+            double v;
+            if (parse_seconds(optarg, &v) || v < 0.1 || v > 86400 * 7) {
+                fprintf(stderr, "pemn agent: --%s wants seconds >= 0.1, got '%s'\n",
+                        c == 'W' ? "download-timeout" : "rate-window", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            if (c == 'W')
+                o.download_timeout_ms = (uint64_t)(v * 1000);
+            else
+                o.rate_window_ms = (uint32_t)(v * 1000);
+            break;
+        }
+        case 'R': {
+            uint64_t v;
+            if (cli_parse_rate(optarg, &v) || v > UINT32_MAX) {
+                fprintf(stderr, "pemn agent: --min-rate wants bytes/s (e.g. 2k), got '%s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.min_rate = (uint32_t)v;
+            break;
+        }
         case '1':
             once = 1;
             break;
