@@ -333,7 +333,7 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
               str_field(o, "package_url", res.package_url, sizeof res.package_url) &&
               json_is_integer(rel) && json_integer_value(rel) >= 0 && json_is_integer(size) &&
               json_integer_value(size) >= 0 && !pemn_digest_parse(cy.digest, dbytes) &&
-              valid_label(cy.model);
+              valid_label(cy.model) && valid_label(cy.version);
     if (ok) {
         cy.release = (uint64_t)json_integer_value(rel);
         res.size = (uint64_t)json_integer_value(size);

@@ -321,8 +321,24 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
 }
 
 /* ---- verification and install --------------------------------------------------------- */
+/* The release record of the cache (releases.c): refuse a release below the highest one
+ * installed for the model, unless the caller allows a downgrade. */
+static pemn_rc check_recorded(pemn_client *c, const char *model, uint64_t release,
+                              const struct pemn_fetch_options *o, struct pemn_err *err)
+{
+    uint64_t have;
+    if ((o && (o->flags & PEMN_FETCH_ALLOW_DOWNGRADE)) ||
+        client_release_get(c, model, &have) != PEMN_OK || release >= have)
+        return PEMN_OK;
+    return proto_err(err, PEMN_EROLLBACK, PEMN_NO_OFFSET,
+                     "release %" PRIu64 " of %.64s is below release %" PRIu64
+                     " already installed through this cache (allow a downgrade to take it)",
+                     release, model, have);
+}
+
 static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_resolved *r,
-                          const struct pemn_fetch_options *o, struct pemn_err *err)
+                          const struct pemn_fetch_options *o, uint64_t *release_out,
+                          char model_out[PEMN_LABEL_BUF], struct pemn_err *err)
 {
     pemn_pkg *pkg;
     pemn_rc rc = pemn_pkg_open_file(path, 0, &pkg, err);
@@ -350,7 +366,11 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
         rc = proto_err(err, PEMN_EROLLBACK, PEMN_NO_OFFSET,
                        "package %.64s %.64s has release %" PRIu64 ", below the minimum %" PRIu64,
                        info.name, info.version, info.release, o->min_release);
+    } else {
+        rc = check_recorded(c, info.name, info.release, o, err); /* the signed release */
     }
+    *release_out = info.release;
+    snprintf(model_out, PEMN_LABEL_BUF, "%s", info.name);
     pemn_pkg_free(pkg);
     return rc;
 }
@@ -471,39 +491,48 @@ pemn_rc pemn_client_fetch(pemn_client *c, const struct pemn_resolved *r, const c
     bool use_cache = c->cache_dir && !(o && (o->flags & PEMN_FETCH_NO_CACHE));
     pemn_rc rc;
 
+    /* 0. what the registry says is already older than what this cache installed: refuse
+     *    before spending bandwidth (checked again on the signed manifest below) */
+    if (r->model[0] && r->release && (rc = check_recorded(c, r->model, r->release, o, err))) {
+        free(part);
+        return rc;
+    }
+    uint64_t release = 0;
+    char model[PEMN_LABEL_BUF] = "";
     /* 1. dest already holds these bytes: verify (the trust or minimum may differ) */
     uint8_t have[PEMN_DIGEST_BYTES];
     if (client_hash_file(dest_path, have, NULL, NULL) == PEMN_OK &&
         sodium_memcmp(have, want, PEMN_DIGEST_BYTES) == 0) {
         st->from_cache = 1;
-        rc = verify_pkg(c, dest_path, r, o, err);
+        rc = verify_pkg(c, dest_path, r, o, &release, model, err);
         if (!rc && use_cache)
             (void)client_cache_put(c, r->digest, dest_path, NULL);
-        free(part);
-        return rc;
+        goto out;
     }
     /* 2. the cache */
     if (use_cache && client_cache_get(c, r->digest, part, NULL) == PEMN_OK) {
         st->from_cache = 1;
-        rc = verify_pkg(c, part, r, o, err);
+        rc = verify_pkg(c, part, r, o, &release, model, err);
         if (!rc)
             rc = install(part, dest_path, err);
         if (rc)
             unlink(part);
-        free(part);
-        return rc;
+        goto out;
     }
     /* 3. the network */
     bool busy = false;
     rc = fetch_to_part(c, r, part, want, o, st, &busy, err);
     if (!rc)
-        rc = verify_pkg(c, part, r, o, err);
+        rc = verify_pkg(c, part, r, o, &release, model, err);
     if (!rc && use_cache)
         (void)client_cache_put(c, r->digest, part, NULL);
     if (!rc)
         rc = install(part, dest_path, err);
     if (rc && !busy && !keep_part(rc))
         unlink(part);
+out:
+    if (!rc && c->cache_dir)
+        rc = client_release_note(c, model, release, err);
     free(part);
     return rc;
 }

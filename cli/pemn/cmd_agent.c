@@ -3,6 +3,7 @@
  */
 #include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
+#include "cli/pemn/util.h"
 
 #include <pemn/agent.h>
 #include <pemn/key.h>
@@ -72,9 +73,11 @@ static void on_event(const struct pemn_agent_event *ev, void *user)
     if (lg->quiet && !ev->rc)
         return;
     FILE *f = ev->rc ? stderr : stdout;
-    fprintf(f, "pemn agent: %s %s %s (release %llu) %s%s%s%s%s\n", ev->state, ev->model,
-            ev->version, (unsigned long long)ev->release, ev->digest, ev->reason ? ": " : "",
-            ev->reason ? ev->reason : "", ev->message[0] ? ": " : "", ev->message);
+    /* model, version and message come from the registry: escaped for the terminal */
+    fprintf(f, "pemn agent: %s %s %s (release %llu) %s%s%s%s%s\n", ev->state, CLI_ESC(ev->model),
+            CLI_ESC(ev->version), (unsigned long long)ev->release, CLI_ESC(ev->digest),
+            ev->reason ? ": " : "", ev->reason ? CLI_ESC(ev->reason) : "",
+            ev->message[0] ? ": " : "", CLI_ESC(ev->message));
     fflush(f);
 }
 
@@ -305,15 +308,16 @@ int cmd_agent(int argc, char **argv)
     pemn_agent *a = NULL;
     pemn_rc rc = pemn_agent_new(&o, &a, &e);
     if (rc) {
-        fprintf(stderr, "pemn agent: %s: %s\n", o.dir, e.msg);
+        fprintf(stderr, "pemn agent: %s: %s\n", o.dir, CLI_ESC(e.msg));
         pemn_keyring_free(kr);
         return cli_exit_code(rc);
     }
     struct pemn_agent_state st;
     if (!lg.quiet && !pemn_agent_state(a, &st)) {
         if (st.has_current)
-            printf("pemn agent: running %s %s (release %llu) %s\n", st.current.model,
-                   st.current.version, (unsigned long long)st.current.release, st.current.digest);
+            printf("pemn agent: running %s %s (release %llu) %s\n", CLI_ESC(st.current.model),
+                   CLI_ESC(st.current.version), (unsigned long long)st.current.release,
+                   CLI_ESC(st.current.digest));
         else
             printf("pemn agent: nothing installed yet in %s\n", o.dir);
         fflush(stdout);
@@ -326,7 +330,7 @@ int cmd_agent(int argc, char **argv)
         if (rc == PEMN_ECANCELED)
             break;
         if (rc && cy.result == PEMN_OK) /* could not reach the server: refusals are logged */
-            fprintf(stderr, "pemn agent: %s\n", e.msg);
+            fprintf(stderr, "pemn agent: %s\n", CLI_ESC(e.msg));
         else if (!rc && cy.no_target && !lg.quiet)
             printf("pemn agent: no target for this device yet\n");
         if (cy.reports_failed)

@@ -43,6 +43,8 @@ static void pull_usage(FILE *f)
                "                      (default $PEMN_CACHE; none when unset)\n"
                "      --no-cache      do not use a cache\n"
                "      --min-release N refuse a package whose release is below N (rollback)\n"
+               "      --allow-downgrade  accept a release below the highest one installed\n"
+               "                      through the cache (recorded per model in CACHE/releases)\n"
                "      --timeout S     give up after S seconds in total (default 3600)\n"
                "      --retries N     attempts without progress before giving up (default 6)\n"
                "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
@@ -101,12 +103,14 @@ int cmd_pull(int argc, char **argv)
     char *trust[MAX_TRUST];
     size_t n_trust = 0;
     uint64_t min_release = 0;
+    bool allow_downgrade = false;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,
         {"trust", required_argument, NULL, 'k'},
         {"out", required_argument, NULL, 'o'},
         {"expand", required_argument, NULL, 'x'},
         {"min-release", required_argument, NULL, 'm'},
+        {"allow-downgrade", no_argument, NULL, 'D'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -143,6 +147,9 @@ int cmd_pull(int argc, char **argv)
             break;
         case 'j':
             json = true;
+            break;
+        case 'D':
+            allow_downgrade = true;
             break;
         case 'h':
             pull_usage(stdout);
@@ -212,10 +219,12 @@ int cmd_pull(int argc, char **argv)
     }
     struct cli_bar bar;
     char label[PEMN_LABEL_BUF + 8];
-    snprintf(label, sizeof label, "%.60s:%.60s", r.model, r.version);
+    snprintf(label, sizeof label, "%.60s:%.60s", CLI_ESC(r.model), CLI_ESC(r.version));
     cli_bar_init(&bar, label, n.quiet || json);
-    struct pemn_fetch_options fo = {
-        .min_release = min_release, .progress = cli_bar_cb, .progress_user = &bar};
+    struct pemn_fetch_options fo = {.min_release = min_release,
+                                    .flags = allow_downgrade ? PEMN_FETCH_ALLOW_DOWNGRADE : 0,
+                                    .progress = cli_bar_cb,
+                                    .progress_user = &bar};
     struct pemn_fetch_stats st;
     rc = pemn_client_fetch(c, &r, out, &fo, &st, &e);
     cli_bar_end(&bar);
@@ -252,8 +261,8 @@ int cmd_pull(int argc, char **argv)
         }
         cli_net_print_json(o);
     } else if (!n.quiet) {
-        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", r.model,
-                r.version, r.release,
+        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", CLI_ESC(r.model),
+                CLI_ESC(r.version), r.release,
                 st.from_cache ? "from cache" : cli_human_size(st.bytes_received, rx, sizeof rx),
                 out);
         if (dense)

@@ -181,6 +181,10 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
 
 /* ---- fetching --------------------------------------------------------------------------- */
 #define PEMN_FETCH_NO_CACHE 1u /* neither read nor fill the cache for this fetch */
+/* accept a release below the highest one installed through this cache for the model (the
+ * client with a cache_dir keeps that record in CACHE/releases and otherwise refuses such a
+ * package with PEMN_EROLLBACK) */
+#define PEMN_FETCH_ALLOW_DOWNGRADE 2u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;
