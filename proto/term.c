@@ -1,8 +1,8 @@
 /*
- * cli/pemn/term.c — the one function that makes text from a registry (or a package) safe to
+ * proto/term.c — the one function that makes text from a registry (or a package) safe to
  * print on a terminal: docs/SECURITY.md, item 11.
  */
-#include "cli/pemn/util.h"
+#include "proto/term.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +28,7 @@ static size_t utf8_len(const unsigned char *p)
     return n;
 }
 
-const char *cli_esc(const char *s, char *buf, size_t cap)
+const char *proto_term_escape(const char *s, char *buf, size_t cap)
 {
     if (!cap)
         return "";
