@@ -54,8 +54,8 @@ pemn_rc client_release_note(const pemn_client *c, const char *model, uint64_t re
                             struct pemn_err *err)
 {
     char dir[PEMN_URL_BUF], lock[PEMN_URL_BUF], p[PEMN_URL_BUF];
-    if (rel_path(c, model, NULL, dir, sizeof dir) || rel_path(c, model, ".lock", lock, sizeof lock) ||
-        rel_path(c, model, model, p, sizeof p))
+    if (rel_path(c, model, NULL, dir, sizeof dir) ||
+        rel_path(c, model, ".lock", lock, sizeof lock) || rel_path(c, model, model, p, sizeof p))
         return PEMN_OK; /* no cache, or a name that cannot be a file: nothing to keep */
     pemn_rc rc = proto_mkdir_p(dir, 0755, err);
     if (rc)

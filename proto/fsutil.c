@@ -120,8 +120,8 @@ int proto_open_regular(const char *path, int flags, mode_t mode, struct pemn_err
     int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
     if (fd < 0) {
         int e = errno;
-        proto_err(err, e == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s",
-                  path, e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
+        proto_err(err, e == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s", path,
+                  e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
         errno = e;
         return -1;
     }

@@ -57,8 +57,8 @@ struct srv_config {
     bool allow_unbound_device_tokens;  /* device tokens bound to nothing may act */
     uint64_t device_registrations_max; /* devices one token may register (0: no limit) */
     uint64_t device_registration_rate; /* devices one token may register per minute */
-    uint64_t scrub_interval; /* seconds between background scrubs (0: none) */
-    uint64_t scrub_rate;     /* bytes/s a background scrub may read */
+    uint64_t scrub_interval;           /* seconds between background scrubs (0: none) */
+    uint64_t scrub_rate;               /* bytes/s a background scrub may read */
 };
 
 /* Fills every field with its default. */

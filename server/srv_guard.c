@@ -62,7 +62,8 @@ static void reap(struct srv_guard *g)
             continue;
         atomic_fetch_add(slow_head ? &g->closed_head : &g->closed_body, 1);
         srv_log(SRV_LOG_WARN, "closing a slow client: %s",
-                slow_head ? "request head not complete in time" : "request body below the minimum rate");
+                slow_head ? "request head not complete in time"
+                          : "request body below the minimum rate");
         shutdown(c->fd, SHUT_RDWR);
         c->phase = PH_KILLED;
     }

@@ -405,8 +405,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         srv_guard_body(s->guard, conn, *upload_data_size);
-        int k = srv_body_append(s->uploads, &r->body, body_limit(r), upload_data,
-                                *upload_data_size);
+        int k =
+            srv_body_append(s->uploads, &r->body, body_limit(r), upload_data, *upload_data_size);
         *upload_data_size = 0;
         /* A body far over the limit (no Content-Length): stop reading, drop the connection. */
         if (k > 0 && r->body.size > body_limit(r) + (16u << 20))
@@ -550,9 +550,8 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_NOTIFY_CONNECTION,
-        srv_guard_notify, s->guard, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_NOTIFY_CONNECTION, srv_guard_notify,
+        s->guard, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,

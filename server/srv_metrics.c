@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403,
-                                    404, 405, 409, 413, 414, 416, 429, 500, 503, 507};
+static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403, 404,
+                                    405, 409, 413, 414, 416, 429, 500, 503, 507};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 
 static const char *const reasons[] = {

@@ -24,8 +24,8 @@ static int on_bad(void *ctx, const char *digest, uint64_t size, pemn_rc rc, cons
 {
     struct srv_scrub *sc = ctx;
     srv_log(SRV_LOG_ERROR, "scrub: %s %s (%llu bytes): %s",
-            rc == PEMN_EDIGEST ? "bad blob" : "unreadable blob", digest,
-            (unsigned long long)size, msg);
+            rc == PEMN_EDIGEST ? "bad blob" : "unreadable blob", digest, (unsigned long long)size,
+            msg);
     srv_metrics_blob_corrupt(srv_get_metrics(sc->srv), true);
     return 0;
 }
@@ -50,8 +50,8 @@ static void *scrub_main(void *arg)
         struct pemn_err e = {0};
         srv_log(SRV_LOG_INFO, "scrub: starting (at most %llu bytes/s)",
                 (unsigned long long)cfg->scrub_rate);
-        pemn_rc rc = store_scrub(srv_store(sc->srv), cfg->scrub_rate, &sc->stop, on_bad, sc, &sx,
-                                 &e);
+        pemn_rc rc =
+            store_scrub(srv_store(sc->srv), cfg->scrub_rate, &sc->stop, on_bad, sc, &sx, &e);
         srv_metrics_scrub_done(srv_get_metrics(sc->srv), &sx, rc == PEMN_OK);
         if (rc == PEMN_ECANCELED)
             return NULL;

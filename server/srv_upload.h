@@ -24,11 +24,11 @@ struct srv_uploads;
 
 struct srv_body {
     uint8_t *buf;
-    size_t len, cap; /* cap bytes are reserved from the pool */
-    int fd;          /* spilled to a temp file when >= 0 */
-    uint64_t size;   /* total received */
+    size_t len, cap;  /* cap bytes are reserved from the pool */
+    int fd;           /* spilled to a temp file when >= 0 */
+    uint64_t size;    /* total received */
     uint64_t spilled; /* bytes written to fd (counted against spill_max) */
-    void *map;       /* mmap of the temp file once complete */
+    void *map;        /* mmap of the temp file once complete */
     bool too_large;
     int failed; /* errno of a failed spill (0: none); the rest of the body is discarded */
 };

@@ -356,8 +356,7 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
         rc = sq_hash_blob(st, r->rowid, r->pub.size, 0, NULL, got, err);
         if (!rc && sodium_memcmp(got, d, PEMN_DIGEST_BYTES) != 0)
             rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
-                           "blob %s: the stored bytes do not hash to their digest",
-                           r->pub.digest);
+                           "blob %s: the stored bytes do not hash to their digest", r->pub.digest);
         if (!rc)
             sq_verified_add(st->verified, d);
     }

@@ -74,8 +74,7 @@ pemn_rc store_devguard_count(struct store *st, const char *token, uint64_t *tota
 }
 
 pemn_rc store_devguard_register(struct store *st, const char *token, const char *device,
-                                uint64_t max_total, uint64_t max_per_minute,
-                                struct pemn_err *err)
+                                uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err)
 {
     static const char sql_has[] =
         "SELECT 1 FROM device_registrations WHERE token = ?1 AND device = ?2";

@@ -99,7 +99,6 @@ void sq_verified_free(struct verified_set *v);
 bool sq_verified_has(struct verified_set *v, const uint8_t d[PEMN_DIGEST_BYTES]);
 void sq_verified_add(struct verified_set *v, const uint8_t d[PEMN_DIGEST_BYTES]);
 pemn_rc sq_hash_blob(struct store *st, int64_t rowid, uint64_t size, uint64_t rate,
-                     const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES],
-                     struct pemn_err *err);
+                     const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES], struct pemn_err *err);
 
 #endif

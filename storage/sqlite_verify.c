@@ -114,8 +114,7 @@ static void pace(double until, const atomic_bool *stop)
 }
 
 pemn_rc sq_hash_blob(struct store *st, int64_t rowid, uint64_t size, uint64_t rate,
-                     const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES],
-                     struct pemn_err *err)
+                     const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES], struct pemn_err *err)
 {
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);

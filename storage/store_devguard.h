@@ -20,8 +20,7 @@ pemn_rc store_devguard_fleet_of(struct store *st, const char *device,
  * max_total devices in all (0: no limit) or max_per_minute in the last 60 seconds (0: no
  * limit). One write transaction: concurrent registrations never exceed the limits. */
 pemn_rc store_devguard_register(struct store *st, const char *token, const char *device,
-                                uint64_t max_total, uint64_t max_per_minute,
-                                struct pemn_err *err);
+                                uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err);
 
 /* How many devices token has registered (all time / in the last 60 s). */
 pemn_rc store_devguard_count(struct store *st, const char *token, uint64_t *total,

@@ -32,9 +32,9 @@ pemn_rc store_verify_blob(struct store *st, const char *digest, struct pemn_err 
 bool store_verify_known(struct store *st, const char *digest);
 
 struct store_scrub_stats {
-    uint64_t blobs;     /* blobs checked */
-    uint64_t bytes;     /* bytes hashed */
-    uint64_t bad;       /* blobs whose bytes do not hash to their digest */
+    uint64_t blobs;      /* blobs checked */
+    uint64_t bytes;      /* bytes hashed */
+    uint64_t bad;        /* blobs whose bytes do not hash to their digest */
     uint64_t unreadable; /* blobs that could not be read (database error) */
 };
 

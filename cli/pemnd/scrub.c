@@ -64,7 +64,7 @@ int pemnd_scrub(struct store *st, int argc, char **argv)
         return 1;
     }
     printf("scrubbed %llu blobs, %llu bytes: %llu bad, %llu unreadable\n",
-           (unsigned long long)sx.blobs, (unsigned long long)sx.bytes,
-           (unsigned long long)sx.bad, (unsigned long long)sx.unreadable);
+           (unsigned long long)sx.blobs, (unsigned long long)sx.bytes, (unsigned long long)sx.bad,
+           (unsigned long long)sx.unreadable);
     return sx.bad || sx.unreadable ? 3 : 0;
 }

@@ -150,7 +150,7 @@ static void test_unknown_size_refused(void **state)
     pemn_client *c = client(f, NULL, 0, 0, 0);
     struct pemn_resolved r;
     fx_resolved(&r, "net", "1.0.0", 3, f->pkg, f->len, BLOB);
-    r.size = 0; /* the registry announced no size ... */
+    r.size = 0;                         /* the registry announced no size ... */
     fakesrv_unknown_size(f->srv, true); /* ... and the server sends no Content-Length */
     struct pemn_err e;
     assert_int_equal(pemn_client_fetch(c, &r, f->dest, NULL, NULL, &e), PEMN_EHTTP);
@@ -381,7 +381,10 @@ static void test_term_escape(void **state)
     assert_string_equal(proto_term_escape("cr\rlf\n\x7f", b, sizeof b), "cr\\x0dlf\\x0a\\x7f");
     assert_string_equal(proto_term_escape("back\\slash", b, sizeof b), "back\\\\slash");
     /* C1 controls in UTF-8 (U+009B is CSI), and bytes that are not UTF-8 */
-    assert_string_equal(proto_term_escape("x\xc2\x9b" "2J", b, sizeof b), "x\\xc2\\x9b2J");
+    assert_string_equal(proto_term_escape("x\xc2\x9b"
+                                          "2J",
+                                          b, sizeof b),
+                        "x\\xc2\\x9b2J");
     assert_string_equal(proto_term_escape("\xff\xfe", b, sizeof b), "\\xff\\xfe");
     /* valid UTF-8 stays */
     assert_string_equal(proto_term_escape("ünïcode ✓", b, sizeof b), "ünïcode ✓");

@@ -131,8 +131,11 @@ static void run(size_t cache_item_max)
 
     assert_int_equal(store_verify_blob(st, da, &e), PEMN_EDIGEST);
     assert_int_equal(store_verify_blob(st, dc, &e), PEMN_OK);
-    assert_int_equal(store_verify_blob(st, "sha256:" "00000000000000000000000000000000"
-                                           "00000000000000000000000000000000", &e),
+    assert_int_equal(store_verify_blob(st,
+                                       "sha256:"
+                                       "00000000000000000000000000000000"
+                                       "00000000000000000000000000000000",
+                                       &e),
                      PEMN_ENOTFOUND);
     assert_int_equal(store_verify_blob(st, "nope", &e), PEMN_EINVAL);
 
