@@ -1,6 +1,7 @@
 /*
- * storage/sqlite_devguard.c — device registration records per token (store_devguard.h).
- * Table device_registrations (schema v4): one row per (token, device), with the time.
+ * storage/sqlite_devguard.c — device registration records per token on SQLite
+ * (store_devguard.h). Table device_registrations (schema v4): one row per (token, device),
+ * with the time.
  */
 #include "storage/sqlite_int.h"
 #include "storage/store_devguard.h"
@@ -17,8 +18,8 @@ const char sq_schema_v4_devguard[] =
     "  PRIMARY KEY(token, device)) WITHOUT ROWID;"
     "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);";
 
-pemn_rc store_devguard_fleet_of(struct store *st, const char *device,
-                                char fleet_out[STORE_LABEL_MAX], struct pemn_err *err)
+static pemn_rc sq_fleet_of(struct store *st, const char *device, char fleet_out[STORE_LABEL_MAX],
+                           struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT f.name FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.id = ?1";
@@ -61,8 +62,8 @@ static pemn_rc count_on(struct sq_conn *c, const char *token, int64_t since, uin
     return rc;
 }
 
-pemn_rc store_devguard_count(struct store *st, const char *token, uint64_t *total,
-                             uint64_t *last_minute, struct pemn_err *err)
+static pemn_rc sq_count(struct store *st, const char *token, uint64_t *total, uint64_t *last_minute,
+                        struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -73,8 +74,8 @@ pemn_rc store_devguard_count(struct store *st, const char *token, uint64_t *tota
     return rc;
 }
 
-pemn_rc store_devguard_register(struct store *st, const char *token, const char *device,
-                                uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err)
+static pemn_rc sq_register(struct store *st, const char *token, const char *device,
+                           uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err)
 {
     static const char sql_has[] =
         "SELECT 1 FROM device_registrations WHERE token = ?1 AND device = ?2";
@@ -127,3 +128,6 @@ pemn_rc store_devguard_register(struct store *st, const char *token, const char 
     sq_release(st, c);
     return rc;
 }
+
+const struct store_devguard_ops sq_devguard_ops = {
+    .fleet_of = sq_fleet_of, .reg = sq_register, .count = sq_count};

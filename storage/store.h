@@ -170,6 +170,9 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
                       const char *actor, struct store_key *out, struct pemn_err *err);
 /* Removes exactly one key, matched exactly by name or id. PEMN_ENOTFOUND; PEMN_ECONFLICT
  * when the text is one key's name and another key's id (nothing is removed). */
+#define STORE_KEY_AMBIGUOUS                                                                        \
+    "%s is ambiguous: it is one key's name and another key's id; remove by the other key's "       \
+    "name or rename first"
 pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *actor,
                          struct pemn_err *err);
 typedef int (*store_key_cb)(void *ctx, const struct store_key *k);

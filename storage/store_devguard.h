@@ -26,4 +26,16 @@ pemn_rc store_devguard_register(struct store *st, const char *token, const char 
 pemn_rc store_devguard_count(struct store *st, const char *token, uint64_t *total,
                              uint64_t *last_minute, struct pemn_err *err);
 
+/* ---- internal to storage/: the backends' table (arguments validated above) ---- */
+struct store_devguard_ops {
+    pemn_rc (*fleet_of)(struct store *st, const char *device, char fleet_out[STORE_LABEL_MAX],
+                        struct pemn_err *err);
+    pemn_rc (*reg)(struct store *st, const char *token, const char *device, uint64_t max_total,
+                   uint64_t max_per_minute, struct pemn_err *err);
+    pemn_rc (*count)(struct store *st, const char *token, uint64_t *total, uint64_t *last_minute,
+                     struct pemn_err *err);
+};
+extern const struct store_devguard_ops sq_devguard_ops;
+extern const struct store_devguard_ops pg_devguard_ops;
+
 #endif

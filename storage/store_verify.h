@@ -52,4 +52,28 @@ pemn_rc store_scrub(struct store *st, uint64_t rate_bytes_per_s, const atomic_bo
                     store_scrub_cb cb, void *ctx, struct store_scrub_stats *stats,
                     struct pemn_err *err);
 
+/* ---- internal to storage/ -------------------------------------------------------------- */
+/* The backends' part: walking the blob rows. blob_next gives the first blob whose reference
+ * is greater than after (after = -1: the first), with its digest, recorded size and the
+ * number of bytes actually stored; PEMN_ENOTFOUND past the last. */
+struct store_verify_ops {
+    pemn_rc (*blob_next)(struct store *st, int64_t after, int64_t *ref,
+                         char digest[PEMN_DIGEST_TEXT_MAX], uint64_t *size, uint64_t *stored,
+                         struct pemn_err *err);
+};
+extern const struct store_verify_ops sq_verify_ops;
+extern const struct store_verify_ops pg_verify_ops;
+
+/* The set of verified digests hanging on struct store (created at open, freed at close). */
+struct verified_set;
+struct verified_set *store_verified_new(void);
+void store_verified_free(struct verified_set *v);
+bool store_verified_has(struct store *st, const uint8_t d[PEMN_DIGEST_BYTES]);
+void store_verified_add(struct store *st, const uint8_t d[PEMN_DIGEST_BYTES]);
+/* SHA-256 of a stored blob, read through the backend in 1 MiB short reads; rate bytes/s (0:
+ * unbounded); stop polled between chunks (may be NULL). */
+pemn_rc store_hash_blob(struct store *st, int64_t ref, uint64_t size, uint64_t rate,
+                        const atomic_bool *stop, uint8_t out[PEMN_DIGEST_BYTES],
+                        struct pemn_err *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests: storage/store_verify.h — stored bytes that no longer hash to their digest are
  * refused by store_blob_get (cached and streamed), found by store_verify_blob and listed by
- * store_scrub; sound blobs pass and are remembered. Contract test (any backend). */
+ * store_scrub; sound blobs pass and are remembered. Contract test: every backend
+ * (tests/common/storefix.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,39 +9,13 @@
 #include <cmocka.h>
 
 #include "storage/store_verify.h"
+#include "tests/common/storefix.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-verify-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
 
 static void put(struct store *st, const char *version, uint64_t release, size_t size,
                 char digest[PEMN_DIGEST_TEXT_MAX])
@@ -67,21 +42,18 @@ static void put(struct store *st, const char *version, uint64_t release, size_t 
     free(b);
 }
 
-/* Damages one blob behind the store's back, as bit rot would. */
+/* Damages one blob behind the store's back, as bit rot would (same length). */
 static void corrupt(const char *digest)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(g_db, &db), SQLITE_OK);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "UPDATE blobs SET data = randomblob(length(data)) "
-                                        "WHERE digest = ?1",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    char q1[400], q2[600];
+    snprintf(q1, sizeof q1, "UPDATE blobs SET data = randomblob(length(data)) WHERE digest = '%s'",
+             digest);
+    snprintf(q2, sizeof q2,
+             "UPDATE blob_chunks SET data = decode(md5(random()::text), 'hex') ||"
+             " substring(data from 17) WHERE idx = 0 AND blob_id ="
+             " (SELECT id FROM blobs WHERE digest = '%s')",
+             digest);
+    assert_int_equal(storefix_sql(q1, q2), 0);
 }
 
 struct seen {
@@ -107,7 +79,7 @@ static void run(size_t cache_item_max)
     o.cache_item_max = cache_item_max;
     struct store *st = NULL;
     struct pemn_err e;
-    assert_int_equal(store_open(g_db, &o, &st, &e), PEMN_OK);
+    assert_int_equal(store_open(storefix_db, &o, &st, &e), PEMN_OK);
     char da[PEMN_DIGEST_TEXT_MAX], db[PEMN_DIGEST_TEXT_MAX], dc[PEMN_DIGEST_TEXT_MAX];
     put(st, "1.0.0", 1, 5000, da);
     put(st, "1.1.0", 2, 3 << 20, db); /* several hash chunks */
@@ -115,7 +87,7 @@ static void run(size_t cache_item_max)
     store_close(st);
     corrupt(da);
     corrupt(db);
-    assert_int_equal(store_open(g_db, &o, &st, &e), PEMN_OK);
+    assert_int_equal(store_open(storefix_db, &o, &st, &e), PEMN_OK);
 
     struct store_blob *b = NULL;
     assert_int_equal(store_blob_get(st, da, &b, &e), PEMN_EDIGEST);
@@ -156,8 +128,6 @@ static void run(size_t cache_item_max)
     assert_int_equal(store_scrub(st, 0, &stop, NULL, NULL, &sx, &e), PEMN_ECANCELED);
     assert_int_equal(sx.blobs, 0);
     store_close(st);
-    teardown(NULL);
-    setup(NULL);
 }
 
 static void test_verify_cached(void **state)
@@ -177,7 +147,7 @@ static void test_scrub_rate(void **state)
     (void)state;
     struct store *st = NULL;
     struct pemn_err e;
-    assert_int_equal(store_open(g_db, NULL, &st, &e), PEMN_OK);
+    assert_int_equal(store_open(storefix_db, NULL, &st, &e), PEMN_OK);
     char d[PEMN_DIGEST_TEXT_MAX];
     put(st, "1.0.0", 1, 3 << 20, d);
     struct timespec t0, t1;
@@ -195,9 +165,9 @@ static void test_scrub_rate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_verify_cached, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_streamed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scrub_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_cached, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_streamed, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_scrub_rate, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
