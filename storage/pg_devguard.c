@@ -36,8 +36,7 @@ static pemn_rc fleet_of_body(struct pg_conn *c, void *vctx, struct pemn_err *err
     if (PQntuples(r) == 1)
         pg_text(r, 0, 0, x->fleet, STORE_LABEL_MAX);
     else
-        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "device %s is in no fleet",
-                       x->device);
+        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "device %s is in no fleet", x->device);
     PQclear(r);
     return rc;
 }
@@ -106,10 +105,8 @@ static pemn_rc register_body(struct pg_conn *c, void *vctx, struct pemn_err *err
 static pemn_rc pg_register(struct store *st, const char *token, const char *device,
                            uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err)
 {
-    struct dg_ctx x = {.token = token,
-                       .device = device,
-                       .max_total = max_total,
-                       .max_minute = max_per_minute};
+    struct dg_ctx x = {
+        .token = token, .device = device, .max_total = max_total, .max_minute = max_per_minute};
     return pg_run(st, PG_WRITE, register_body, &x, err);
 }
 
@@ -118,8 +115,8 @@ static pemn_rc count_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     return count_on(c, vctx, err);
 }
 
-static pemn_rc pg_count(struct store *st, const char *token, uint64_t *total,
-                        uint64_t *last_minute, struct pemn_err *err)
+static pemn_rc pg_count(struct store *st, const char *token, uint64_t *total, uint64_t *last_minute,
+                        struct pemn_err *err)
 {
     struct dg_ctx x = {.token = token};
     pemn_rc rc = pg_run(st, PG_SINGLE, count_body, &x, err);

@@ -26,8 +26,7 @@ pemn_rc store_devguard_fleet_of(struct store *st, const char *device,
 }
 
 pemn_rc store_devguard_register(struct store *st, const char *token, const char *device,
-                                uint64_t max_total, uint64_t max_per_minute,
-                                struct pemn_err *err)
+                                uint64_t max_total, uint64_t max_per_minute, struct pemn_err *err)
 {
     if (!label_ok(token) || !label_ok(device))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad token name or device id");
