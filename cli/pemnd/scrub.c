@@ -46,6 +46,13 @@ int pemnd_scrub(struct store *st, int argc, char **argv)
 {
     uint64_t rate = 0;
     for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: pemnd --db FILE scrub [--rate BYTES_PER_SECOND (K/M/G)]\n"
+                   "Hashes every stored blob and prints 'BAD <digest> ...' for each one whose\n"
+                   "bytes do not match its digest. Exit: 0 all good, 3 bad or unreadable blobs\n"
+                   "found, 1 the scrub failed, 2 usage. Safe while pemnd runs.\n");
+            return 0;
+        }
         const char *v = NULL;
         if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
             v = argv[++i];

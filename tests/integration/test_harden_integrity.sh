@@ -20,6 +20,10 @@ for v in a:1.0.0 b:1.1.0 c:1.2.0; do
     eval "D_${v%%:*}=$(json_get "$T_TMP/body" digest)"
 done
 check "scrub of a sound database: exit 0" pemnd_admin scrub
+check "scrub at a bounded rate: exit 0" pemnd_admin scrub --rate 10M
+check "scrub --help: exit 0" pemnd_admin scrub --help
+pemnd_admin scrub --rate bogus >/dev/null 2>&1
+check_eq "scrub with a bad --rate: usage (exit 2)" 2 "$?"
 pemnd_stop
 cp "$PEMND_DB" "$T_TMP/good.db"
 
