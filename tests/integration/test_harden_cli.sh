@@ -59,4 +59,16 @@ check "the refusal names the recorded release" grep -q "below release 5" "$T_TMP
 check_eq "nothing installed" "" "$(ls "$W" | grep b.pemn)"
 check "--allow-downgrade takes it" "${P[@]}" pull --server "$U" --trust "$K/alice.pub" --cache "$C" --quiet --allow-downgrade --out "$W/b.pemn" net
 check_eq "the record stays at 5" 5 "$(cat "$C/releases/net")"
+
+# ---- 9: a registry trickling the package ----------------------------------------------------
+script "$(vo net 2.0.0 5 "$K/new.pemn")" "$K/new.pemn"
+jq --arg d "GET /v1/blobs/$(dg "$K/new.pemn")" '.[$d].trickle = [50, 100]' "$S" >"$S.new" && mv "$S.new" "$S"
+t0=$(date +%s)
+"${P[@]}" pull --server "$U" --trust "$K/alice.pub" --no-cache --quiet --min-rate 2k --rate-window 1 \
+    --retries 1 --out "$W/slow.pemn" net 2>"$T_TMP/err"
+rc=$?
+check_eq "pull from a trickling registry gives up (exit 7)" 7 "$rc"
+check "it gave up before the trickle could finish (~10 s)" test $(($(date +%s) - t0)) -lt 9
+check "the reason is the minimum rate" grep -q "minimum transfer rate" "$T_TMP/err"
+check_eq "nothing installed" "" "$(ls "$W" | grep '^slow.pemn$')"
 t_done
