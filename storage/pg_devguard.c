@@ -1,6 +1,6 @@
 /*
  * storage/pg_devguard.c — device registration records per token on PostgreSQL
- * (store_devguard.h). Table device_registrations (schema v4). A registration takes a
+ * (store_devguard.h). Table device_registrations (schema v5). A registration takes a
  * transaction-level advisory lock on the token (PG_LOCK_DEVGUARD, hashtext(token)) before
  * it counts, so concurrent registrations of one token never exceed its limits; the lock is
  * taken before any row lock and is not part of the row-lock order of pg_int.h.

@@ -11,6 +11,7 @@
  * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
  */
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -121,9 +122,10 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {3, schema_v3}, /* = SQLite 1-3 */
-    /* = SQLite 4: device registrations per token (pg_devguard.c) */
-    {4, "CREATE TABLE device_registrations("
+    {3, schema_v3},            /* = SQLite 1-3 */
+    {4, pg_schema_v4_console}, /* = SQLite 4: report history, rollout progress */
+    /* = SQLite 5: device registrations per token (pg_devguard.c) */
+    {5, "CREATE TABLE device_registrations("
         "  token text NOT NULL,"
         "  device text NOT NULL,"
         "  at bigint NOT NULL,"

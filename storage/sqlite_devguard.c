@@ -1,6 +1,6 @@
 /*
  * storage/sqlite_devguard.c — device registration records per token on SQLite
- * (store_devguard.h). Table device_registrations (schema v4): one row per (token, device),
+ * (store_devguard.h). Table device_registrations (schema v5): one row per (token, device),
  * with the time.
  */
 #include "storage/sqlite_int.h"
@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-const char sq_schema_v4_devguard[] =
+const char sq_schema_v5_devguard[] =
     "CREATE TABLE device_registrations("
     "  token TEXT NOT NULL,"
     "  device TEXT NOT NULL,"

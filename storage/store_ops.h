@@ -50,6 +50,7 @@
 
 struct blob_cache;
 struct store_fleet_ops;
+struct store_console_ops;
 struct store_verify_ops;
 struct store_devguard_ops;
 struct verified_set;
@@ -128,6 +129,7 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
+    const struct store_console_ops *console;   /* storage/store_console.h */
     const struct store_verify_ops *verify;     /* storage/store_verify.h */
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
 };
