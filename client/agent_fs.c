@@ -212,3 +212,40 @@ pemn_rc agent_prune_downloads(const char *dir, const char *keep, struct pemn_err
     closedir(d);
     return rc;
 }
+
+/* Bytes of the regular files under path (bounded depth; symlinks are not followed). */
+static void usage_of(const char *path, int depth, uint64_t *sum)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return;
+    if (S_ISREG(sb.st_mode)) {
+        *sum += (uint64_t)sb.st_size;
+        return;
+    }
+    if (!S_ISDIR(sb.st_mode) || depth <= 0)
+        return;
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char sub[PATH_MAX];
+        if (agent_path(sub, NULL, "%s/%s", path, de->d_name) == PEMN_OK)
+            usage_of(sub, depth - 1, sum);
+    }
+    closedir(d);
+}
+
+uint64_t agent_disk_usage(const char *dir)
+{
+    uint64_t sum = 0;
+    char p[PATH_MAX];
+    if (agent_path(p, NULL, "%s/versions", dir) == PEMN_OK)
+        usage_of(p, 3, &sum);
+    if (agent_path(p, NULL, "%s/download", dir) == PEMN_OK)
+        usage_of(p, 2, &sum);
+    return sum;
+}

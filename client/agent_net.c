@@ -366,6 +366,17 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
         snprintf(keep, sizeof keep, "%s.pemn.part", cy.digest + 7);
         if (!act)
             act = agent_prune_downloads(a->dir, keep, &pe);
+        if (!act && a->opts.max_disk) {
+            /* what DIR holds (current, previous, this target's partial) plus the new package
+             * must fit (docs/AGENT.md, "Limits") */
+            uint64_t used = agent_disk_usage(a->dir);
+            if (used + res.size > a->opts.max_disk || used + res.size < used)
+                act = proto_err(&pe, PEMN_ETOOBIG, PEMN_NO_OFFSET,
+                                "the agent directory holds %llu bytes; with this %llu-byte "
+                                "package it would pass max_disk (%llu bytes)",
+                                (unsigned long long)used, (unsigned long long)res.size,
+                                (unsigned long long)a->opts.max_disk);
+        }
         if (!act) {
             /* model is checked by the fetch; release by min_release and by the install */
             snprintf(res.model, sizeof res.model, "%s", cy.model);

@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
             "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
             "                  [--allow-downgrade] [--timeout S] [--download-timeout S]\n"
-            "                  [--min-rate R] [--rate-window S] [--quiet]\n"
+            "                  [--min-rate R] [--rate-window S] [--max-disk N] [--quiet]\n"
             "\n"
             "Polls the fleet's desired state for this device, downloads (resuming) and\n"
             "verifies the package against the pinned keys, installs it atomically under DIR\n"
@@ -56,6 +56,8 @@ static void usage(FILE *f)
             "  --download-timeout S  a package download's deadline, all retries (default 600)\n"
             "  --min-rate R        minimum download rate, bytes/s (k, M: 10^3...; default 1k)\n"
             "  --rate-window S     window the minimum rate is averaged over (default 30)\n"
+            "  --max-disk N        bytes DIR/versions + DIR/download may hold with a new\n"
+            "                      package (K/M/G: 2^10...; default no limit: docs/AGENT.md)\n"
             "  --quiet             print only errors\n"
             "\n"
             "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
@@ -152,6 +154,7 @@ int cmd_agent(int argc, char **argv)
         {"download-timeout", required_argument, NULL, 'W'},
         {"min-rate", required_argument, NULL, 'R'},
         {"rate-window", required_argument, NULL, 'w'},
+        {"max-disk", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -233,6 +236,22 @@ int cmd_agent(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             o.min_rate = (uint32_t)v;
+            break;
+        }
+        case 'M': {
+            uint64_t v = 0;
+            char *end;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+            if (shift)
+                end++;
+            v = (uint64_t)n << shift;
+            if (*end || end == optarg || optarg[0] == '-' || n == 0 || (v >> shift) != n) {
+                fprintf(stderr, "pemn agent: --max-disk wants bytes (K/M/G: 2^10...), got '%s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.max_disk = v;
             break;
         }
         case '1':

@@ -280,6 +280,39 @@ static void test_agent_keeps_only_current_partial(void **state)
     pemn_agent_free(a);
 }
 
+static void test_agent_max_disk(void **state)
+{
+    struct fx *f = *state;
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/agent", f->dir);
+    route_desired(f, 3, f->digest, f->len);
+    struct pemn_agent_opts o;
+    pemn_agent_opts_init(&o);
+    o.dir = dir;
+    o.trusted = f->trusted;
+    o.server = fakesrv_url(f->srv);
+    o.fleet = "f";
+    o.device = "d";
+    o.max_disk = f->len - 1; /* the package alone does not fit */
+    pemn_agent *a = NULL;
+    struct pemn_err e;
+    assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_OK);
+    fakesrv_reset_stats(f->srv);
+    struct pemn_agent_cycle cy;
+    assert_int_equal(pemn_agent_run_once(a, &cy, &e), PEMN_ETOOBIG);
+    assert_non_null(strstr(e.msg, "max_disk"));
+    assert_string_equal(cy.reason, "too-large");
+    struct fakesrv_stats st;
+    fakesrv_get_stats(f->srv, &st);
+    assert_int_equal(st.bytes_sent, 0); /* refused before downloading */
+    pemn_agent_free(a);
+    o.max_disk = 2 * f->len + 4096; /* room for it */
+    assert_int_equal(pemn_agent_new(&o, &a, &e), PEMN_OK);
+    assert_int_equal(pemn_agent_run_once(a, &cy, &e), PEMN_OK);
+    assert_true(cy.changed);
+    pemn_agent_free(a);
+}
+
 static void test_agent_trickle_bounded(void **state)
 {
     struct fx *f = *state;
@@ -457,6 +490,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trickle_bounded_by_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_keeps_only_current_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_trickle_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_max_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_symlink_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_fifo_does_not_hang, setup, teardown),
         cmocka_unit_test(test_term_escape),
