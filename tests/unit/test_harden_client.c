@@ -403,6 +403,30 @@ static void test_agent_fifo_does_not_hang(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void test_pull_fifo_at_out_does_not_hang(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(mkfifo(f->dest, 0644), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        pemn_client *c = client(f, NULL, 0, 0, 0);
+        struct pemn_resolved r;
+        fx_resolved(&r, "net", "1.0.0", 3, f->pkg, f->len, BLOB);
+        struct pemn_err e;
+        pemn_rc rc = pemn_client_fetch(c, &r, f->dest, NULL, NULL, &e);
+        pemn_client_free(c);
+        /* the FIFO is replaced by the verified package (rename), never read from */
+        struct stat sb;
+        _exit(rc == PEMN_OK && stat(f->dest, &sb) == 0 && S_ISREG(sb.st_mode) ? 0 : 3);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- 11: terminal escaping ------------------------------------------------------------ */
 static void test_term_escape(void **state)
 {
@@ -493,6 +517,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_max_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_symlink_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_fifo_does_not_hang, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_fifo_at_out_does_not_hang, setup, teardown),
         cmocka_unit_test(test_term_escape),
         cmocka_unit_test_setup_teardown(test_release_record, setup, teardown),
     };
