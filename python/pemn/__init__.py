@@ -19,7 +19,7 @@ from .errors import (Error, NoMemoryError, InvalidError, IOError, CorruptError,
                      VersionError, DatabaseError, HTTPError, DigestError, RollbackError,
                      AuthError, ConflictError, TimeoutError, UnsupportedError, CanceledError)
 from .package import (Package, Keyring, Loaded, PackResult, open, load, verify, inspect, pack,
-                      prototype, topk_count, topk_mask, keygen, generator_id, generator_name,
+                      prototype, save_safetensors, load_safetensors, topk_count, topk_mask, keygen, generator_id, generator_name,
                       GENERATORS)
 from .client import Client, parse_ref
 
@@ -31,6 +31,6 @@ __all__ = [
     "VersionError", "DatabaseError", "HTTPError", "DigestError", "RollbackError", "AuthError",
     "ConflictError", "TimeoutError", "UnsupportedError", "CanceledError", "Package",
     "Keyring", "Loaded", "PackResult", "open", "load", "verify", "inspect", "pack",
-    "prototype", "topk_count", "topk_mask", "keygen", "generator_id", "generator_name",
+    "prototype", "save_safetensors", "load_safetensors", "topk_count", "topk_mask", "keygen", "generator_id", "generator_name",
     "GENERATORS", "Client", "parse_ref",
 ]

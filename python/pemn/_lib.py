@@ -75,6 +75,12 @@ class TensorInfo(ctypes.Structure):
     ]
 
 
+class StTensor(ctypes.Structure):
+    _fields_ = [("name", c_char_p), ("dtype", c_int), ("ndim", c_u32),
+                ("shape", c_u64 * MAX_DIMS), ("numel", c_u64), ("data", c_void_p),
+                ("nbytes", c_u64)]
+
+
 class PackOpts(ctypes.Structure):
     _fields_ = [
         ("name", c_char_p), ("version", c_char_p), ("release", c_u64), ("density", c_double),
@@ -154,7 +160,7 @@ class FetchStats(ctypes.Structure):
 # name -> ctypes structure, for the ABI check of the tests
 STRUCTS = {
     "pemn_err": Err, "pemn_pkg_info": PkgInfo, "pemn_proto_info": ProtoInfo,
-    "pemn_tensor_info": TensorInfo, "pemn_pack_opts": PackOpts, "pemn_pack_layer": PackLayer,
+    "pemn_tensor_info": TensorInfo, "pemn_st_tensor": StTensor, "pemn_pack_opts": PackOpts, "pemn_pack_layer": PackLayer,
     "pemn_pack_proto": PackProto, "pemn_pack_report": PackReport,
     "pemn_client_options": ClientOptions, "pemn_resolved": Resolved,
     "pemn_tag_entry": TagEntry, "pemn_listing": Listing,
@@ -210,6 +216,12 @@ _API = [
     ("pemn_st_writer_write_mem", c_int, [_P, POINTER(POINTER(c_u8)), POINTER(c_size_t), _PE]),
     ("pemn_st_open_mem", c_int, [c_void_p, c_size_t, ctypes.c_uint, POINTER(_P), _PE]),
     ("pemn_st_free", None, [_P]),
+    ("pemn_st_open_file", c_int, [c_char_p, POINTER(_P), _PE]),
+    ("pemn_st_count", c_u32, [_P]),
+    ("pemn_st_tensor", c_int, [_P, c_u32, POINTER(StTensor)]),
+    ("pemn_st_meta_count", c_u32, [_P]),
+    ("pemn_st_meta", c_int, [_P, c_u32, POINTER(c_char_p), POINTER(c_char_p)]),
+    ("pemn_st_writer_write_file", c_int, [_P, c_char_p, _PE]),
     # packing
     ("pemn_pack_opts_init", None, [POINTER(PackOpts)]),
     ("pemn_pack_strategy_parse", c_int, [c_char_p, POINTER(c_int)]),

@@ -6,7 +6,7 @@ import tempfile
 import numpy as np
 
 from . import errors
-from ._lib import (lib, Err, PkgInfo, ProtoInfo, TensorInfo, PackOpts, PackReport, SecKey,
+from ._lib import (lib, Err, StTensor, PkgInfo, ProtoInfo, TensorInfo, PackOpts, PackReport, SecKey,
                    PubKey, c_u8, c_u32, c_u64, c_size_t, c_char_p, c_void_p, c_int, POINTER)
 
 _libc = ctypes.CDLL(None)
@@ -397,6 +397,74 @@ def _as_le_contiguous(name, a):
     return a
 
 
+def _st_writer(tensors, meta, arrays):
+    """A safetensors writer holding `tensors` (numpy arrays kept alive in `arrays`)."""
+    w = c_void_p()
+    errors.check(lib.pemn_st_writer_new(ctypes.byref(w)))
+    try:
+        for tname, a in tensors.items():
+            a = _as_le_contiguous(tname, a)
+            arrays.append(a)
+            shape = (c_u64 * 8)(*a.shape)
+            err = Err()
+            rc = lib.pemn_st_writer_add(w, _b(tname), _FROM_NP[a.dtype], a.ndim, shape,
+                                        a.ctypes.data if a.nbytes else None, a.nbytes,
+                                        ctypes.byref(err))
+            errors.check(rc, err, "tensor %r" % (tname,))
+        for k, v in (meta or {}).items():
+            errors.check(lib.pemn_st_writer_add_meta(w, _b(k), _b(str(v))),
+                         context="metadata %r" % (k,))
+    except BaseException:
+        lib.pemn_st_writer_free(w)
+        raise
+    return w
+
+
+def save_safetensors(tensors, path, meta=None):
+    """Writes numpy arrays (and string metadata) as a safetensors file, atomically, with
+    libpemn's writer: the checkpoint format `pemn pack` and `pemn eval` read."""
+    if not isinstance(tensors, dict):
+        tensors = dict(tensors)
+    arrays = []
+    w = _st_writer(tensors, meta, arrays)
+    try:
+        err = Err()
+        errors.check(lib.pemn_st_writer_write_file(w, _fspath(path), ctypes.byref(err)), err,
+                     os.fspath(path))
+    finally:
+        lib.pemn_st_writer_free(w)
+
+
+def load_safetensors(path):
+    """Reads a safetensors file (checked by libpemn's reader) into a Loaded dict of numpy
+    arrays with .meta (its __metadata__). BF16 loads as raw uint16 bits, F8 as uint8."""
+    st = c_void_p()
+    err = Err()
+    errors.check(lib.pemn_st_open_file(_fspath(path), ctypes.byref(st), ctypes.byref(err)), err,
+                 os.fspath(path))
+    try:
+        out = Loaded()
+        for j in range(lib.pemn_st_count(st)):
+            t = StTensor()
+            errors.check(lib.pemn_st_tensor(st, j, ctypes.byref(t)))
+            dt = _NP.get(t.dtype, np.dtype("<u2"))
+            a = np.empty(tuple(int(t.shape[k]) for k in range(t.ndim)), dtype=dt)
+            if a.nbytes != t.nbytes:
+                raise errors.CorruptError(4, "tensor %s: size mismatch" % _s(t.name))
+            if a.nbytes:
+                ctypes.memmove(a.ctypes.data, t.data, a.nbytes)
+            out[_s(t.name)] = a
+        meta = {}
+        k, v = c_char_p(), c_char_p()
+        for j in range(lib.pemn_st_meta_count(st)):
+            if lib.pemn_st_meta(st, j, ctypes.byref(k), ctypes.byref(v)) == 0:
+                meta[_s(k.value)] = _s(v.value)
+        out.meta = meta
+        return out
+    finally:
+        lib.pemn_st_free(st)
+
+
 def _atomic_write(path, data):
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
@@ -468,24 +536,11 @@ def pack(tensors, out=None, *, key, name, version, release=1, density=None, stra
     if not isinstance(tensors, dict):
         tensors = dict(tensors)
     arrays = []
-    w = c_void_p()
-    errors.check(lib.pemn_st_writer_new(ctypes.byref(w)))
+    w = _st_writer(tensors, meta, arrays)
     st = c_void_p()
     buf = POINTER(c_u8)()
     res = PackResult()
     try:
-        for tname, a in tensors.items():
-            a = _as_le_contiguous(tname, a)
-            arrays.append(a)
-            shape = (c_u64 * 8)(*a.shape)
-            err = Err()
-            rc = lib.pemn_st_writer_add(w, _b(tname), _FROM_NP[a.dtype], a.ndim, shape,
-                                        a.ctypes.data if a.nbytes else None, a.nbytes,
-                                        ctypes.byref(err))
-            errors.check(rc, err, "tensor %r" % (tname,))
-        for k, v in (meta or {}).items():
-            errors.check(lib.pemn_st_writer_add_meta(w, _b(k), _b(str(v))),
-                         context="metadata %r" % (k,))
         n = c_size_t()
         err = Err()
         errors.check(lib.pemn_st_writer_write_mem(w, ctypes.byref(buf), ctypes.byref(n),
