@@ -200,6 +200,7 @@ bench: deps
 
 results: deps all
 	@BUILD=$(BUILD) bash bench/results.sh
+	@BUILD=$(BUILD) bash bench/results_cnn.sh
 
 # ---- run -------------------------------------------------------------------------------
 run: deps
