@@ -95,7 +95,7 @@ def topk_count(n, density):
 def topk_mask(scores, density):
     """The mask pemn keeps at density k: the topk_count largest |scores| (ties: lower
     index; NaN lowest), as uint8 of the scores' shape."""
-    s = np.ascontiguousarray(scores, dtype=np.float32)
+    s = np.asarray(scores, dtype=np.float32, order="C")
     m = np.empty(s.shape, dtype=np.uint8)
     rc = lib.pemn_topk_mask(s.ctypes.data, s.size, float(density), m.ctypes.data)
     errors.check(rc, context="top-k")
@@ -389,7 +389,7 @@ def _as_le_contiguous(name, a):
     if a.dtype.kind not in "biuf":
         raise errors.InvalidError(2, "tensor %s: dtype %s has no pemn dtype" % (name, a.dtype))
     le = a.dtype.newbyteorder("<") if a.dtype.byteorder not in "|" else a.dtype
-    a = np.ascontiguousarray(a, dtype=le)
+    a = np.asarray(a, dtype=le, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     if a.dtype not in _FROM_NP:
         raise errors.InvalidError(2, "tensor %s: dtype %s has no pemn dtype" % (name, a.dtype))
     if a.ndim > 8:
