@@ -104,7 +104,7 @@ all: lib bins
 
 lib: $(LIBPEMN_A) $(LIBPEMN_SO)
 bins: $(PEMN_BIN) $(PEMND_BIN)
-tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins
+tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins $(LIBPEMN_SO)
 
 # ---- compile ---------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
