@@ -8,7 +8,8 @@
 #   make fuzz            libFuzzer targets with clang (build/fuzz)
 #   make bench           benchmarks; ratios recorded in docs/BENCHMARKS.md
 #   make run             install missing packages, build, start pemnd on ./var/pemn.db
-#   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries
+#   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries,
+#                        the Python package in PYDIR=$(PREFIX)/lib/python3/dist-packages
 #   make format | format-check | lint
 #
 # Sources are found by wildcard: a new .c file in a module folder is built without
@@ -21,6 +22,7 @@
 VARIANT ?= release
 BUILD   := build/$(VARIANT)
 PREFIX  ?= /usr/local
+PYDIR   ?= $(PREFIX)/lib/python3/dist-packages
 DESTDIR ?=
 VERSION := 0.1.0
 SOVER   := 0
@@ -225,11 +227,13 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc
 	$(if $(PEMN_BIN),install -m 755 $(PEMN_BIN) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(PEMND_BIN),install -m 755 $(PEMND_BIN) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PYDIR)/pemn
+	install -m 644 python/pemn/*.py $(DESTDIR)$(PYDIR)/pemn/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/pemn $(DESTDIR)$(PREFIX)/lib/libpemn.* \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc $(DESTDIR)$(PREFIX)/bin/pemn \
-	    $(DESTDIR)$(PREFIX)/bin/pemnd
+	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PYDIR)/pemn
 
 # ---- style -----------------------------------------------------------------------------
 STYLE_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
