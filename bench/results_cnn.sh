@@ -42,6 +42,7 @@ for seed in $SEEDS; do
         if ! $PY examples/fmnist_cnn.py $args --seed "$seed" --epochs "$EPOCHS" \
             --threads "$THREADS" ${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"} \
             --key "$OUT/cnn.key" --trust "$OUT/cnn.pub" --out "$OUT/$id-s$seed.pemn" \
+            --name "fmnist-cnn-$id-s$seed" --version 1.0 \
             --server "$PEMND_URL" --token "$TOKEN" --report "$rep.tmp" --quiet; then
             echo "results_cnn: $id seed $seed FAILED (package accuracy differs?)" >&2
             rc=1

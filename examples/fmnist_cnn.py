@@ -168,6 +168,7 @@ def main(argv=None):
     ap.add_argument("--trust", action="append", required=True)
     ap.add_argument("--name", default="fmnist-cnn")
     ap.add_argument("--version", default=None)
+    ap.add_argument("--release", type=int, default=1)
     ap.add_argument("--out", required=True)
     ap.add_argument("--server", default=None)
     ap.add_argument("--token", default=None)
@@ -196,7 +197,8 @@ def main(argv=None):
     version = a.version or "%s-%s-s%d" % (a.mode, a.strategy if masked else "dense", a.seed)
     meta = {"pemn.input": json.dumps({"shape": [28, 28], "lut": "(p/255-mean)/std",
                                       "mean_std_from": "train"})}
-    res = pt.pack(model, a.out, key=a.key, name=a.name, version=version, meta=meta)
+    res = pt.pack(model, a.out, key=a.key, name=a.name, version=version, release=a.release,
+                  meta=meta)
     log("packed %s: %d bytes, strategy %s" % (a.out, res.size, res.strategy))
     path = a.out
     if a.server:
