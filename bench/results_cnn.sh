@@ -8,7 +8,7 @@
 # the pulled package through pemn.load and requires the identical predictions. Reports go
 # to $OUT (default build/results-cnn); a run whose report exists is not re-run. The table
 # is written between the "cnn" markers of docs/RESULTS.md.
-#   SEEDS="1 2 3"  EPOCHS=2  THREADS=1 (torch threads)  TRAIN_LIMIT= (all 60000)
+#   SEEDS="1 2 3"  EPOCHS=1  THREADS=1 (torch threads)  TRAIN_LIMIT= (all 60000)
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +17,7 @@ export BUILD PEMN_ROOT=$ROOT
 . tests/integration/lib.sh
 OUT=${OUT:-$ROOT/build/results-cnn}
 SEEDS=${SEEDS:-1 2 3}
-EPOCHS=${EPOCHS:-2}
+EPOCHS=${EPOCHS:-1}
 THREADS=${THREADS:-1}
 TRAIN_LIMIT=${TRAIN_LIMIT:-}
 PY=/usr/bin/python3
