@@ -80,9 +80,12 @@ for key, label in rows:
         "identical (%d/%d)" % (len(reps), len(reps)) if same else "DIFFERS"))
 r0 = json.load(open(glob.glob(os.path.join(out, "*-s*.json"))[0]))
 lines.append("")
-lines.append("%d epochs on %d training samples, %d test samples; pushed to pemnd, pulled, "
-             "evaluated through pemn.load." % (r0["epochs"], r0["train_samples"],
-                                                r0["test_samples"]))
+lines.append("%d epoch(s) on %d training samples, %d test samples; pushed to pemnd, pulled, "
+             "evaluated through pemn.load. Prototype values: the d_v of each seeded prototype "
+             "as the packer recorded it (the shortest period of the layer's weights, so a "
+             "layer whose last values repeat its first ones records a little less than its "
+             "size); stored: 32 bytes of seed each." % (r0["epochs"], r0["train_samples"],
+                                                        r0["test_samples"]))
 table = "\n".join(lines)
 print(table)
 text = open(doc).read()
