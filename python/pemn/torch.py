@@ -225,11 +225,7 @@ def checkpoint(model):
     return out
 
 
-def pack(model, out=None, *, key, name, version, release=1, meta=None, created=None):
-    """Packs a model with masked layers (after init_prototypes) into a signed package whose
-    prototypes are the seeds (32 bytes each), or a model without masked layers as a dense
-    package. Metadata: pemn.generator, pemn.protos, pemn.density and `meta`. Returns
-    pemn.PackResult; writes `out` atomically when given."""
+def _seed_meta(model):
     layers = masked_layers(model)
     md = collections.OrderedDict()
     kw = {}
@@ -247,6 +243,25 @@ def pack(model, out=None, *, key, name, version, release=1, meta=None, created=N
         md["pemn.train.strategy"] = plan["strategy"]
         kw = dict(strategy=plan["strategy"], generator=gname,
                   seeds=[p["seed"] for p in plan["protos"]])
+    return md, kw
+
+
+def save_checkpoint(model, path, meta=None):
+    """Writes the model's state_dict as a safetensors edge-popup checkpoint (X.weight +
+    X.scores for masked layers, everything else as it is) with the metadata `pemn pack
+    --seeds-from-meta` reads (pemn.generator, pemn.protos, pemn.density), atomically."""
+    md, _ = _seed_meta(model)
+    for k, v in (meta or {}).items():
+        md[k] = v
+    _pkg.save_safetensors({k: _np(v) for k, v in model.state_dict().items()}, path, md)
+
+
+def pack(model, out=None, *, key, name, version, release=1, meta=None, created=None):
+    """Packs a model with masked layers (after init_prototypes) into a signed package whose
+    prototypes are the seeds (32 bytes each), or a model without masked layers as a dense
+    package. Metadata: pemn.generator, pemn.protos, pemn.density and `meta`. Returns
+    pemn.PackResult; writes `out` atomically when given."""
+    md, kw = _seed_meta(model)
     for k, v in (meta or {}).items():
         md[k] = v
     return _pkg.pack(checkpoint(model), out, key=key, name=name, version=version,
@@ -266,4 +281,5 @@ def load_state_dict(path, trust, device=None):
 
 
 __all__ = ["MaskedLinear", "MaskedConv2d", "init_prototypes", "pack", "checkpoint",
+           "save_checkpoint",
            "load_state_dict", "topk_mask", "proto_seed", "masked_layers", "STRATEGIES"]

@@ -150,6 +150,30 @@ def test_pack_roundtrip(tmp_path, keys, strategy, generator):
             np.uint32).tobytes()
 
 
+@pytest.mark.parametrize("strategy", ["rp", "one-layer", "mask"])
+def test_checkpoint_packs_with_cli(tmp_path, keys, strategy):
+    """save_checkpoint writes what `pemn pack --seeds-from-meta` takes (X.weight + X.scores
+    and the seeds): the CLI's package expands to the same network as pemn.torch.pack's."""
+    torch.manual_seed(2)
+    net = SmallCNN()
+    pt.init_prototypes(net, strategy, 0.05, "normal", seed=3)
+    st = tmp_path / "ck.safetensors"
+    pt.save_checkpoint(net, st)
+    back = pemn.load_safetensors(st)
+    assert "c1.scores" in back and "c1.mask" not in back
+    run(PEMN_BIN, "pack", "--in", st, "--key", keys[0], "--name", "ck", "--version", "1",
+        "--release", "1", "--strategy", strategy, "--seeds-from-meta", "--out",
+        tmp_path / "cli.pemn")
+    pt.pack(net, tmp_path / "py.pemn", key=keys[0], name="ck", version="1")
+    a = pemn.load(tmp_path / "cli.pemn", trust=keys[1])
+    b = pemn.load(tmp_path / "py.pemn", trust=keys[1])
+    assert sorted(a) == sorted(b)
+    for k in b:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    assert a.info["protos"] == b.info["protos"]
+    assert a.info["sizes"]["proto_value_bytes"] == 0
+
+
 def test_pack_dense_model(tmp_path, keys):
     net = mlp(masked=False, sizes=(5, 3))
     res = pt.pack(net, tmp_path / "d.pemn", key=keys[0], name="d", version="1")
