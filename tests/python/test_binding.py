@@ -363,3 +363,10 @@ def test_package_object(good, keys):
             p.array("nope")
     with pytest.raises(pemn.InvalidError):
         p.array(0)  # closed
+    with pemn.Package(data=good.read_bytes()) as q:  # from memory (copied)
+        q.verify([keys[1]])
+        assert q.array(0).tobytes() == pemn.load(good, trust=keys[1])["x.weight"].tobytes()
+    with pytest.raises(pemn.CorruptError):
+        pemn.Package(data=bytes(300))
+    with pytest.raises(pemn.VersionError):  # magic, then major version 0
+        pemn.Package(data=b"\x89PEMN\r\n\x1a" + bytes(300))
