@@ -9,6 +9,7 @@
 #   make bench           benchmarks; ratios recorded in docs/BENCHMARKS.md
 #   make run             install missing packages, build, start pemnd on ./var/pemn.db
 #   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries,
+#                        the web console (share/pemn/ui),
 #                        the Python package in PYDIR=$(PREFIX)/lib/python3/dist-packages
 #   make format | format-check | lint
 #
@@ -227,13 +228,15 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc
 	$(if $(PEMN_BIN),install -m 755 $(PEMN_BIN) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(PEMND_BIN),install -m 755 $(PEMND_BIN) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PREFIX)/share/pemn/ui
+	install -m 644 ui/* $(DESTDIR)$(PREFIX)/share/pemn/ui/
 	install -d $(DESTDIR)$(PYDIR)/pemn
 	install -m 644 python/pemn/*.py $(DESTDIR)$(PYDIR)/pemn/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/pemn $(DESTDIR)$(PREFIX)/lib/libpemn.* \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc $(DESTDIR)$(PREFIX)/bin/pemn \
-	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PYDIR)/pemn
+	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PREFIX)/share/pemn/ui $(DESTDIR)$(PYDIR)/pemn
 
 # ---- style -----------------------------------------------------------------------------
 STYLE_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

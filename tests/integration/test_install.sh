@@ -106,4 +106,14 @@ v = pemn.prototype("uniform", bytes(range(32)), 2)
 print(pemn.library_path, v.view("<u4")[0] == 0xbcb500c0, pemn.__file__)' 2>&1)
 check_eq "installed pemn loads the installed libpemn.so" \
     "$ROOT/usr/lib/libpemn.so.0 True $ROOT/usr/lib/python3/dist-packages/pemn/__init__.py" "$pyout"
+
+# the web console: installed next to the binaries, found by the installed pemnd by default
+check_eq "installed the console" "$(cd ui && ls | sort)" "$(cd "$ROOT/usr/share/pemn/ui" && ls | sort)"
+PEMND_BIN="$ROOT/usr/bin/pemnd"
+if pemnd_start "$T_TMP/srv"; then
+    check_eq "installed pemnd serves its console" "$(sha256sum <ui/app.js)" \
+        "$(curl -s "$PEMND_URL/ui/app.js" | sha256sum)"
+else
+    fail "installed pemnd starts" "$(tail -3 "$T_TMP/srv/pemnd.log")"
+fi
 t_done
