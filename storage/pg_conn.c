@@ -4,6 +4,8 @@
  */
 #include "storage/pg_int.h"
 #include "storage/store_console.h"
+#include "storage/store_devguard.h"
+#include "storage/store_verify.h"
 #include "storage/store_trust.h"
 
 #include "proto/err.h"
@@ -462,5 +464,7 @@ const struct store_ops pg_ops = {
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
     .console = &pg_console_ops,
+    .verify = &pg_verify_ops,
+    .devguard = &pg_devguard_ops,
     .trust = &pg_trust_ops,
 };

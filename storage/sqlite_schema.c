@@ -81,8 +81,12 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},       {2, sq_schema_v2_fleets}, {3, schema_v3}, {4, sq_schema_v4_console},
-    {5, sq_schema_trust}, /* issue 10: roots, package signers */
+    {1, schema_v1},
+    {2, sq_schema_v2_fleets},
+    {3, schema_v3},
+    {4, sq_schema_v4_console},
+    {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
+    {6, sq_schema_trust},       /* issue 10: roots, package signers */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
