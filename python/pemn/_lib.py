@@ -123,6 +123,7 @@ class ClientOptions(ctypes.Structure):
         ("backoff_base_ms", c_u32), ("backoff_max_ms", c_u32), ("retry_after_max_ms", c_u32),
         ("max_package_size", c_u64), ("max_json_bytes", c_u32),
         ("max_recv_bytes_per_s", c_u64), ("progress", PROGRESS_FN), ("progress_user", c_void_p),
+        ("root", c_void_p),  # const struct pemn_root * (pemn/trust.h); None here
     ]
 
 
