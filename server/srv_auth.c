@@ -50,16 +50,21 @@ enum MHD_Result srv_auth_check(struct srv_req *r, bool *refused)
     if (need == SRV_OPEN_READ)
         need = srv_cfg(r->srv)->read_token_required ? STORE_SCOPE_READ : SRV_OPEN;
     const char *h = srv_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    /* Basic (any user name, a pemn token as the password) serves OCI clients that only
+     * send credentials that way (docs/OCI.md). */
+    char basic[512] = "";
+    const char *tok = h ? basic_token(h, basic, sizeof basic) : NULL;
+    if (tok && !tok[0] && basic[0] == ':') {
+        /* "Basic base64(:)": an OCI client without credentials, i.e. anonymous */
+        h = NULL;
+        tok = NULL;
+    }
     if (!h) {
         if (need == SRV_OPEN)
             return MHD_YES;
         return refuse(r, refused, 401, "unauthorized",
                       "this route needs a token: Authorization: Bearer <token>");
     }
-    /* Basic (any user name, a pemn token as the password) serves OCI clients that only
-     * send credentials that way (docs/OCI.md). */
-    char basic[512];
-    const char *tok = basic_token(h, basic, sizeof basic);
     if (!tok && strncasecmp(h, "Bearer ", 7) != 0) {
         return refuse(r, refused, 401, "unauthorized",
                       "unsupported Authorization scheme (use Bearer, or Basic with a token as "
