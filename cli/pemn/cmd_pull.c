@@ -4,6 +4,7 @@
  * reconstruct the dense network as safetensors in the same step.
  */
 #include "cli/pemn/client_util.h"
+#include "cli/pemn/cmd_oci.h"
 #include "cli/pemn/cmd.h"
 #include "proto/fsutil.h"
 
@@ -89,6 +90,8 @@ static int expand(const char *pkg_path, const char *st_path, bool quiet)
 
 int cmd_pull(int argc, char **argv)
 {
+    if (cli_oci_wanted(argc, argv)) /* oci://HOST/REPO: any OCI registry */
+        return cli_oci_pull(argc, argv);
     struct cli_net n;
     cli_net_init(&n);
     cli_net_catch_signals();

@@ -2,6 +2,7 @@
  * pemn push — upload packages to a pemnd registry.
  */
 #include "cli/pemn/client_util.h"
+#include "cli/pemn/cmd_oci.h"
 #include "cli/pemn/cmd.h"
 
 #include <getopt.h>
@@ -29,6 +30,8 @@ static void push_usage(FILE *f)
 
 int cmd_push(int argc, char **argv)
 {
+    if (cli_oci_wanted(argc, argv)) /* oci://HOST/REPO: any OCI registry */
+        return cli_oci_push(argc, argv);
     struct cli_net n;
     cli_net_init(&n);
     cli_net_catch_signals();
