@@ -157,8 +157,11 @@ static pemn_rc upload_blob(struct oci_sess *s, const char *digest, const uint8_t
             if (lost)
                 break;
         }
-        if (lost)
+        if (lost) {
+            if (res)
+                res->restarts++;
             continue; /* a new session */
+        }
         char *put = with_digest(loc, digest);
         if (!put)
             return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -236,7 +239,7 @@ pemn_rc pemn_oci_push(const char *path, const char *ref, const struct pemn_oci_o
     if ((rc = blob_exists(&s, a.config_digest, &have, err)))
         goto out;
     if (!have && (rc = upload_blob(&s, a.config_digest, (const uint8_t *)a.config, -1,
-                                   a.config_len, NULL, err)))
+                                   a.config_len, res, err)))
         goto out;
     if ((rc = blob_exists(&s, desc.digest, &have, err)))
         goto out;

@@ -71,8 +71,10 @@ struct pemn_oci_result {
     char tag[PEMN_LABEL_BUF]; /* the tag pushed / pulled ("" by digest) */
     uint64_t release;
     int layer_uploaded;  /* push: 0 when the registry already held the package */
-    uint64_t bytes_sent; /* push: package bytes uploaded (all attempts) */
+    uint64_t bytes_sent; /* push: blob bytes uploaded (all attempts) */
     uint32_t resumes;    /* push: uploads continued from the registry's offset */
+    uint32_t restarts;   /* push: uploads started over in a new session (the registry lost
+                            the old one, or cannot resume it) */
 };
 
 /* Pushes the package file at path to ref. out may be NULL. */

@@ -84,3 +84,21 @@ oci_layout() {
         "$md" "$ms" "$tag" >"$dir/index.json"
     echo "sha256:$md"
 }
+
+# proxy_start DIR UPSTREAM [ARGS...]: tests/tools/oci_proxy.py in front of UPSTREAM
+# (HOST:PORT). Sets PROXY_HOST. Stopped by the EXIT trap.
+proxy_start() {
+    local dir=$1 up=$2 i
+    shift 2
+    mkdir -p "$dir"
+    rm -f "$dir/port"
+    /usr/bin/python3 "$PEMN_ROOT/tests/tools/oci_proxy.py" --upstream "$up" \
+        --port-file "$dir/port" "$@" >>"$dir/proxy.log" 2>&1 &
+    T_PIDS+=("$!")
+    for i in $(seq 1 100); do
+        [ -s "$dir/port" ] && break
+        sleep 0.1
+    done
+    [ -s "$dir/port" ] || return 1
+    PROXY_HOST=127.0.0.1:$(cat "$dir/port")
+}
