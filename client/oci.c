@@ -20,9 +20,8 @@
 #define DEFAULT_CHUNK (8u << 20)
 #define MAX_SESSION_RESTARTS 3
 
-static const char ACCEPT_MANIFESTS[] =
-    PROTO_OCI_MANIFEST_TYPE ", " PROTO_OCI_INDEX_TYPE
-    ", application/vnd.docker.distribution.manifest.v2+json";
+static const char ACCEPT_MANIFESTS[] = PROTO_OCI_MANIFEST_TYPE
+    ", " PROTO_OCI_INDEX_TYPE ", application/vnd.docker.distribution.manifest.v2+json";
 
 void pemn_oci_options_init(struct pemn_oci_options *o)
 {
@@ -50,8 +49,7 @@ static pemn_rc need_location(const struct oci_resp *r, const char *what, struct 
 }
 
 /* Whether the registry has the blob. */
-static pemn_rc blob_exists(struct oci_sess *s, const char *digest, bool *yes,
-                           struct pemn_err *err)
+static pemn_rc blob_exists(struct oci_sess *s, const char *digest, bool *yes, struct pemn_err *err)
 {
     char path[PEMN_OCI_REPO_BUF + 120];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", s->ref.repo, digest);
@@ -238,8 +236,8 @@ pemn_rc pemn_oci_push(const char *path, const char *ref, const struct pemn_oci_o
     bool have = false;
     if ((rc = blob_exists(&s, a.config_digest, &have, err)))
         goto out;
-    if (!have && (rc = upload_blob(&s, a.config_digest, (const uint8_t *)a.config, -1,
-                                   a.config_len, res, err)))
+    if (!have && (rc = upload_blob(&s, a.config_digest, (const uint8_t *)a.config, -1, a.config_len,
+                                   res, err)))
         goto out;
     if ((rc = blob_exists(&s, desc.digest, &have, err)))
         goto out;
@@ -349,8 +347,8 @@ pemn_rc pemn_oci_pull(const char *ref, const char *dest_path, const struct pemn_
         goto out;
     proto_oci_digest(r.body ? r.body : "", r.len, md);
     if (s.ref.digest[0] && strcmp(md, s.ref.digest) != 0) {
-        rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "manifest hashes to %s, asked for %s",
-                       md, s.ref.digest);
+        rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "manifest hashes to %s, asked for %s", md,
+                       s.ref.digest);
         goto out;
     }
     if (r.digest[0] && strcmp(r.digest, md) != 0) {
@@ -374,8 +372,7 @@ pemn_rc pemn_oci_pull(const char *ref, const char *dest_path, const struct pemn_
         goto out;
     memcpy(rv.digest, layer->digest, sizeof rv.digest);
     rv.size = layer->size;
-    snprintf(rv.package_url, sizeof rv.package_url, "/v2/%s/blobs/%s", s.ref.repo,
-             layer->digest);
+    snprintf(rv.package_url, sizeof rv.package_url, "/v2/%s/blobs/%s", s.ref.repo, layer->digest);
     if (s.ref.tag[0])
         snprintf(rv.tag, sizeof rv.tag, "%s", s.ref.tag);
     rc = pemn_client_fetch(s.c, &rv, dest_path, fo, stats, err);

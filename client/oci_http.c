@@ -79,7 +79,8 @@ pemn_rc pemn_oci_parse_ref(const char *text, struct pemn_oci_ref *out, struct pe
     for (const char *q = rest; q < rest + rl; q++)
         if (*q == '/')
             lslash = q;
-    const char *colon = memchr(lslash ? lslash : rest, ':', (size_t)(rest + rl - (lslash ? lslash : rest)));
+    const char *colon =
+        memchr(lslash ? lslash : rest, ':', (size_t)(rest + rl - (lslash ? lslash : rest)));
     size_t repo_len = colon ? (size_t)(colon - rest) : rl;
     if (repo_len == 0 || repo_len >= PEMN_OCI_REPO_BUF)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "'%.200s': bad repository", text);
@@ -229,10 +230,10 @@ static size_t on_read(char *buf, size_t size, size_t n, void *user)
 pemn_rc oci_status_error(const struct oci_resp *r, const char *what, struct pemn_err *err)
 {
     long st = r->status;
-    pemn_rc rc = st == 401 || st == 403 ? PEMN_EAUTH
-                 : st == 404            ? PEMN_ENOTFOUND
-                 : st == 409            ? PEMN_ECONFLICT
-                 : st == 413            ? PEMN_ETOOBIG
+    pemn_rc rc = st == 401 || st == 403                             ? PEMN_EAUTH
+                 : st == 404                                        ? PEMN_ENOTFOUND
+                 : st == 409                                        ? PEMN_ECONFLICT
+                 : st == 413                                        ? PEMN_ETOOBIG
                  : st == 400 || st == 405 || st == 415 || st == 416 ? PEMN_EINVAL
                                                                     : PEMN_EHTTP;
     const char *code = "", *msg = "";
@@ -242,7 +243,8 @@ pemn_rc oci_status_error(const struct oci_resp *r, const char *what, struct pemn
         code = json_string_value(json_object_get(e0, "code")) ?: "";
         msg = json_string_value(json_object_get(e0, "message")) ?: "";
         /* pemnd says why a push was refused in detail.pemn_code */
-        const char *pc = json_string_value(json_object_get(json_object_get(e0, "detail"), "pemn_code"));
+        const char *pc =
+            json_string_value(json_object_get(json_object_get(e0, "detail"), "pemn_code"));
         if (pc) {
             static const struct {
                 const char *code;
@@ -358,7 +360,8 @@ static pemn_rc answer_challenge(struct oci_sess *s, const char *www, struct pemn
     const struct pemn_oci_options *o = s->o;
     char *userpwd = NULL;
     if (o->username || o->password) {
-        size_t n = strlen(o->username ? o->username : "") + strlen(o->password ? o->password : "") + 2;
+        size_t n =
+            strlen(o->username ? o->username : "") + strlen(o->password ? o->password : "") + 2;
         userpwd = malloc(n);
         if (!userpwd)
             return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -459,13 +462,13 @@ pemn_rc oci_request(struct oci_sess *s, const char *method, const char *url, con
         curl_slist_free_all(hl);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
         if (x.too_big) {
-            rc = proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET,
-                           "%s %s: response over %zu bytes", method, url, max);
+            rc = proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "%s %s: response over %zu bytes",
+                           method, url, max);
             break;
         }
         if (x.read_err) {
-            rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "reading the upload: %s",
-                           strerror(errno));
+            rc =
+                proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "reading the upload: %s", strerror(errno));
             break;
         }
         if (cc != CURLE_OK) {

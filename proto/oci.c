@@ -52,8 +52,8 @@ pemn_rc proto_oci_build(const struct proto_oci_desc *d, struct proto_oci_artifac
     json_t *cfg = json_pack(
         "{s:s,s:s,s:I,s:s,s:s,s:f,s:s,s:{s:I,s:I,s:I}}", "name", d->name, "version", d->version,
         "release", (json_int_t)d->release, "signer", d->signer, "strategy", strategy, "density",
-        round(d->density * 1e6) / 1e6, "created", created, "sizes", "package",
-        (json_int_t)d->size, "f32", (json_int_t)d->f32_size, "n_params", (json_int_t)d->n_params);
+        round(d->density * 1e6) / 1e6, "created", created, "sizes", "package", (json_int_t)d->size,
+        "f32", (json_int_t)d->f32_size, "n_params", (json_int_t)d->n_params);
     out->config = dump(cfg, &out->config_len);
     if (!out->config)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -130,8 +130,8 @@ static pemn_rc descriptor(json_t *o, const char *what, struct proto_oci_descript
     if (strlen(mt) >= PROTO_OCI_TYPE_MAX || !mt[0])
         return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "%s: bad mediaType", what);
     if (!digest_canon(dg, out->digest))
-        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
-                         "%s: digest must be sha256:<64 hex>", what);
+        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "%s: digest must be sha256:<64 hex>",
+                         what);
     if (json_integer_value(sz) < 0)
         return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "%s: negative size", what);
     snprintf(out->media_type, sizeof out->media_type, "%s", mt);
@@ -155,8 +155,7 @@ pemn_rc proto_oci_parse(const void *data, size_t len, struct proto_oci_manifest 
         rc = proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "manifest is not a JSON object");
     } else if (mt && strcmp(mt, PROTO_OCI_MANIFEST_TYPE) != 0) {
         rc = proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET,
-                       "media type %.200s: pemnd stores OCI image manifests of PEMN artifacts",
-                       mt);
+                       "media type %.200s: pemnd stores OCI image manifests of PEMN artifacts", mt);
     } else if (json_object_get(root, "manifests")) {
         rc = proto_err(err, PEMN_EUNSUPPORTED, PEMN_NO_OFFSET,
                        "an image index: pemnd stores image manifests of PEMN artifacts");
@@ -251,8 +250,8 @@ bool proto_oci_valid_tag(const char *s)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool w = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_';
+        bool w =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (!w && (i == 0 || (c != '.' && c != '-')))
             return false;
     }

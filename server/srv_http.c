@@ -103,7 +103,8 @@ static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                srv_oci_path(r->path) ? SRV_OCI_CHALLENGE : "Bearer realm=\"pemn\"");
+                                srv_oci_path(r->path) ? SRV_OCI_CHALLENGE
+                                                      : "Bearer realm=\"pemn\"");
     return srv_queue(r, status, resp, len);
 }
 
@@ -353,12 +354,8 @@ static enum srv_method method_of(const char *m)
     static const struct {
         const char *name;
         enum srv_method m;
-    } t[] = {{"GET", SRV_GET},
-             {"HEAD", SRV_HEAD},
-             {"PUT", SRV_PUT},
-             {"DELETE", SRV_DELETE},
-             {"POST", SRV_POST},
-             {"PATCH", SRV_PATCH}};
+    } t[] = {{"GET", SRV_GET},       {"HEAD", SRV_HEAD}, {"PUT", SRV_PUT},
+             {"DELETE", SRV_DELETE}, {"POST", SRV_POST}, {"PATCH", SRV_PATCH}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(m, t[i].name) == 0)
             return t[i].m;

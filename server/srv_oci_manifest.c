@@ -168,8 +168,8 @@ pemn_rc srv_oci_resolve(struct srv *s, const char *repo, const char *ref,
     if (rc == PEMN_ENOTFOUND && strcmp(ref, "latest") == 0)
         rc = store_get_latest(st, repo, &v, err);
     if (rc == PEMN_ENOTFOUND)
-        return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET,
-                         "%s has no tag or version named %s", repo, ref);
+        return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "%s has no tag or version named %s",
+                         repo, ref);
     if (rc)
         return rc;
     rc = store_oci_manifest_for_version(st, repo, v.version, out, err);
@@ -289,9 +289,8 @@ enum MHD_Result srv_oci_manifest_put(struct srv_req *r)
                              rc == PEMN_ETOOBIG ? "SIZE_INVALID" : "UNKNOWN", NULL, "%s", e.msg);
     /* a reference that is a version label names exactly that version (never re-pointed) */
     struct store_version named;
-    const char *want = !is_digest(ref) && store_get_version(st, repo, ref, &named, NULL) == PEMN_OK
-                           ? ref
-                           : NULL;
+    const char *want =
+        !is_digest(ref) && store_get_version(st, repo, ref, &named, NULL) == PEMN_OK ? ref : NULL;
     struct srv_push_outcome o;
     rc = srv_push_package(r->srv, pkg, pkg_len, repo, want, r->actor, &o);
     free(pkg);

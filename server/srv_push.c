@@ -21,10 +21,9 @@ static pemn_rc refuse(struct srv *s, struct srv_push_outcome *out, unsigned stat
     va_start(ap, fmt);
     vsnprintf(out->msg, sizeof out->msg, fmt, ap);
     va_end(ap);
-    srv_metrics_push_rejected(srv_get_metrics(s), strcmp(code, "unavailable") == 0 ||
-                                                          strcmp(code, "internal") == 0
-                                                      ? "internal"
-                                                      : code);
+    srv_metrics_push_rejected(
+        srv_get_metrics(s),
+        strcmp(code, "unavailable") == 0 || strcmp(code, "internal") == 0 ? "internal" : code);
     return rc ? rc : PEMN_EINVAL;
 }
 
@@ -95,8 +94,8 @@ pemn_rc srv_push_package(struct srv *s, const uint8_t *data, size_t len, const c
     }
     rc = pemn_pkg_verify(pkg, kr, &e);
     if (rc == PEMN_EBADSIG) {
-        rc = refuse(s, out, 403, "bad_signature", rc, "%s",
-                    msg_or(&e, "signature does not verify"));
+        rc =
+            refuse(s, out, 403, "bad_signature", rc, "%s", msg_or(&e, "signature does not verify"));
         goto done;
     }
     if (rc == PEMN_EUNTRUSTED) {
@@ -115,8 +114,8 @@ pemn_rc srv_push_package(struct srv *s, const uint8_t *data, size_t len, const c
     }
     if (strcmp(info.name, name) != 0 || (version && strcmp(info.version, version) != 0)) {
         rc = refuse(s, out, 400, "name_mismatch", PEMN_ECONFLICT,
-                    "the package is %.128s %.128s, the request says %s %s", info.name,
-                    info.version, name, version ? version : "(any version)");
+                    "the package is %.128s %.128s, the request says %s %s", info.name, info.version,
+                    name, version ? version : "(any version)");
         goto done;
     }
 

@@ -48,8 +48,8 @@ static enum MHD_Result push(struct srv_req *r)
     size_t len;
     srv_body_get(r, &data, &len);
     struct srv_push_outcome o;
-    if (srv_push_package(r->srv, data, len, srv_param(r, "name"), srv_param(r, "version"),
-                         r->actor, &o))
+    if (srv_push_package(r->srv, data, len, srv_param(r, "name"), srv_param(r, "version"), r->actor,
+                         &o))
         return srv_reply_error(r, o.status, o.code, "%s", o.msg);
     srv_oci_version_ensure(r->srv, &o.v); /* its OCI manifest (docs/OCI.md) */
     return srv_reply_json(r, o.status, srv_version_json(&o.v));

@@ -317,8 +317,8 @@ static enum MHD_Result store_verified(struct srv_req *r, const char *claimed, co
     char actual[PEMN_DIGEST_TEXT_MAX];
     proto_oci_digest(data, len, actual);
     if (strcmp(actual, claimed) != 0)
-        return srv_oci_error(r, 400, "DIGEST_INVALID", NULL,
-                             "the bytes have digest %s, not %s", actual, claimed);
+        return srv_oci_error(r, 400, "DIGEST_INVALID", NULL, "the bytes have digest %s, not %s",
+                             actual, claimed);
     struct pemn_err e = {0};
     pemn_rc rc = store_oci_blob_put(srv_store(r->srv), actual, data, len, r->actor, NULL, &e);
     if (rc)
@@ -374,8 +374,8 @@ static bool upload_find(struct srv_req *r, struct store_oci_upload *u, enum MHD_
     if (!repo_ok(r, ret))
         return false;
     struct pemn_err e = {0};
-    pemn_rc rc = store_oci_upload_get(srv_store(r->srv), srv_param(r, "name"),
-                                      srv_param(r, "uuid"), u, &e);
+    pemn_rc rc =
+        store_oci_upload_get(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "uuid"), u, &e);
     if (rc == PEMN_ENOTFOUND)
         *ret = srv_oci_error(r, 404, "BLOB_UPLOAD_UNKNOWN", NULL, "%s", e.msg);
     else if (rc)
@@ -448,8 +448,8 @@ static bool append_chunk(struct srv_req *r, struct store_oci_upload *u, enum MHD
     struct pemn_err e = {0};
     pemn_rc rc = srv_oci_upload_file_write(r->srv, u->id, u->size, data, len, &e);
     if (!rc)
-        rc = store_oci_upload_advance(srv_store(r->srv), u->repo, u->id, u->size, u->size + len,
-                                      &e);
+        rc =
+            store_oci_upload_advance(srv_store(r->srv), u->repo, u->id, u->size, u->size + len, &e);
     if (rc == PEMN_ECONFLICT) {
         *ret = upload_416(r, u, "another chunk was written first");
         return false;
@@ -613,8 +613,8 @@ static enum MHD_Result reply_page(struct srv_req *r, struct strs *ss, const char
     char link[2 * STORE_LABEL_MAX + 100] = "";
     if (more && lastout)
         snprintf(link, sizeof link, "<%s?n=%llu&last=%s>; rel=\"next\"", base, n, lastout);
-    json_t *obj = name ? json_pack("{s:s,s:o}", "name", name, key, arr)
-                       : json_pack("{s:o}", key, arr);
+    json_t *obj =
+        name ? json_pack("{s:s,s:o}", "name", name, key, arr) : json_pack("{s:o}", key, arr);
     free(ss->v);
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
@@ -703,8 +703,8 @@ static enum MHD_Result referrers(struct srv_req *r)
         json_decref(rs.arr);
         return srv_oci_error(r, 500, "UNKNOWN", NULL, "%s", e.msg[0] ? e.msg : "out of memory");
     }
-    json_t *obj = json_pack("{s:i,s:s,s:o}", "schemaVersion", 2, "mediaType",
-                            PROTO_OCI_INDEX_TYPE, "manifests", rs.arr);
+    json_t *obj = json_pack("{s:i,s:s,s:o}", "schemaVersion", 2, "mediaType", PROTO_OCI_INDEX_TYPE,
+                            "manifests", rs.arr);
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)

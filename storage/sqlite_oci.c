@@ -38,8 +38,8 @@ const char sq_schema_v4_oci[] =
 
 /* ---- upload sessions ------------------------------------------------------------------- */
 static pemn_rc exec_write(struct store *st, const char *sql, const char *what,
-                          void (*bind)(sqlite3_stmt *, const void *), const void *ctx,
-                          int *changes, struct pemn_err *err)
+                          void (*bind)(sqlite3_stmt *, const void *), const void *ctx, int *changes,
+                          struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
@@ -53,7 +53,7 @@ static pemn_rc exec_write(struct store *st, const char *sql, const char *what,
     bind(s, ctx);
     int r = sqlite3_step(s);
     sq_done(s);
-    if (r == SQLITE_CONSTRAINT)
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
         rc = proto_err(err, PEMN_EEXIST, PEMN_NO_OFFSET, "%s: already exists", what);
     else if (r != SQLITE_DONE)
         rc = sq_fail(c, err, what);
@@ -133,8 +133,8 @@ static void bind_advance(sqlite3_stmt *s, const void *ctx)
     sqlite3_bind_int64(s, 5, (sqlite3_int64)a->from);
 }
 
-pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char *id,
-                                 uint64_t from, uint64_t to, struct pemn_err *err)
+pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char *id, uint64_t from,
+                                 uint64_t to, struct pemn_err *err)
 {
     static const char sql[] = "UPDATE oci_uploads SET size = ?1, updated = ?2"
                               " WHERE id = ?3 AND repo = ?4 AND size = ?5";
@@ -149,9 +149,8 @@ pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char 
     rc = store_oci_upload_get(st, repo, id, &u, err);
     if (rc)
         return rc;
-    return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
-                     "upload %s is at byte %llu, not %llu", id, (unsigned long long)u.size,
-                     (unsigned long long)from);
+    return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, "upload %s is at byte %llu, not %llu", id,
+                     (unsigned long long)u.size, (unsigned long long)from);
 }
 
 static void bind_delete(sqlite3_stmt *s, const void *ctx)
@@ -175,8 +174,8 @@ pemn_rc store_oci_upload_delete(struct store *st, const char *repo, const char *
 
 #define EXPIRE_BATCH 64
 
-pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb,
-                                void *ctx, struct pemn_err *err)
+pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb, void *ctx,
+                                struct pemn_err *err)
 {
     static const char sql_sel[] = "SELECT id, repo, size, created, updated FROM oci_uploads"
                                   " WHERE updated < ?1 ORDER BY updated LIMIT 64";

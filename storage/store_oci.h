@@ -21,8 +21,8 @@
 
 #include "storage/store.h"
 
-#define STORE_OCI_ID_MAX 65         /* upload ids: up to 64 characters + NUL */
-#define STORE_OCI_TYPE_MAX 256      /* media types */
+#define STORE_OCI_ID_MAX 65            /* upload ids: up to 64 characters + NUL */
+#define STORE_OCI_TYPE_MAX 256         /* media types */
 #define STORE_OCI_MANIFEST_MAX 4194304 /* 4 MiB, the distribution-spec's advice */
 
 /* ---- upload sessions ------------------------------------------------------------------- */
@@ -42,16 +42,16 @@ pemn_rc store_oci_upload_get(struct store *st, const char *repo, const char *id,
                              struct store_oci_upload *out, struct pemn_err *err);
 /* Moves a session's size from `from` to `to` (a chunk was appended). PEMN_ECONFLICT when the
  * session's size is no longer `from` (another chunk won the race); PEMN_ENOTFOUND. */
-pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char *id,
-                                 uint64_t from, uint64_t to, struct pemn_err *err);
+pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char *id, uint64_t from,
+                                 uint64_t to, struct pemn_err *err);
 /* Ends a session. PEMN_ENOTFOUND. */
 pemn_rc store_oci_upload_delete(struct store *st, const char *repo, const char *id,
                                 struct pemn_err *err);
 typedef int (*store_oci_upload_cb)(void *ctx, const struct store_oci_upload *u);
 /* Deletes every session not updated since `before` (unix seconds), calling cb for each
  * deleted one (after the delete commits) so that the caller removes its bytes. */
-pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb,
-                                void *ctx, struct pemn_err *err);
+pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb, void *ctx,
+                                struct pemn_err *err);
 
 /* ---- blobs ----------------------------------------------------------------------------- */
 /* Stores bytes under digest (the caller verified digest == sha256(bytes)) unless present.

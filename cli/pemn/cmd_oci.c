@@ -108,12 +108,11 @@ static void push_usage(FILE *f)
 static json_t *result_json(const struct pemn_oci_result *r, const char *ref)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:b}", "reference", ref, "model",
-                     r->model,
-                     "version", r->version, "tag", r->tag, "release", (json_int_t)r->release,
-                     "manifest_digest", r->manifest_digest, "digest", r->layer_digest, "size",
-                     (json_int_t)r->layer_size, "upload_resumes", (json_int_t)r->resumes,
-                     "upload_restarts", (json_int_t)r->restarts,
-                     "uploaded", r->layer_uploaded);
+                     r->model, "version", r->version, "tag", r->tag, "release",
+                     (json_int_t)r->release, "manifest_digest", r->manifest_digest, "digest",
+                     r->layer_digest, "size", (json_int_t)r->layer_size, "upload_resumes",
+                     (json_int_t)r->resumes, "upload_restarts", (json_int_t)r->restarts, "uploaded",
+                     r->layer_uploaded);
 }
 
 int cli_oci_push(int argc, char **argv)
