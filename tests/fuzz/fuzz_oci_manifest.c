@@ -41,14 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char name[9] = "n", version[9] = "v";
     for (size_t i = 0; i < 8 && i < size; i++)
         name[i] = (char)('a' + copy[i] % 26);
-    struct proto_oci_desc d = {.name = name, .version = version, .strategy = "rp",
-                               .release = size, .created = (int64_t)size * 1000, .size = size};
+    struct proto_oci_desc d = {.name = name,
+                               .version = version,
+                               .strategy = "rp",
+                               .release = size,
+                               .created = (int64_t)size * 1000,
+                               .size = size};
     proto_oci_digest(copy, size, d.digest);
     memcpy(d.signer, "0123456789abcdef", 17);
     struct proto_oci_artifact a;
     if (proto_oci_build(&d, &a, NULL) == PEMN_OK) {
-        if (proto_oci_parse(a.manifest, a.manifest_len, &m, NULL) != PEMN_OK ||
-            m.pemn_layer != 0 || strcmp(m.layers[0].digest, d.digest) != 0 ||
+        if (proto_oci_parse(a.manifest, a.manifest_len, &m, NULL) != PEMN_OK || m.pemn_layer != 0 ||
+            strcmp(m.layers[0].digest, d.digest) != 0 ||
             strcmp(m.config.digest, a.config_digest) != 0 || m.config.size != a.config_len)
             abort();
         proto_oci_artifact_clear(&a);

@@ -65,8 +65,7 @@ static void test_build_deterministic(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "name")), "net");
     assert_int_equal(json_integer_value(json_object_get(c, "release")), 3);
     assert_string_equal(json_string_value(json_object_get(c, "signer")), "0123456789abcdef");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "sizes"), "f32")),
-                     4000);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "sizes"), "f32")), 4000);
     json_decref(c);
 
     /* any field changes the manifest */
@@ -121,7 +120,8 @@ static pemn_rc parse(const char *text, struct proto_oci_manifest *m, struct pemn
 
 #define H0 "0000000000000000000000000000000000000000000000000000000000000000"
 #define CFG "\"config\":{\"mediaType\":\"a/b\",\"digest\":\"sha256:" H0 "\",\"size\":2}"
-#define PL "{\"mediaType\":\"application/vnd.pemn.package.v1\",\"digest\":\"sha256:" H0 "\",\"size\":9}"
+#define PL                                                                                         \
+    "{\"mediaType\":\"application/vnd.pemn.package.v1\",\"digest\":\"sha256:" H0 "\",\"size\":9}"
 #define OL "{\"mediaType\":\"x/y\",\"digest\":\"sha256:" H0 "\",\"size\":9}"
 
 static void test_parse_errors(void **state)
@@ -157,9 +157,9 @@ static void test_parse_errors(void **state)
                            "\"sha256:" H0 "\",\"size\":-2},\"layers\":[]}",
                            &m, &e),
                      PEMN_ECORRUPT);
-    assert_int_equal(parse("{\"schemaVersion\":2,\"schemaVersion\":2," CFG ",\"layers\":[]}", &m,
-                           &e),
-                     PEMN_ECORRUPT); /* duplicate keys */
+    assert_int_equal(
+        parse("{\"schemaVersion\":2,\"schemaVersion\":2," CFG ",\"layers\":[]}", &m, &e),
+        PEMN_ECORRUPT); /* duplicate keys */
     char many[8192] = "{\"schemaVersion\":2," CFG ",\"layers\":[";
     for (int i = 0; i < PROTO_OCI_LAYERS_MAX + 1; i++) {
         strcat(many, OL);
