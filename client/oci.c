@@ -396,3 +396,39 @@ out:
     oci_sess_close(&s);
     return rc;
 }
+
+/* ---- a package by digest from a repository location (the fleet agent) -------------------- */
+pemn_rc client_oci_fetch(const char *location, const struct pemn_client_options *co,
+                         const char *username, const char *password, const struct pemn_resolved *r,
+                         const char *dest, const struct pemn_fetch_options *fo,
+                         struct pemn_fetch_stats *stats, struct pemn_err *err)
+{
+    bool plain = false;
+    const char *host = NULL, *repo = NULL;
+    size_t hl = 0;
+    if (!proto_oci_valid_location(location, &plain, &host, &hl, &repo))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "'%.200s' is not oci://HOST[:PORT]/REPO (or oci+http://)", location);
+    struct pemn_oci_options o;
+    pemn_oci_options_init(&o);
+    o.client = *co;
+    o.plain_http = plain;
+    o.username = username;
+    o.password = password;
+    char ref[PEMN_OCI_HOST_BUF + PEMN_OCI_REPO_BUF + 8];
+    snprintf(ref, sizeof ref, "%.*s/%s", (int)hl, host, repo);
+    struct oci_sess s;
+    pemn_rc rc = oci_sess_open(&s, ref, &o, "pull", err);
+    if (rc)
+        return rc;
+    struct pemn_resolved rv = *r;
+    snprintf(rv.package_url, sizeof rv.package_url, "/v2/%s/blobs/%s", s.ref.repo, r->digest);
+    /* answer the registry's challenge once, so the download carries the credentials */
+    struct oci_resp resp = {0};
+    rc = oci_request(&s, "HEAD", rv.package_url, NULL, NULL, 0, NULL, &resp, err);
+    oci_resp_clear(&resp);
+    if (!rc)
+        rc = pemn_client_fetch(s.c, &rv, dest, fo, stats, err);
+    oci_sess_close(&s);
+    return rc;
+}

@@ -57,4 +57,13 @@ pemn_rc oci_request(struct oci_sess *s, const char *method, const char *url, con
 /* OCI error body -> pemn_rc and "HTTP <status> <CODE>: <message> (<what>)". */
 pemn_rc oci_status_error(const struct oci_resp *r, const char *what, struct pemn_err *err);
 
+/* Fetches package r (r->digest, r->size, r->model...) from the repository at location
+ * ("oci://HOST/REPO" or "oci+http://HOST/REPO") into dest, as pemn_client_fetch does (resume,
+ * digest, signature, trusted keys, atomic install). co: the client options (trusted keyring,
+ * timeouts); its token is not sent (username/password answer the registry's challenge). */
+pemn_rc client_oci_fetch(const char *location, const struct pemn_client_options *co,
+                         const char *username, const char *password, const struct pemn_resolved *r,
+                         const char *dest, const struct pemn_fetch_options *fo,
+                         struct pemn_fetch_stats *stats, struct pemn_err *err);
+
 #endif

@@ -257,3 +257,52 @@ bool proto_oci_valid_tag(const char *s)
     }
     return true;
 }
+
+bool proto_oci_valid_location(const char *s, bool *plain_http, const char **host, size_t *host_len,
+                              const char **repo)
+{
+    bool plain = false;
+    if (!strncmp(s, "oci://", 6)) {
+        s += 6;
+    } else if (!strncmp(s, "oci+http://", 11)) {
+        s += 11;
+        plain = true;
+    } else {
+        return false;
+    }
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || slash - s > 255)
+        return false;
+    for (const char *p = s; p < slash; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+            return false;
+    }
+    const char *r = slash + 1;
+    size_t rl = strlen(r);
+    if (rl == 0 || rl > 255 || r[rl - 1] == '/')
+        return false;
+    char comp[256];
+    for (const char *p = r; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 0 || n >= sizeof comp)
+            return false;
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        if (!proto_oci_valid_repo(comp))
+            return false;
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    if (plain_http)
+        *plain_http = plain;
+    if (host)
+        *host = s;
+    if (host_len)
+        *host_len = (size_t)(slash - s);
+    if (repo)
+        *repo = r;
+    return true;
+}

@@ -92,5 +92,10 @@ void proto_oci_digest(const void *data, size_t len, char out[PEMN_DIGEST_TEXT_MA
  * [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. */
 bool proto_oci_valid_repo(const char *s);
 bool proto_oci_valid_tag(const char *s);
+/* A repository location "oci://HOST[:PORT]/REPO" or "oci+http://HOST[:PORT]/REPO" (REPO one
+ * or more valid components, no tag or digest). *plain_http (may be NULL) tells the scheme;
+ * host_end / repo point into s (may be NULL). */
+bool proto_oci_valid_location(const char *s, bool *plain_http, const char **host, size_t *host_len,
+                              const char **repo);
 
 #endif

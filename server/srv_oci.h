@@ -63,6 +63,10 @@ void srv_oci_upload_file_unmap(void *map, uint64_t size);
 /* Removes a session's file (missing is fine). */
 void srv_oci_upload_file_remove(struct srv *s, const char *id);
 
+/* The desired state of a device in `fleet`: when the fleet has an OCI source
+ * (PUT /v1/fleets/{fleet}/oci), its package_url becomes that location (docs/OCI.md). */
+void srv_oci_desired_source(struct srv *s, const char *fleet, json_t *desired);
+
 extern const struct srv_route srv_routes_oci[];
 
 #endif

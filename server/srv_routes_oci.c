@@ -11,6 +11,7 @@
  *   GET  /v2/{name}/tags/list                   versions + tags (+ "latest"), n / last
  *   GET  /v2/{name}/referrers/{digest}          an image index (artifactType filter)
  *   GET  /v2/_catalog                           repositories, n / last
+ *   PUT|GET|DELETE /v1/fleets/{fleet}/oci       where the fleet's devices fetch the bytes
  *
  * Errors are OCI error bodies (srv_oci_error); docs/OCI.md has the name and tag rules.
  */
@@ -713,6 +714,65 @@ static enum MHD_Result referrers(struct srv_req *r)
                        rs.filter ? "OCI-Filters-Applied" : NULL, "artifactType");
 }
 
+/* ---- fleet sources: PUT|GET|DELETE /v1/fleets/{fleet}/oci --------------------------------- */
+void srv_oci_desired_source(struct srv *s, const char *fleet, json_t *desired)
+{
+    char loc[STORE_OCI_LOCATION_MAX];
+    if (store_oci_source_get(srv_store(s), fleet, loc, NULL) == PEMN_OK)
+        json_object_set_new(desired, "package_url", json_string(loc));
+}
+
+static enum MHD_Result source_reply(struct srv_req *r, const char *loc)
+{
+    return srv_reply_json(r, 200,
+                          json_pack("{s:s,s:s}", "fleet", srv_param(r, "fleet"), "location", loc));
+}
+
+static enum MHD_Result source_put(struct srv_req *r)
+{
+    const uint8_t *data;
+    size_t len;
+    srv_body_get(r, &data, &len);
+    json_error_t je;
+    json_t *body = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &je);
+    const char *loc = json_string_value(json_object_get(body, "location"));
+    if (!json_is_object(body) || !loc || json_object_size(body) != 1 ||
+        strlen(loc) >= STORE_OCI_LOCATION_MAX ||
+        !proto_oci_valid_location(loc, NULL, NULL, NULL, NULL)) {
+        json_decref(body);
+        return srv_reply_error(r, 400, "bad_request",
+                               "expected {\"location\": \"oci://HOST[:PORT]/REPO\"} (or "
+                               "oci+http:// for a plain-http registry), lower-case REPO");
+    }
+    char copy[STORE_OCI_LOCATION_MAX];
+    snprintf(copy, sizeof copy, "%s", loc);
+    json_decref(body);
+    struct pemn_err e = {0};
+    pemn_rc rc = store_oci_source_set(srv_store(r->srv), srv_param(r, "fleet"), copy, r->actor, &e);
+    if (rc)
+        return srv_reply_store_error(r, rc, &e);
+    return source_reply(r, copy);
+}
+
+static enum MHD_Result source_get(struct srv_req *r)
+{
+    char loc[STORE_OCI_LOCATION_MAX];
+    struct pemn_err e = {0};
+    pemn_rc rc = store_oci_source_get(srv_store(r->srv), srv_param(r, "fleet"), loc, &e);
+    if (rc)
+        return srv_reply_store_error(r, rc, &e);
+    return source_reply(r, loc);
+}
+
+static enum MHD_Result source_delete(struct srv_req *r)
+{
+    struct pemn_err e = {0};
+    pemn_rc rc = store_oci_source_set(srv_store(r->srv), srv_param(r, "fleet"), NULL, r->actor, &e);
+    if (rc)
+        return srv_reply_store_error(r, rc, &e);
+    return srv_reply_empty(r, 204);
+}
+
 #define PUB STORE_SCOPE_PUBLISH
 #define READ SRV_OPEN_READ
 #define MANIFEST "/v2/{name}/manifests/{reference}"
@@ -735,5 +795,8 @@ const struct srv_route srv_routes_oci[] = {
     {"oci_upload_delete", SRV_DELETE, UPLOAD, PUB, 0, upload_delete},
     {"oci_tags_list", SRV_GET | SRV_HEAD, "/v2/{name}/tags/list", READ, 0, tags_list},
     {"oci_referrers", SRV_GET | SRV_HEAD, "/v2/{name}/referrers/{digest}", READ, 0, referrers},
+    {"fleet_oci_get", SRV_GET | SRV_HEAD, "/v1/fleets/{fleet}/oci", READ, 0, source_get},
+    {"fleet_oci_put", SRV_PUT, "/v1/fleets/{fleet}/oci", PUB, 16 * 1024, source_put},
+    {"fleet_oci_delete", SRV_DELETE, "/v1/fleets/{fleet}/oci", PUB, 0, source_delete},
     {0},
 };

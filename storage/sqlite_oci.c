@@ -34,7 +34,12 @@ const char sq_schema_v4_oci[] =
     "  data BLOB NOT NULL,"
     "  UNIQUE(repo, digest));"
     "CREATE INDEX oci_manifests_version ON oci_manifests(repo, version, id);"
-    "CREATE INDEX oci_manifests_subject ON oci_manifests(repo, subject, id);";
+    "CREATE INDEX oci_manifests_subject ON oci_manifests(repo, subject, id);"
+    /* where a fleet's devices fetch package bytes: an OCI repository, by fleet name */
+    "CREATE TABLE oci_fleet_sources("
+    "  fleet TEXT PRIMARY KEY,"
+    "  location TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL);";
 
 /* ---- upload sessions ------------------------------------------------------------------- */
 static pemn_rc exec_write(struct store *st, const char *sql, const char *what,
@@ -465,6 +470,82 @@ pemn_rc store_oci_referrers(struct store *st, const char *repo, const char *subj
     }
     if (!rc && r != SQLITE_DONE)
         rc = sq_fail(c, err, "listing referrers");
+    sq_done(s);
+    sq_release(st, c);
+    return rc;
+}
+
+/* ---- fleet sources ----------------------------------------------------------------------- */
+pemn_rc store_oci_source_set(struct store *st, const char *fleet, const char *location,
+                             const char *actor, struct pemn_err *err)
+{
+    static const char sql_fleet[] = "SELECT 1 FROM fleets WHERE name = ?1";
+    static const char sql_set[] =
+        "INSERT INTO oci_fleet_sources(fleet, location, updated) VALUES(?1, ?2, ?3)"
+        " ON CONFLICT(fleet) DO UPDATE SET location = excluded.location, updated = "
+        "excluded.updated";
+    static const char sql_del[] = "DELETE FROM oci_fleet_sources WHERE fleet = ?1";
+    if (location && (!location[0] || strlen(location) >= STORE_OCI_LOCATION_MAX))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad location");
+    struct sq_conn *c;
+    pemn_rc rc = sq_acquire_write(st, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = sq_stmt(c, location ? sql_fleet : sql_del, err);
+    if (!s) {
+        rc = PEMN_EDB;
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, fleet, -1, SQLITE_STATIC);
+    int r = sqlite3_step(s);
+    sq_done(s);
+    if (!location) {
+        if (r != SQLITE_DONE)
+            rc = sq_fail(c, err, "removing a fleet source");
+        else if (sqlite3_changes(c->db) == 0)
+            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "fleet '%s' has no OCI source",
+                           fleet);
+    } else if (r == SQLITE_DONE) {
+        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no fleet '%s'", fleet);
+    } else if (r != SQLITE_ROW) {
+        rc = sq_fail(c, err, "looking up a fleet");
+    } else if (!(s = sq_stmt(c, sql_set, err))) {
+        rc = PEMN_EDB;
+    } else {
+        sqlite3_bind_text(s, 1, fleet, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, location, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, sq_now());
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = sq_fail(c, err, "setting a fleet source");
+        sq_done(s);
+    }
+    if (!rc)
+        rc = sq_audit(c, actor ? actor : "", location ? "fleet.oci" : "fleet.oci.delete", fleet,
+                      location ? location : "", err);
+    if (!rc)
+        rc = sq_commit(c, err);
+out:
+    sq_release(st, c);
+    return rc;
+}
+
+pemn_rc store_oci_source_get(struct store *st, const char *fleet,
+                             char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err)
+{
+    static const char sql[] = "SELECT location FROM oci_fleet_sources WHERE fleet = ?1";
+    struct sq_conn *c;
+    sqlite3_stmt *s;
+    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, fleet, -1, SQLITE_STATIC);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW)
+        sq_col_text(s, 0, location, STORE_OCI_LOCATION_MAX);
+    else if (r == SQLITE_DONE)
+        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "fleet '%s' has no OCI source", fleet);
+    else
+        rc = sq_fail(c, err, "reading a fleet source");
     sq_done(s);
     sq_release(st, c);
     return rc;

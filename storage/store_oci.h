@@ -93,4 +93,17 @@ typedef int (*store_oci_manifest_cb)(void *ctx, const struct store_oci_manifest 
 pemn_rc store_oci_referrers(struct store *st, const char *repo, const char *subject,
                             store_oci_manifest_cb cb, void *ctx, struct pemn_err *err);
 
+/* ---- fleet sources ------------------------------------------------------------------- */
+/* Where the devices of a fleet fetch package bytes: "oci://HOST[:PORT]/REPO" (or
+ * "oci+http://..." for a plain-http registry); the desired state then names it instead of
+ * pemnd's /v1/blobs. The bytes are checked on the device exactly as from pemnd. */
+#define STORE_OCI_LOCATION_MAX 512
+/* Sets (location != NULL) or removes (NULL) a fleet's source. PEMN_ENOTFOUND when the fleet
+ * does not exist (set) or has no source (remove). Audited. */
+pemn_rc store_oci_source_set(struct store *st, const char *fleet, const char *location,
+                             const char *actor, struct pemn_err *err);
+/* PEMN_ENOTFOUND when the fleet has none. */
+pemn_rc store_oci_source_get(struct store *st, const char *fleet,
+                             char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err);
+
 #endif

@@ -105,6 +105,10 @@ struct pemn_agent_opts {
     void *event_user;
     pemn_agent_fault_fn fault; /* test hook, normally NULL */
     void *fault_user;
+    /* when the desired state names an OCI repository ("oci://HOST/REPO", docs/OCI.md) as
+     * package_url: credentials for that registry's challenge, or NULL (borrowed) */
+    const char *oci_username;
+    const char *oci_password;
 };
 /* Zeroes *opts (every option at its default). */
 void pemn_agent_opts_init(struct pemn_agent_opts *opts);
