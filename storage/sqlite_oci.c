@@ -4,7 +4,7 @@
  * tables; blobs share the blobs table of migration 1.
  */
 #include "storage/sqlite_int.h"
-#include "storage/sqlite_oci.h"
+#include "storage/oci_schema.h"
 #include "storage/store_oci.h"
 
 #include "proto/err.h"
@@ -84,8 +84,8 @@ static void bind_create(sqlite3_stmt *s, const void *ctx)
     sqlite3_bind_int64(s, 3, a->now);
 }
 
-pemn_rc store_oci_upload_create(struct store *st, const char *repo, const char *id,
-                                struct pemn_err *err)
+static pemn_rc sq_oci_upload_create(struct store *st, const char *repo, const char *id,
+                                    struct pemn_err *err)
 {
     static const char sql[] = "INSERT INTO oci_uploads(id, repo, size, created, updated)"
                               " VALUES(?1, ?2, 0, ?3, ?3)";
@@ -104,8 +104,8 @@ static void upload_row(sqlite3_stmt *s, struct store_oci_upload *u)
     u->updated = sqlite3_column_int64(s, 4);
 }
 
-pemn_rc store_oci_upload_get(struct store *st, const char *repo, const char *id,
-                             struct store_oci_upload *out, struct pemn_err *err)
+static pemn_rc sq_oci_upload_get(struct store *st, const char *repo, const char *id,
+                                 struct store_oci_upload *out, struct pemn_err *err)
 {
     static const char sql[] = "SELECT id, repo, size, created, updated FROM oci_uploads"
                               " WHERE id = ?1 AND repo = ?2";
@@ -138,8 +138,8 @@ static void bind_advance(sqlite3_stmt *s, const void *ctx)
     sqlite3_bind_int64(s, 5, (sqlite3_int64)a->from);
 }
 
-pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char *id, uint64_t from,
-                                 uint64_t to, struct pemn_err *err)
+static pemn_rc sq_oci_upload_advance(struct store *st, const char *repo, const char *id,
+                                     uint64_t from, uint64_t to, struct pemn_err *err)
 {
     static const char sql[] = "UPDATE oci_uploads SET size = ?1, updated = ?2"
                               " WHERE id = ?3 AND repo = ?4 AND size = ?5";
@@ -151,7 +151,7 @@ pemn_rc store_oci_upload_advance(struct store *st, const char *repo, const char 
     if (rc || n)
         return rc;
     struct store_oci_upload u;
-    rc = store_oci_upload_get(st, repo, id, &u, err);
+    rc = sq_oci_upload_get(st, repo, id, &u, err);
     if (rc)
         return rc;
     return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, "upload %s is at byte %llu, not %llu", id,
@@ -165,8 +165,8 @@ static void bind_delete(sqlite3_stmt *s, const void *ctx)
     sqlite3_bind_text(s, 2, a->repo, -1, SQLITE_STATIC);
 }
 
-pemn_rc store_oci_upload_delete(struct store *st, const char *repo, const char *id,
-                                struct pemn_err *err)
+static pemn_rc sq_oci_upload_delete(struct store *st, const char *repo, const char *id,
+                                    struct pemn_err *err)
 {
     static const char sql[] = "DELETE FROM oci_uploads WHERE id = ?1 AND repo = ?2";
     struct upload_args a = {.repo = repo, .id = id};
@@ -179,8 +179,8 @@ pemn_rc store_oci_upload_delete(struct store *st, const char *repo, const char *
 
 #define EXPIRE_BATCH 64
 
-pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb, void *ctx,
-                                struct pemn_err *err)
+static pemn_rc sq_oci_upload_expire(struct store *st, int64_t before, store_oci_upload_cb cb,
+                                    void *ctx, struct pemn_err *err)
 {
     static const char sql_sel[] = "SELECT id, repo, size, created, updated FROM oci_uploads"
                                   " WHERE updated < ?1 ORDER BY updated LIMIT 64";
@@ -226,8 +226,8 @@ pemn_rc store_oci_upload_expire(struct store *st, int64_t before, store_oci_uplo
 }
 
 /* ---- blobs ----------------------------------------------------------------------------- */
-pemn_rc store_oci_blob_put(struct store *st, const char *digest, const void *bytes, size_t len,
-                           const char *actor, bool *created, struct pemn_err *err)
+static pemn_rc sq_oci_blob_put(struct store *st, const char *digest, const void *bytes, size_t len,
+                               const char *actor, bool *created, struct pemn_err *err)
 {
     static const char sql_has[] = "SELECT 1 FROM blobs WHERE digest = ?1";
     static const char sql_put[] =
@@ -279,33 +279,6 @@ out:
     return rc;
 }
 
-pemn_rc store_oci_blob_size(struct store *st, const char *digest, uint64_t *size,
-                            struct pemn_err *err)
-{
-    static const char sql[] = "SELECT size FROM blobs WHERE digest = ?1";
-    uint8_t d[PEMN_DIGEST_BYTES];
-    char canon[PEMN_DIGEST_TEXT_MAX];
-    if (!digest || pemn_digest_parse(digest, d) != PEMN_OK)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "malformed digest");
-    pemn_digest_format(d, canon);
-    struct sq_conn *c;
-    sqlite3_stmt *s;
-    pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_text(s, 1, canon, -1, SQLITE_STATIC);
-    int r = sqlite3_step(s);
-    if (r == SQLITE_ROW)
-        *size = (uint64_t)sqlite3_column_int64(s, 0);
-    else if (r == SQLITE_DONE)
-        rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no blob %s", canon);
-    else
-        rc = sq_fail(c, err, "looking up a blob");
-    sq_done(s);
-    sq_release(st, c);
-    return rc;
-}
-
 /* ---- manifests ------------------------------------------------------------------------- */
 #define MANIFEST_COLS "repo, digest, media_type, artifact_type, subject, version, created, size"
 
@@ -322,8 +295,8 @@ static void manifest_row(sqlite3_stmt *s, struct store_oci_manifest *m)
     m->data = NULL;
 }
 
-pemn_rc store_oci_manifest_put(struct store *st, const struct store_oci_manifest *m,
-                               const char *actor, bool *created, struct pemn_err *err)
+static pemn_rc sq_oci_manifest_put(struct store *st, const struct store_oci_manifest *m,
+                                   const char *actor, bool *created, struct pemn_err *err)
 {
     static const char sql_ver[] = "SELECT 1 FROM versions v JOIN models mo ON mo.id = v.model_id"
                                   " WHERE mo.name = ?1 AND v.version = ?2";
@@ -422,33 +395,24 @@ static pemn_rc manifest_read(struct store *st, const char *sql, const char *a, c
     return rc;
 }
 
-pemn_rc store_oci_manifest_get(struct store *st, const char *repo, const char *digest,
-                               struct store_oci_manifest *out, struct pemn_err *err)
+static pemn_rc sq_oci_manifest_get(struct store *st, const char *repo, const char *digest,
+                                   struct store_oci_manifest *out, struct pemn_err *err)
 {
     static const char sql[] = "SELECT " MANIFEST_COLS ", data FROM oci_manifests"
                               " WHERE repo = ?1 AND digest = ?2";
     return manifest_read(st, sql, repo, digest, out, err);
 }
 
-pemn_rc store_oci_manifest_for_version(struct store *st, const char *repo, const char *version,
-                                       struct store_oci_manifest *out, struct pemn_err *err)
+static pemn_rc sq_oci_manifest_for_version(struct store *st, const char *repo, const char *version,
+                                           struct store_oci_manifest *out, struct pemn_err *err)
 {
     static const char sql[] = "SELECT " MANIFEST_COLS ", data FROM oci_manifests"
                               " WHERE repo = ?1 AND version = ?2 ORDER BY id DESC LIMIT 1";
     return manifest_read(st, sql, repo, version, out, err);
 }
 
-void store_oci_manifest_clear(struct store_oci_manifest *m)
-{
-    if (!m)
-        return;
-    free(m->data);
-    m->data = NULL;
-    m->len = 0;
-}
-
-pemn_rc store_oci_referrers(struct store *st, const char *repo, const char *subject,
-                            store_oci_manifest_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_oci_referrers(struct store *st, const char *repo, const char *subject,
+                                store_oci_manifest_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] = "SELECT " MANIFEST_COLS " FROM oci_manifests"
                               " WHERE repo = ?1 AND subject = ?2 ORDER BY id";
@@ -476,8 +440,8 @@ pemn_rc store_oci_referrers(struct store *st, const char *repo, const char *subj
 }
 
 /* ---- fleet sources ----------------------------------------------------------------------- */
-pemn_rc store_oci_source_set(struct store *st, const char *fleet, const char *location,
-                             const char *actor, struct pemn_err *err)
+static pemn_rc sq_oci_source_set(struct store *st, const char *fleet, const char *location,
+                                 const char *actor, struct pemn_err *err)
 {
     static const char sql_fleet[] = "SELECT 1 FROM fleets WHERE name = ?1";
     static const char sql_set[] =
@@ -529,8 +493,8 @@ out:
     return rc;
 }
 
-pemn_rc store_oci_source_get(struct store *st, const char *fleet,
-                             char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err)
+static pemn_rc sq_oci_source_get(struct store *st, const char *fleet,
+                                 char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err)
 {
     static const char sql[] = "SELECT location FROM oci_fleet_sources WHERE fleet = ?1";
     struct sq_conn *c;
@@ -550,3 +514,18 @@ pemn_rc store_oci_source_get(struct store *st, const char *fleet,
     sq_release(st, c);
     return rc;
 }
+
+const struct store_oci_ops sq_oci_ops = {
+    .upload_create = sq_oci_upload_create,
+    .upload_get = sq_oci_upload_get,
+    .upload_advance = sq_oci_upload_advance,
+    .upload_delete = sq_oci_upload_delete,
+    .upload_expire = sq_oci_upload_expire,
+    .blob_put = sq_oci_blob_put,
+    .manifest_put = sq_oci_manifest_put,
+    .manifest_get = sq_oci_manifest_get,
+    .manifest_for_version = sq_oci_manifest_for_version,
+    .referrers = sq_oci_referrers,
+    .source_set = sq_oci_source_set,
+    .source_get = sq_oci_source_get,
+};

@@ -8,7 +8,7 @@
  */
 #include "storage/sqlite_int.h"
 #include "storage/sqlite_fleet.h"
-#include "storage/sqlite_oci.h"
+#include "storage/oci_schema.h"
 
 #include "proto/err.h"
 

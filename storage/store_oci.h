@@ -106,4 +106,37 @@ pemn_rc store_oci_source_set(struct store *st, const char *fleet, const char *lo
 pemn_rc store_oci_source_get(struct store *st, const char *fleet,
                              char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err);
 
+/* ---- backends (internal to storage/) --------------------------------------------------- */
+/* The feature's table of operations (storage/store_ops.h, st->ops->oci). Arguments arrive
+ * validated by the dispatchers (storage/store_oci.c): ids and locations bounded, digests
+ * canonical, manifests non-empty and at most STORE_OCI_MANIFEST_MAX. Same contracts as above. */
+struct store_oci_ops {
+    pemn_rc (*upload_create)(struct store *st, const char *repo, const char *id,
+                             struct pemn_err *err);
+    pemn_rc (*upload_get)(struct store *st, const char *repo, const char *id,
+                          struct store_oci_upload *out, struct pemn_err *err);
+    pemn_rc (*upload_advance)(struct store *st, const char *repo, const char *id, uint64_t from,
+                              uint64_t to, struct pemn_err *err);
+    pemn_rc (*upload_delete)(struct store *st, const char *repo, const char *id,
+                             struct pemn_err *err);
+    pemn_rc (*upload_expire)(struct store *st, int64_t before, store_oci_upload_cb cb, void *ctx,
+                             struct pemn_err *err);
+    pemn_rc (*blob_put)(struct store *st, const char *digest, const void *bytes, size_t len,
+                        const char *actor, bool *created, struct pemn_err *err);
+    pemn_rc (*manifest_put)(struct store *st, const struct store_oci_manifest *m, const char *actor,
+                            bool *created, struct pemn_err *err);
+    pemn_rc (*manifest_get)(struct store *st, const char *repo, const char *digest,
+                            struct store_oci_manifest *out, struct pemn_err *err);
+    pemn_rc (*manifest_for_version)(struct store *st, const char *repo, const char *version,
+                                    struct store_oci_manifest *out, struct pemn_err *err);
+    pemn_rc (*referrers)(struct store *st, const char *repo, const char *subject,
+                         store_oci_manifest_cb cb, void *ctx, struct pemn_err *err);
+    pemn_rc (*source_set)(struct store *st, const char *fleet, const char *location,
+                          const char *actor, struct pemn_err *err);
+    pemn_rc (*source_get)(struct store *st, const char *fleet,
+                          char location[STORE_OCI_LOCATION_MAX], struct pemn_err *err);
+};
+extern const struct store_oci_ops sq_oci_ops;
+extern const struct store_oci_ops pg_oci_ops;
+
 #endif

@@ -1,12 +1,15 @@
 /* Contract test of storage/store_oci.h (upload sessions, blobs through /v2, manifests stored
- * byte for byte): written against the interface only, so it can run on every backend. */
+ * byte for byte, fleet sources): written against the interface only, run on every backend by
+ * tests/common/storefix (SQLite; PostgreSQL when PEMN_TEST_PG_HOST names a test cluster). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "storage/store_fleet.h"
 #include "storage/store_oci.h"
+#include "tests/common/storefix.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -15,37 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-ocistore-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
-
 static struct store *open_store(void)
 {
     struct store *st = NULL;
     struct pemn_err e;
-    if (store_open(g_db, NULL, &st, &e))
+    if (store_open(storefix_db, NULL, &st, &e))
         fail_msg("store_open: %s", e.msg);
     return st;
 }
@@ -260,6 +237,38 @@ static void test_manifests(void **state)
     store_close(st);
 }
 
+static void test_sources(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    struct pemn_err e;
+    char loc[STORE_OCI_LOCATION_MAX];
+    assert_int_equal(store_oci_source_set(st, "edge", "oci://r/x", "t", &e), PEMN_ENOTFOUND);
+    put_version(st, "net", "1.0.0", 1);
+    struct store_fleet_target t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.model, sizeof t.model, "net");
+    snprintf(t.version, sizeof t.version, "1.0.0");
+    t.release = 1;
+    digest_of("package net 1.0.0", 17, t.digest);
+    t.size = 17;
+    bool started;
+    assert_int_equal(store_fleet_put(st, "edge", &t, 10000, 0, 0, "r1", "t", &started, NULL, &e),
+                     PEMN_OK);
+    assert_int_equal(store_oci_source_get(st, "edge", loc, &e), PEMN_ENOTFOUND);
+    assert_int_equal(store_oci_source_set(st, "edge", NULL, "t", &e), PEMN_ENOTFOUND);
+    assert_int_equal(store_oci_source_set(st, "edge", "oci://r/x", "t", &e), PEMN_OK);
+    assert_int_equal(store_oci_source_get(st, "edge", loc, &e), PEMN_OK);
+    assert_string_equal(loc, "oci://r/x");
+    assert_int_equal(store_oci_source_set(st, "edge", "oci+http://h:5000/a/b", "t", &e), PEMN_OK);
+    assert_int_equal(store_oci_source_get(st, "edge", loc, &e), PEMN_OK);
+    assert_string_equal(loc, "oci+http://h:5000/a/b");
+    assert_int_equal(store_oci_source_set(st, "edge", "", "t", &e), PEMN_EINVAL);
+    assert_int_equal(store_oci_source_set(st, "edge", NULL, "t", &e), PEMN_OK);
+    assert_int_equal(store_oci_source_get(st, "edge", loc, &e), PEMN_ENOTFOUND);
+    store_close(st);
+}
+
 struct race {
     struct store *st;
     int wins;
@@ -291,11 +300,12 @@ static void test_advance_race(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manifests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_advance_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uploads, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_expire, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_blobs, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_manifests, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_advance_race, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_sources, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
