@@ -60,6 +60,11 @@ pemn_rc srv_oci_upload_file_write(struct srv *s, const char *id, uint64_t offset
 pemn_rc srv_oci_upload_file_map(struct srv *s, const char *id, uint64_t size, void **map,
                                 char digest[PEMN_DIGEST_TEXT_MAX], struct pemn_err *err);
 void srv_oci_upload_file_unmap(void *map, uint64_t size);
+/* Locks a session (an exclusive flock on its file) so that a chunk's write and the session's
+ * advance are one step; another upload is never held up. Returns the lock (-1: no such
+ * session file). */
+int srv_oci_upload_lock(struct srv *s, const char *id);
+void srv_oci_upload_unlock(int lock); /* -1 is a no-op */
 /* Removes a session's file (missing is fine). */
 void srv_oci_upload_file_remove(struct srv *s, const char *id);
 

@@ -13,10 +13,14 @@
 #include "proto/err.h"
 #include "proto/oci.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 pemn_rc srv_oci_version_ensure(struct srv *s, const struct store_version *v)
 {
@@ -179,36 +183,85 @@ pemn_rc srv_oci_resolve(struct srv *s, const char *repo, const char *ref,
 }
 
 /* ---- PUT /v2/{name}/manifests/{reference} ------------------------------------------------ */
-/* The package bytes of a stored blob, in memory (bounded by max_package_size). */
-static pemn_rc blob_bytes(struct srv *s, const char *digest, uint8_t **out, size_t *len,
-                          struct pemn_err *err)
+/* The package bytes of a stored blob, for the push checks, without a heap copy: the blob
+ * cache's shared bytes when it holds them, else the blob streamed in chunks into an unlinked
+ * temporary file in tmp_dir and mapped (memory stays bounded whatever the package size). */
+struct pkg_view {
+    struct store_blob *b;
+    const uint8_t *data;
+    size_t len;
+    void *map;
+};
+
+#define VIEW_CHUNK (1u << 20)
+
+static void view_release(struct pkg_view *v)
 {
+    if (v->map)
+        munmap(v->map, v->len);
+    store_blob_release(v->b);
+    memset(v, 0, sizeof *v);
+}
+
+static pemn_rc view_open(struct srv *s, const char *digest, struct pkg_view *v,
+                         struct pemn_err *err)
+{
+    memset(v, 0, sizeof *v);
     struct store *st = srv_store(s);
-    struct store_blob *b = NULL;
-    pemn_rc rc = store_blob_get(st, digest, &b, err);
+    pemn_rc rc = store_blob_get(st, digest, &v->b, err);
     if (rc)
         return rc;
-    if (b->size > srv_cfg(s)->max_package_size) {
-        store_blob_release(b);
-        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "layer over max_package_size");
+    if (v->b->size > srv_cfg(s)->max_package_size || v->b->size == 0) {
+        view_release(v);
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET,
+                         "the layer is empty or over max_package_size");
     }
-    uint8_t *buf = malloc(b->size ? (size_t)b->size : 1);
-    if (!buf) {
-        store_blob_release(b);
-        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    v->len = (size_t)v->b->size;
+    if (v->b->data) {
+        v->data = v->b->data;
+        return PEMN_OK;
     }
-    if (b->data)
-        memcpy(buf, b->data, (size_t)b->size);
-    else
-        rc = store_blob_read(st, b, 0, buf, (size_t)b->size, err);
-    *len = (size_t)b->size;
-    store_blob_release(b);
-    if (rc) {
-        free(buf);
-        return rc;
+    int fd = open(srv_tmp_dir(s), O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) { /* no O_TMPFILE on this file system: a named file, unlinked at once */
+        char path[1100];
+        snprintf(path, sizeof path, "%s/.pemnd-oci-XXXXXX", srv_tmp_dir(s));
+        if ((fd = mkostemp(path, O_CLOEXEC)) >= 0)
+            unlink(path);
     }
-    *out = buf;
-    return PEMN_OK;
+    if (fd < 0) {
+        view_release(v);
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file in %s: %s",
+                         srv_tmp_dir(s), strerror(errno));
+    }
+    uint8_t *buf = malloc(VIEW_CHUNK);
+    rc = buf ? PEMN_OK : proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    for (uint64_t off = 0; !rc && off < v->b->size;) {
+        size_t n = v->b->size - off < VIEW_CHUNK ? (size_t)(v->b->size - off) : VIEW_CHUNK;
+        rc = store_blob_read(st, v->b, off, buf, n, err);
+        for (size_t w = 0; !rc && w < n;) {
+            ssize_t k = pwrite(fd, buf + w, n - w, (off_t)(off + w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file: %s",
+                               strerror(errno));
+            else
+                w += (size_t)k;
+        }
+        off += n;
+    }
+    free(buf);
+    if (!rc) {
+        void *m = mmap(NULL, v->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "mmap: %s", strerror(errno));
+        else
+            v->map = m, v->data = m;
+    }
+    close(fd);
+    if (rc)
+        view_release(v);
+    return rc;
 }
 
 static enum MHD_Result push_refused(struct srv_req *r, const struct srv_push_outcome *o)
@@ -282,9 +335,8 @@ enum MHD_Result srv_oci_manifest_put(struct srv_req *r)
     if (bad)
         return ret;
 
-    uint8_t *pkg = NULL;
-    size_t pkg_len = 0;
-    if ((rc = blob_bytes(r->srv, pm.layers[pm.pemn_layer].digest, &pkg, &pkg_len, &e)))
+    struct pkg_view pv;
+    if ((rc = view_open(r->srv, pm.layers[pm.pemn_layer].digest, &pv, &e)))
         return srv_oci_error(r, rc == PEMN_ETOOBIG ? 400 : 500,
                              rc == PEMN_ETOOBIG ? "SIZE_INVALID" : "UNKNOWN", NULL, "%s", e.msg);
     /* a reference that is a version label names exactly that version (never re-pointed) */
@@ -292,8 +344,8 @@ enum MHD_Result srv_oci_manifest_put(struct srv_req *r)
     const char *want =
         !is_digest(ref) && store_get_version(st, repo, ref, &named, NULL) == PEMN_OK ? ref : NULL;
     struct srv_push_outcome o;
-    rc = srv_push_package(r->srv, pkg, pkg_len, repo, want, r->actor, &o);
-    free(pkg);
+    rc = srv_push_package(r->srv, pv.data, pv.len, repo, want, r->actor, &o);
+    view_release(&pv);
     if (rc)
         return push_refused(r, &o);
     struct store_oci_manifest m;

@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,4 +130,27 @@ void srv_oci_upload_file_remove(struct srv *s, const char *id)
     char path[1200];
     if (file_path(s, id, path, sizeof path, false, NULL) == PEMN_OK)
         unlink(path);
+}
+
+int srv_oci_upload_lock(struct srv *s, const char *id)
+{
+    char path[1200];
+    if (file_path(s, id, path, sizeof path, false, NULL) != PEMN_OK)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+void srv_oci_upload_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
 }

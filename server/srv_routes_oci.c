@@ -19,7 +19,6 @@
 
 #include "proto/oci.h"
 
-#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -285,9 +284,6 @@ static enum MHD_Result blob_get(struct srv_req *r)
 }
 
 /* ---- uploads --------------------------------------------------------------------------- */
-/* Chunks of one upload must not interleave between the file write and the session update. */
-static pthread_mutex_t upload_mu = PTHREAD_MUTEX_INITIALIZER;
-
 static int expire_cb(void *ctx, const struct store_oci_upload *u)
 {
     srv_oci_upload_file_remove(ctx, u->id);
@@ -384,6 +380,16 @@ static bool upload_find(struct srv_req *r, struct store_oci_upload *u, enum MHD_
     return rc == PEMN_OK;
 }
 
+static bool lock_session(struct srv_req *r, const struct store_oci_upload *u, int *lock,
+                         enum MHD_Result *ret)
+{
+    *lock = srv_oci_upload_lock(r->srv, u->id);
+    if (*lock < 0)
+        *ret = srv_oci_error(r, 404, "BLOB_UPLOAD_UNKNOWN", NULL, "upload %s has no bytes file",
+                             u->id);
+    return *lock >= 0;
+}
+
 static enum MHD_Result upload_416(struct srv_req *r, const struct store_oci_upload *u,
                                   const char *why)
 {
@@ -416,7 +422,7 @@ static bool parse_content_range(const char *h, uint64_t *a, uint64_t *b)
 }
 
 /* Appends the request body to a session. Returns true when done (u->size updated); otherwise
- * a reply is queued in *ret. Called with upload_mu held. */
+ * a reply is queued in *ret. Called with the session locked (srv_oci_upload_lock). */
 static bool append_chunk(struct srv_req *r, struct store_oci_upload *u, enum MHD_Result *ret)
 {
     const uint8_t *data;
@@ -481,9 +487,10 @@ static enum MHD_Result upload_patch(struct srv_req *r)
 {
     struct store_oci_upload u;
     enum MHD_Result ret;
-    pthread_mutex_lock(&upload_mu);
-    bool ok = upload_find(r, &u, &ret) && append_chunk(r, &u, &ret);
-    pthread_mutex_unlock(&upload_mu);
+    int lock = -1;
+    bool ok = upload_find(r, &u, &ret) && lock_session(r, &u, &lock, &ret) &&
+              upload_find(r, &u, &ret) && append_chunk(r, &u, &ret); /* re-read under the lock */
+    srv_oci_upload_unlock(lock);
     if (!ok)
         return ret;
     char loc[STORE_LABEL_MAX + 100], range[64];
@@ -502,9 +509,10 @@ static enum MHD_Result upload_put(struct srv_req *r)
         return srv_oci_error(r, 400, "DIGEST_INVALID", NULL,
                              "closing an upload needs ?digest=sha256:<64 hex>");
     struct store_oci_upload u;
-    pthread_mutex_lock(&upload_mu);
-    bool ok = upload_find(r, &u, &ret) && append_chunk(r, &u, &ret);
-    pthread_mutex_unlock(&upload_mu);
+    int lock = -1;
+    bool ok = upload_find(r, &u, &ret) && lock_session(r, &u, &lock, &ret) &&
+              upload_find(r, &u, &ret) && append_chunk(r, &u, &ret); /* re-read under the lock */
+    srv_oci_upload_unlock(lock);
     if (!ok)
         return ret;
     void *map = NULL;

@@ -124,6 +124,19 @@ head -c 300000 /dev/zero >"$D/big"
 check_eq "a chunk past max_package_size: 413 SIZE_INVALID" "413 SIZE_INVALID" \
     "$(req PATCH "$U$LOC4" "${AB[@]}" --data-binary "@$D/big") $(code)"
 
+req POST "$U/v2/net/blobs/uploads/" "${AB[@]}" >/dev/null
+LOC5=$(hdr Location)
+RACE=()
+for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -w '%{http_code}\n' -X PATCH "${AB[@]}" -H "Content-Range: 0-$((H - 1))" \
+        --data-binary "@$D/c1" "$U$LOC5" >"$D/race.$i" &
+    RACE+=($!)
+done
+wait "${RACE[@]}"
+check_eq "6 racing chunks at one offset: exactly one accepted" "1 5" \
+    "$(cat "$D"/race.* | grep -c 202) $(cat "$D"/race.* | grep -c 416)"
+check_eq "... and the session holds that one chunk" "0-$((H - 1))" "$(req GET "$U$LOC5" "${AB[@]}" >/dev/null; hdr Range)"
+
 # ---- cross-repository mount ----------------------------------------------------------------
 check_eq "mount an existing blob: 201" "201 /v2/other/blobs/$ED" \
     "$(req POST "$U/v2/other/blobs/uploads/?mount=$ED&from=net" "${AB[@]}") $(hdr Location)"
@@ -199,8 +212,17 @@ check_eq "DELETE by digest: 405 UNSUPPORTED" "405 UNSUPPORTED" "$(req DELETE "$U
 
 # ---- reads closed ----------------------------------------------------------------------------
 pemnd_stop
-pemnd_start_on "$D/run" "$PEMND_PORT" --read-token-required true || { fail "restart"; exit 1; }
+pemnd_start_on "$D/run" "$PEMND_PORT" --read-token-required true --cache-size 0 \
+    --cache-item-max 0 || { fail "restart"; exit 1; }
 check_eq "reads closed: anonymous manifest GET 401" "401 UNAUTHORIZED" "$(req GET "$U/v2/net/manifests/1.0.0") $(code)"
 check_eq "reads closed: Basic read token 200" 200 "$(req GET "$U/v2/net/manifests/1.0.0" -u "r:$READ")"
 check_eq "versions survive a restart with their manifests" "$MD" "$(hdr Docker-Content-Digest)"
+# without a blob cache the layer is streamed out of the store for the push checks
+"$PEMN_MKPKG" pack "$K/alice.key" net 4.0.0 4 150000 "$K/n4.pemn" 9
+check_eq "no cache: monolithic blob upload" 201 \
+    "$(req POST "$U/v2/net/blobs/uploads/?digest=$(sha "$K/n4.pemn")" "${AB[@]}" --data-binary "@$K/n4.pemn")"
+mkman "$K/n4.pemn" >"$D/m4.json"
+check_eq "no cache: PUT manifest runs the push checks, 201" 201 \
+    "$(req PUT "$U/v2/net/manifests/4.0.0" "${AB[@]}" -H "$MT" --data-binary "@$D/m4.json")"
+check_eq "no cache: 4.0.0 is a version" 200 "$(http_status GET "$U/v1/models/net/versions/4.0.0" -u "r:$READ")"
 t_done
