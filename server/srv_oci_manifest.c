@@ -230,8 +230,8 @@ static pemn_rc view_open(struct srv *s, const char *digest, struct pkg_view *v,
     }
     if (fd < 0) {
         view_release(v);
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file in %s: %s",
-                         srv_tmp_dir(s), strerror(errno));
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file in %s: %s", srv_tmp_dir(s),
+                         strerror(errno));
     }
     uint8_t *buf = malloc(VIEW_CHUNK);
     rc = buf ? PEMN_OK : proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -243,8 +243,8 @@ static pemn_rc view_open(struct srv *s, const char *digest, struct pkg_view *v,
             if (k < 0 && errno == EINTR)
                 continue;
             if (k <= 0)
-                rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file: %s",
-                               strerror(errno));
+                rc =
+                    proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "temporary file: %s", strerror(errno));
             else
                 w += (size_t)k;
         }
