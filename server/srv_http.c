@@ -611,7 +611,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     }
     struct pemn_err be = {0};
-    if (srv_oci_backfill(s, &be)) /* OCI manifests of versions older than migration 4 */
+    if (srv_oci_backfill(s, &be)) /* OCI manifests of versions older than migration 5 */
         srv_log(SRV_LOG_WARN, "OCI manifest backfill: %s", be.msg);
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;

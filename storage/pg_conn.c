@@ -4,6 +4,7 @@
  */
 #include "storage/pg_int.h"
 #include "storage/store_oci.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -461,4 +462,5 @@ const struct store_ops pg_ops = {
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
     .oci = &pg_oci_ops,
+    .console = &pg_console_ops,
 };

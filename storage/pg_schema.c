@@ -12,6 +12,7 @@
  */
 #include "storage/pg_int.h"
 #include "storage/oci_schema.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -122,8 +123,9 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {3, schema_v3},        /* = SQLite 1-3 */
-    {4, pg_schema_v4_oci}, /* = SQLite 4: OCI state (storage/pg_oci.c) */
+    {3, schema_v3},            /* = SQLite 1-3 */
+    {4, pg_schema_v4_console}, /* = SQLite 4: report history, rollout progress */
+    {5, pg_schema_v5_oci},     /* = SQLite 5: OCI state (storage/pg_oci.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -4,6 +4,7 @@
  */
 #include "storage/sqlite_int.h"
 #include "storage/store_oci.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -289,4 +290,5 @@ const struct store_ops sq_ops = {
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
     .oci = &sq_oci_ops,
+    .console = &sq_console_ops,
 };

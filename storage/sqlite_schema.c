@@ -7,6 +7,7 @@
  * processes opening the same file at once migrate it exactly once.
  */
 #include "storage/sqlite_int.h"
+#include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
 #include "storage/oci_schema.h"
 
@@ -80,10 +81,11 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},
-    {2, sq_schema_v2_fleets},
-    {3, schema_v3},
-    {4, sq_schema_v4_oci},
+    {1, schema_v1},            /* the registry */
+    {2, sq_schema_v2_fleets},  /* fleets, devices, rollouts */
+    {3, schema_v3},            /* bound device tokens, report messages */
+    {4, sq_schema_v4_console}, /* report history, rollout progress */
+    {5, sq_schema_v5_oci},     /* OCI uploads, manifests, fleet sources */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

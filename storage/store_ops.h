@@ -51,6 +51,7 @@
 struct blob_cache;
 struct store_fleet_ops;
 struct store_oci_ops;
+struct store_console_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -126,7 +127,8 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
-    const struct store_oci_ops *oci; /* storage/store_oci.h (issue 13) */
+    const struct store_oci_ops *oci;         /* storage/store_oci.h (issue 13) */
+    const struct store_console_ops *console; /* storage/store_console.h */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */
