@@ -786,8 +786,8 @@ static enum MHD_Result source_delete(struct srv_req *r)
 #define MANIFEST "/v2/{name}/manifests/{reference}"
 #define UPLOAD "/v2/{name}/blobs/uploads/{uuid}"
 const struct srv_route srv_routes_oci[] = {
-    {"oci_ping", SRV_GET | SRV_HEAD, "/v2/", SRV_OPEN, 0, ping},
-    {"oci_ping_noslash", SRV_GET | SRV_HEAD, "/v2", SRV_OPEN, 0, ping},
+    {"oci_ping", SRV_GET | SRV_HEAD, "/v2/", READ, 0, ping},
+    {"oci_ping_noslash", SRV_GET | SRV_HEAD, "/v2", READ, 0, ping},
     {"oci_catalog", SRV_GET, "/v2/_catalog", READ, 0, catalog},
     {"oci_manifest_get", SRV_GET | SRV_HEAD, MANIFEST, READ, 0, manifest_get},
     {"oci_manifest_put", SRV_PUT, MANIFEST, PUB, STORE_OCI_MANIFEST_MAX, manifest_put},
