@@ -297,7 +297,11 @@ pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_r
     bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, c->ua) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, c->follow ? 1L : 0L) != CURLE_OK;
+    if (c->follow) {
+        bad |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    }
     bad |= curl_easy_setopt(h, CURLOPT_FAILONERROR, 0L) != CURLE_OK;
     uint64_t ct = c->o.connect_timeout_ms < left ? c->o.connect_timeout_ms : left;
     bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ct) != CURLE_OK;

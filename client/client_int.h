@@ -27,6 +27,8 @@ struct pemn_client {
     char *base; /* without trailing '/' */
     char *token;
     char *userpwd; /* "user:password" for HTTP Basic (OCI registries), or NULL */
+    bool follow;   /* follow redirects (OCI registries hand blobs to a CDN); credentials are
+                      never sent to another host (libcurl's default) */
     char *cache_dir;
     char *ua;
     struct pemn_client_options o; /* pointers above replace the caller's */

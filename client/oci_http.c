@@ -116,7 +116,10 @@ pemn_rc oci_sess_open(struct oci_sess *s, const char *ref, const struct pemn_oci
     snprintf(base, sizeof base, "%s://%s", o->plain_http ? "http" : "https", s->ref.host);
     struct pemn_client_options co = o->client;
     co.token = NULL;
-    return pemn_client_new(base, &co, &s->c, err);
+    pemn_rc rc2 = pemn_client_new(base, &co, &s->c, err);
+    if (!rc2)
+        s->c->follow = true; /* blob GETs may be redirected to storage elsewhere */
+    return rc2;
 }
 
 void oci_sess_close(struct oci_sess *s)

@@ -77,6 +77,12 @@ check "... after a new upload session (docker-registry cannot resume a lost stat
 check "... and the registry has the right bytes" "$P" pull --plain-http -q --trust "$K/alice.pub" \
     -o "$D/cut.pemn" "$R/models/cut:v1"
 
+# ---- blobs redirected to another host ---------------------------------------------------------
+proxy_start "$D/pr" "$REG_HOST" --redirect-blobs || { fail "redirecting proxy starts"; exit 1; }
+check "pull follows a blob redirect to another host" "$P" pull --plain-http -q --no-cache \
+    --trust "$K/alice.pub" -o "$D/rd.pemn" "oci://$PROXY_HOST/models/net:stable"
+check "... bytes identical" cmp -s "$K/net-1.pemn" "$D/rd.pemn"
+
 # ---- Bearer token service ---------------------------------------------------------------------
 proxy_start "$D/pb" "$REG_HOST" --bearer "bob:s3cret" || { fail "token proxy starts"; exit 1; }
 B=oci://$PROXY_HOST

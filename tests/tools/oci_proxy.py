@@ -9,6 +9,8 @@
               only for HTTP Basic USER:PASS (a registry with a token service).
 --cut-get-after N   the first GET of a blob sends its headers and N body bytes, then closes
                     the connection (a cut download).
+--redirect-blobs  blob GETs are answered 307 with the upstream's own URL (another host:
+              a registry handing blobs to storage elsewhere; credentials must not follow).
 --cut-patch   the first PATCH of more than 1000 bytes reaches the registry, but the
               connection closes before its answer (the client must ask where it got to).
 Binds 127.0.0.1 on a free port and writes the port to FILE. Stops on SIGTERM.
@@ -72,6 +74,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.token()
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
+        if args.redirect_blobs and self.command == "GET" and "/blobs/sha256:" in self.path:
+            self.send_response(307)
+            self.send_header("Location", "http://%s%s" % (args.upstream, self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         lose_answer = (self.command == "PATCH" and args.cut_patch and n > 1000 and
                        self.once("cut_patch"))
         if args.bearer and self.path != "/v2/" and \
@@ -115,6 +123,7 @@ def main():
     p.add_argument("--bearer")
     p.add_argument("--cut-get-after", type=int)
     p.add_argument("--cut-patch", action="store_true")
+    p.add_argument("--redirect-blobs", action="store_true")
     args = p.parse_args()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
