@@ -32,6 +32,8 @@ static void pull_usage(FILE *f)
                "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
                "registry's digest and its signature verifies under one of the --trust keys.\n"
                "Otherwise nothing is installed and the reason is printed.\n"
+               "From an OCI registry: pemn pull --trust KEY.pub oci://HOST[:PORT]/REPO[:TAG]\n"
+               "(options: pemn pull --help oci://; docs/OCI.md).\n"
                "\n"
                "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
                "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"

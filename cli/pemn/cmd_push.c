@@ -16,6 +16,8 @@ static void push_usage(FILE *f)
                "Uploads each package to /v1/models/<name>/versions/<version> (name and version\n"
                "from its manifest). The registry checks the signature against its trusted\n"
                "publisher keys. Pushing identical bytes again is harmless.\n"
+               "To an OCI registry: pemn push FILE.pemn oci://HOST[:PORT]/REPO[:TAG]\n"
+               "(options: pemn push --help oci://; docs/OCI.md).\n"
                "\n"
                "  -s, --server URL   registry base URL (default $PEMN_SERVER)\n"
                "  -t, --token T      bearer token with publish scope (default $PEMN_TOKEN)\n"
