@@ -37,7 +37,7 @@ pemn_rc srv_oci_version_ensure(struct srv *s, const struct store_version *v);
  * model. */
 pemn_rc srv_oci_versions(struct srv *s, const char *repo, struct store_version **out, size_t *n,
                          struct pemn_err *err);
-/* Backfills manifests for every version (versions pushed before migration 5). */
+/* Backfills manifests for every version (versions pushed before migration 6). */
 pemn_rc srv_oci_backfill(struct srv *s, struct pemn_err *err);
 /* Resolves a reference (a digest, a pemn tag, a version label, or "latest" for the newest
  * release when no tag of that name exists) to a stored manifest. PEMN_ENOTFOUND. */

@@ -2,7 +2,7 @@
  * server/srv_oci_manifest.c — OCI manifests over pemn versions and tags (docs/OCI.md).
  *
  * Every version has at least one manifest: a /v1 push (and, once, every version stored before
- * migration 5) gets the deterministic manifest of proto/oci.h; a manifest pushed through /v2
+ * migration 6) gets the deterministic manifest of proto/oci.h; a manifest pushed through /v2
  * is stored exactly as sent, after its PEMN layer passed every push check of /v1
  * (srv_push_package). References resolve in this order: a digest; a pemn tag; a version
  * label; "latest" (the newest release) when no tag of that name exists.

@@ -5,6 +5,8 @@
 #include "storage/pg_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_devguard.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
@@ -463,4 +465,6 @@ const struct store_ops pg_ops = {
     .fleet = &pg_fleet_ops,
     .oci = &pg_oci_ops,
     .console = &pg_console_ops,
+    .verify = &pg_verify_ops,
+    .devguard = &pg_devguard_ops,
 };

@@ -1,7 +1,7 @@
 /*
  * storage/pg_oci.c — the PostgreSQL side of storage/store_oci.h: upload sessions, blobs
  * pushed through /v2 (the chunked blobs of pg_blobs.c), manifests stored byte for byte,
- * fleet sources. Migration 5 (pg_schema_v5_oci). Bodies are restartable: lists collect
+ * fleet sources. Migration 6 (pg_schema_v6_oci). Bodies are restartable: lists collect
  * their rows, callbacks run after the transaction.
  */
 #include "storage/pg_int.h"
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char pg_schema_v5_oci[] =
+const char pg_schema_v6_oci[] =
     "CREATE TABLE oci_uploads("
     "  id text PRIMARY KEY,"
     "  repo text NOT NULL,"

@@ -5,6 +5,8 @@
 #include "storage/sqlite_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_devguard.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
@@ -291,4 +293,6 @@ const struct store_ops sq_ops = {
     .fleet = &sq_fleet_ops,
     .oci = &sq_oci_ops,
     .console = &sq_console_ops,
+    .verify = &sq_verify_ops,
+    .devguard = &sq_devguard_ops,
 };

@@ -1,6 +1,6 @@
 /*
  * storage/sqlite_oci.c — the SQLite side of store_oci.h: upload sessions, blobs pushed
- * through /v2, manifests stored byte for byte. Migration 5 (sq_schema_v5_oci) creates the
+ * through /v2, manifests stored byte for byte. Migration 6 (sq_schema_v6_oci) creates the
  * tables; blobs share the blobs table of migration 1.
  */
 #include "storage/sqlite_int.h"
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char sq_schema_v5_oci[] =
+const char sq_schema_v6_oci[] =
     "CREATE TABLE oci_uploads("
     "  id TEXT PRIMARY KEY,"
     "  repo TEXT NOT NULL,"

@@ -81,11 +81,12 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},            /* the registry */
-    {2, sq_schema_v2_fleets},  /* fleets, devices, rollouts */
-    {3, schema_v3},            /* bound device tokens, report messages */
-    {4, sq_schema_v4_console}, /* report history, rollout progress */
-    {5, sq_schema_v5_oci},     /* OCI uploads, manifests, fleet sources */
+    {1, schema_v1},
+    {2, sq_schema_v2_fleets},
+    {3, schema_v3},
+    {4, sq_schema_v4_console},
+    {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
+    {6, sq_schema_v6_oci},      /* OCI uploads, manifests, fleet sources */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
