@@ -18,7 +18,7 @@ pemnd_start "$D/srv" || { fail "pemnd starts"; exit 1; }
 U=$PEMND_URL
 pemnd_admin key add "$K/alice.pub" --name alice >/dev/null
 PUB=$(pemnd_token publish ci)
-DEV=$(pemnd_token device dev)
+DEV=$(pemnd_admin token create --scope device --name dev --fleet edge | tail -n 1)
 for v in 1 2; do
     curl -s -o /dev/null -X PUT -H "Authorization: Bearer $PUB" --data-binary "@$K/net-$v.pemn" \
         "$U/v1/models/net/versions/$v.0.0"
