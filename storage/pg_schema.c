@@ -11,6 +11,7 @@
  * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
  */
 #include "storage/pg_int.h"
+#include "storage/oci_schema.h"
 #include "storage/store_console.h"
 #include "storage/store_trust.h"
 
@@ -132,7 +133,8 @@ static const struct {
         "  at bigint NOT NULL,"
         "  PRIMARY KEY(token, device));"
         "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
-    {6, pg_schema_trust}, /* = SQLite 6: roots, package signers (issue 10) */
+    {6, pg_schema_v6_oci}, /* = SQLite 6: OCI state (storage/pg_oci.c) */
+    {7, pg_schema_trust},  /* = SQLite 7: roots, package signers (issue 10) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

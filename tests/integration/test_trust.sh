@@ -164,6 +164,24 @@ check_eq "listing: bob's package not revoked under v1" false "$(jq -r '.versions
 run "pemnd root add v2 (revokes bob)" 0 "$PEMND_BIN" --db "$PEMND_DB" root add root2.json
 check_eq "latest is now v2" 2 "$(curl -s -D - -o /dev/null "$U/v1/root/latest" | tr -d '\r' |
     sed -n 's/^[Pp]emn-[Rr]oot-[Vv]ersion: //p')"
+# the root's publisher rule on the server: alice may not sign "zzz" (her patterns: mnist-*,
+# secure-*); the push is fine (trusted, not revoked), tagging it is not
+"$PEMN_MKPKG" pack alice.key zzz v1 1 2000 z1.pemn >/dev/null
+"$PEMN_MKPKG" pack alice.key zzz v2 2 2000 z2.pemn >/dev/null
+check_eq "push alice's zzz" 201 "$(http_status PUT "$U/v1/models/zzz/versions/v1" \
+    -H "Authorization: Bearer $PUB" -T z1.pemn)"
+check_eq "tag a model its signer may not sign: 409" 409 "$(pub PUT /v1/models/zzz/tags/stable '{"version":"v1"}')"
+check_eq "... code untrusted" untrusted "$(json_get "$B" error.code)"
+# the same rule on OCI's /v2: the manifest is stored, the tag is refused
+PEMN_TOKEN=$PUB "$P" push --plain-http -q z2.pemn "oci://127.0.0.1:$PEMND_PORT/zzz:stable" \
+    >/dev/null 2>"$D/err" && fail "OCI tag of a refused package" || pass "OCI tag of a refused package"
+says "the OCI refusal names the rule" 'may not sign' err
+check_eq "no tag was set through /v2" 404 "$(http_status GET "$U/v1/models/zzz/tags/stable")"
+"$PEMN_MKPKG" pack alice.key mnist-a v3 3 2000 a3.pemn >/dev/null
+run "OCI push + tag of an allowed package" 0 env PEMN_TOKEN="$PUB" "$P" push --plain-http -q \
+    a3.pemn "oci://127.0.0.1:$PEMND_PORT/mnist-a:oci-ok"
+check_eq "its tag was set through /v2" 200 "$(http_status GET "$U/v1/models/mnist-a/tags/oci-ok")"
+
 http_status GET "$U/v1/keys" >/dev/null
 check_eq "GET /v1/keys marks bob revoked" true "$(jq -r --arg b "$BOB" '.keys[] | select(.id==$b) | .revoked' "$B")"
 check_eq "GET /v1/keys: alice not revoked" false "$(jq -r --arg a "$(id alice)" '.keys[] | select(.id==$a) | .revoked' "$B")"
