@@ -31,8 +31,10 @@ struct pkg_tensor {
     float scale;
     uint32_t encoding;
     uint64_t kept;
-    const uint8_t *data; /* mask bits or dense data */
+    const uint8_t *data; /* stored block: mask (in its encoding) or dense data */
     uint64_t data_len;
+    const uint8_t *bits; /* masked: the packed mask bits (data, or decoded) */
+    uint8_t *decoded;    /* masked, encoding 2: the decoded bits (owned) */
 };
 
 struct pkg_meta {

@@ -140,7 +140,8 @@ pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_
         pemn_rc rc = proto_pkg_values(pkg, t->proto, &v, err);
         if (rc)
             return rc;
-        proto_expand_f32(out, p, t->numel, v, pkg->protos[t->proto].length, t->offset, t->scale);
+        proto_expand_f32(out, t->bits, t->numel, v, pkg->protos[t->proto].length, t->offset,
+                         t->scale);
         return PEMN_OK;
     }
     switch (t->dtype) {

@@ -97,6 +97,7 @@ pemn_rc pemn_pkg_proto_values(const pemn_pkg *pkg, uint32_t i, const float **val
 
 /* ---- tensors -------------------------------------------------------------------------- */
 #define PEMN_MASK_BITS 1 /* mask encoding: 1 bit per element, LSB-first (docs/FORMAT.md) */
+#define PEMN_MASK_RANS 2 /* mask encoding: the bits entropy-coded (rANS; format minor 1) */
 struct pemn_tensor_info {
     const char *name; /* borrowed */
     pemn_dtype dtype; /* F32 for masked tensors */
@@ -110,7 +111,7 @@ struct pemn_tensor_info {
     float scale;
     uint32_t mask_encoding;
     uint64_t kept;       /* number of 1 bits */
-    const uint8_t *mask; /* borrowed: the packed bits */
+    const uint8_t *mask; /* borrowed: the packed bits (decoded at open for encoding 2) */
     /* dense only */
     const void *data;      /* borrowed: raw little-endian data in dtype */
     uint64_t stored_bytes; /* bytes this tensor occupies in the file (mask or data) */
