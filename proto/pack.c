@@ -947,7 +947,8 @@ pemn_rc pemn_pack_safetensors(const pemn_st *in, const struct pemn_pack_opts *op
     }
     if ((rc = pemn_builder_new(opts->name, opts->version, opts->release, &b, err)) != PEMN_OK)
         goto out;
-    if ((rc = pemn_builder_set_strategy(b, pemn_pack_strategy_name(r->strategy))) != PEMN_OK ||
+    if ((rc = pemn_builder_set_mask_encoding(b, opts->mask_encoding)) != PEMN_OK ||
+        (rc = pemn_builder_set_strategy(b, pemn_pack_strategy_name(r->strategy))) != PEMN_OK ||
         (opts->created && (rc = pemn_builder_set_created(b, opts->created)) != PEMN_OK)) {
         proto_err(err, rc, PEMN_NO_OFFSET, "cannot set the manifest: %s", pemn_strerror(rc));
         goto out;

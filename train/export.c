@@ -254,7 +254,9 @@ pemn_rc train_export_pkg(const struct train_model *m, const struct train_opts *o
     pemn_rc rc = pemn_builder_new(name, version, release, &b, err);
     if (rc)
         goto out;
-    rc = pemn_builder_set_strategy(b, m->masked ? train_strategy_name(m->strategy) : "dense");
+    rc = pemn_builder_set_mask_encoding(b, o->mask_encoding);
+    if (!rc)
+        rc = pemn_builder_set_strategy(b, m->masked ? train_strategy_name(m->strategy) : "dense");
     if (!rc && m->masked)
         rc = pemn_builder_set_density(b, (float)m->density);
     if (rc) {

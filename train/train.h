@@ -71,6 +71,7 @@ struct train_opts {
     int threads;         /* OpenBLAS threads (>= 1) */
     uint32_t holdout;    /* last N training samples held out for validation (0: none) */
     int eval_each_epoch; /* test accuracy after every epoch (monitoring only) */
+    uint32_t mask_encoding; /* package export: 0 smaller per tensor, PEMN_MASK_BITS */
 };
 /* The defaults of `pemn train`. */
 void train_opts_default(struct train_opts *o);

@@ -18,6 +18,7 @@
 
 #include "cli/pemn/blas_tune.h"
 #include "cli/pemn/cmd.h"
+#include "cli/pemn/util.h"
 #include "train/export.h"
 #include "train/train.h"
 
@@ -63,6 +64,8 @@ static void train_usage(FILE *f)
             "  --name N --version V --release R   manifest (release default 1)\n"
             "  --checkpoint FILE  safetensors checkpoint (X.weight + X.scores)\n"
             "  --report FILE      JSON summary of the run (for scripts)\n"
+            "  --mask-encoding E  auto (default: per tensor the smaller of bit-packed and\n"
+            "                     entropy-coded) or bits (readable by format-1.0 readers)\n"
             "  --quiet            no progress\n"
             "  --naive-gemm       naive matrix products instead of OpenBLAS (benchmark peer)\n"
             "Same seed, options and --threads give identical results.\n",
@@ -207,7 +210,8 @@ int cmd_train(int argc, char **argv)
         O_REPORT,
         O_QUIET,
         O_HELP,
-        O_NAIVE
+        O_NAIVE,
+        O_MASKENC
     };
     static const struct option lo[] = {
         {"data", 1, 0, O_DATA},
@@ -244,6 +248,7 @@ int cmd_train(int argc, char **argv)
         {"quiet", 0, 0, O_QUIET},
         {"help", 0, 0, O_HELP},
         {"naive-gemm", 0, 0, O_NAIVE},
+        {"mask-encoding", 1, 0, O_MASKENC},
         {0, 0, 0, 0},
     };
     struct train_opts o;
@@ -357,6 +362,9 @@ int cmd_train(int argc, char **argv)
             break;
         case O_REPORT:
             report = optarg;
+            break;
+        case O_MASKENC:
+            bad = cli_parse_mask_encoding(optarg, &o.mask_encoding);
             break;
         case O_QUIET:
             quiet = 1;
