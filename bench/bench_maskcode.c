@@ -140,7 +140,8 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "size") == 0)
         return size_report(argc - 2, argv + 2);
     if (argc == 5 && strcmp(argv[1], "speed") == 0)
-        return speed(strtoull(argv[2], NULL, 10), strtod(argv[3], NULL), (int)strtol(argv[4], NULL, 10));
+        return speed(strtoull(argv[2], NULL, 10), strtod(argv[3], NULL),
+                     (int)strtol(argv[4], NULL, 10));
     fprintf(stderr, "usage: bench_maskcode size PKG... | speed N K REPEATS\n");
     return 2;
 }

@@ -68,9 +68,9 @@ struct train_opts {
     uint32_t epochs;
     uint32_t batch;
     uint64_t seed;
-    int threads;         /* OpenBLAS threads (>= 1) */
-    uint32_t holdout;    /* last N training samples held out for validation (0: none) */
-    int eval_each_epoch; /* test accuracy after every epoch (monitoring only) */
+    int threads;            /* OpenBLAS threads (>= 1) */
+    uint32_t holdout;       /* last N training samples held out for validation (0: none) */
+    int eval_each_epoch;    /* test accuracy after every epoch (monitoring only) */
     uint32_t mask_encoding; /* package export: 0 smaller per tensor, PEMN_MASK_BITS */
 };
 /* The defaults of `pemn train`. */

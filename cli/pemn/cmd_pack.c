@@ -76,24 +76,15 @@ struct args {
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"in", required_argument, NULL, 'i'},
-        {"key", required_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'},
-        {"version", required_argument, NULL, 'v'},
-        {"release", required_argument, NULL, 'r'},
-        {"out", required_argument, NULL, 'o'},
-        {"density", required_argument, NULL, 'd'},
-        {"strategy", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},
-        {"generator", required_argument, NULL, 'g'},
-        {"meta", required_argument, NULL, 'm'},
-        {"created", required_argument, NULL, 'c'},
-        {"dry-run", no_argument, NULL, 'D'},
-        {"seeds-from-meta", no_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},
-        {"mask-encoding", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"in", required_argument, NULL, 'i'},      {"key", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},    {"version", required_argument, NULL, 'v'},
+        {"release", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
+        {"density", required_argument, NULL, 'd'}, {"strategy", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},    {"generator", required_argument, NULL, 'g'},
+        {"meta", required_argument, NULL, 'm'},    {"created", required_argument, NULL, 'c'},
+        {"dry-run", no_argument, NULL, 'D'},       {"seeds-from-meta", no_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},          {"mask-encoding", required_argument, NULL, 'E'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t u;

@@ -322,9 +322,12 @@ static void test_builder_bad_encoding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_lengths), cmocka_unit_test(test_near_entropy),
-        cmocka_unit_test(test_limit),             cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_ratio_rule),        cmocka_unit_test(test_package),
+        cmocka_unit_test(test_roundtrip_lengths),
+        cmocka_unit_test(test_near_entropy),
+        cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_ratio_rule),
+        cmocka_unit_test(test_package),
         cmocka_unit_test(test_builder_bad_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
