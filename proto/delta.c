@@ -231,6 +231,15 @@ static void diff_bytes(struct maker *mk, uint64_t a, uint64_t b)
     uint64_t p = a, lit = a;
     while (p < b) {
         uint64_t q = p + DELTA_BLOCK <= b ? find_block(mk, p) : UINT64_MAX;
+        if (q == UINT64_MAX && p + DELTA_BLOCK > b && b <= mk->old_len &&
+            memcmp(mk->old + p, mk->nw + p, (size_t)(b - p)) == 0) {
+            /* a short tail equal at the same offset */
+            emit_literal(mk, lit, p);
+            put_op(mk, DELTA_OP_COPY, 0, b - p, p, 0, 0, 0);
+            mk->st.copied_bytes += b - p;
+            p = lit = b;
+            break;
+        }
         if (q == UINT64_MAX) {
             p += DELTA_BLOCK - p % DELTA_BLOCK;
             continue;
@@ -257,8 +266,8 @@ static double h2(double k)
 
 /* A MASK op for NEW tensor block [off, off + len) from OLD tensor oi. 0, or -1 when the
  * block cannot be rebuilt from flips (then the caller sends it as bytes). */
-static int diff_mask(struct maker *mk, const pemn_pkg *op, uint32_t oi,
-                     const struct pkg_tensor *nt, uint64_t nbytes, struct pemn_err *err)
+static int diff_mask(struct maker *mk, const pemn_pkg *op, uint32_t oi, const struct pkg_tensor *nt,
+                     uint64_t nbytes, struct pemn_err *err)
 {
     const struct pkg_tensor *ot = &op->tensors[oi];
     if (nt->encoding == PEMN_MASK_RANS) {

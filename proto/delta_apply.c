@@ -40,8 +40,8 @@ pemn_rc pemn_delta_info(const uint8_t *d, size_t len, struct pemn_delta_info *ou
     out->new_len = proto_le64(d + 32);
     out->n_ops = proto_le32(d + 40);
     if (out->n_ops > PEMN_DELTA_MAX_OPS)
-        return proto_err(err, PEMN_ETOOBIG, 40, "delta has %u operations (at most %u)",
-                         out->n_ops, PEMN_DELTA_MAX_OPS);
+        return proto_err(err, PEMN_ETOOBIG, 40, "delta has %u operations (at most %u)", out->n_ops,
+                         PEMN_DELTA_MAX_OPS);
     if ((uint64_t)out->n_ops * DELTA_OP > len - DELTA_HDR)
         return BAD(40, "delta op count %u does not fit", out->n_ops);
     memcpy(out->old_digest, d + 48, 32);
@@ -182,11 +182,11 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
                 goto out;
             }
             uint64_t nb = (op->tensors[arg].numel + 7) / 8;
-            int ok_len = enc == PEMN_MASK_BITS    ? olen == nb
-                         : enc == PEMN_MASK_RANS ? olen >= PROTO_MASKCODE_HDR &&
-                                                       proto_maskcode_ratio_ok(nb, olen) &&
-                                                       olen <= 2 * nb + 64
-                                                 : 0;
+            int ok_len = enc == PEMN_MASK_BITS ? olen == nb
+                         : enc == PEMN_MASK_RANS
+                             ? olen >= PROTO_MASKCODE_HDR && proto_maskcode_ratio_ok(nb, olen) &&
+                                   olen <= 2 * nb + 64
+                             : 0;
             if (!ok_len || prm == 0 || src > op->tensors[arg].numel) {
                 rc = BAD(pos, "op %u: malformed mask operation", i);
                 goto out;

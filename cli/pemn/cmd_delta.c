@@ -128,14 +128,13 @@ int cmd_diff(int argc, char **argv)
     if (rc)
         return cli_fail("diff", rc, &e);
     if (json) {
-        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "out", outp,
-                              "delta_bytes", (json_int_t)ld, "new_bytes", (json_int_t)lb,
-                              "mask_tensors", (json_int_t)st.mask_tensors, "mask_bits",
-                              (json_int_t)st.mask_bits, "flips", (json_int_t)st.flips,
-                              "ideal_flip_bytes", st.ideal_bytes, "flip_bytes",
-                              (json_int_t)st.flip_bytes, "copied_bytes",
-                              (json_int_t)st.copied_bytes, "literal_bytes",
-                              (json_int_t)st.literal_bytes);
+        json_t *o =
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "out", outp,
+                      "delta_bytes", (json_int_t)ld, "new_bytes", (json_int_t)lb, "mask_tensors",
+                      (json_int_t)st.mask_tensors, "mask_bits", (json_int_t)st.mask_bits, "flips",
+                      (json_int_t)st.flips, "ideal_flip_bytes", st.ideal_bytes, "flip_bytes",
+                      (json_int_t)st.flip_bytes, "copied_bytes", (json_int_t)st.copied_bytes,
+                      "literal_bytes", (json_int_t)st.literal_bytes);
         return cli_print_json("diff", o);
     }
     printf("%s: %zu bytes (new package %zu bytes, %.1fx smaller)\n", outp, ld, lb,
@@ -251,9 +250,9 @@ int cmd_patch(int argc, char **argv)
     if (rc)
         return cli_fail("patch", rc, &e);
     if (json)
-        return cli_print_json("patch", json_pack("{s:s, s:s, s:I, s:I}", "out", outp, "digest",
-                                                 dg, "bytes", (json_int_t)lr, "delta_bytes",
-                                                 (json_int_t)ld));
+        return cli_print_json("patch",
+                              json_pack("{s:s, s:s, s:I, s:I}", "out", outp, "digest", dg, "bytes",
+                                        (json_int_t)lr, "delta_bytes", (json_int_t)ld));
     printf("%s: rebuilt (%zu bytes from a %zu-byte delta), verified\ndigest %s\n", outp, lr, ld,
            dg);
     return CLI_EXIT_OK;
