@@ -10,6 +10,8 @@
 #include "proto/pkg_internal.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <zlib.h>
 #include <pemn/delta.h>
 #include <pemn/pkg.h>
 #include <sodium.h>
@@ -125,19 +127,58 @@ static uint64_t golomb_choose(const uint64_t *gaps, uint64_t n, uint64_t nbits)
 }
 
 /* ---- header and ops ---------------------------------------------------------------------- */
-static void put_header(uint8_t *h, uint64_t total, uint64_t old_len, uint64_t new_len,
-                       uint32_t n_ops, const uint8_t od[32], const uint8_t nd[32])
+struct hdr {
+    uint32_t body_enc, n_ops, dict_len;
+    uint64_t total, old_len, new_len, body_len;
+};
+
+static void put_header(uint8_t *h, const struct hdr *v, const uint8_t od[32], const uint8_t nd[32])
 {
     memset(h, 0, DELTA_HDR);
     memcpy(h, DELTA_MAGIC, 8);
     proto_put16(h + 8, DELTA_MAJOR);
     proto_put16(h + 10, DELTA_MINOR);
-    proto_put64(h + 16, total);
-    proto_put64(h + 24, old_len);
-    proto_put64(h + 32, new_len);
-    proto_put32(h + 40, n_ops);
+    proto_put32(h + 12, v->body_enc);
+    proto_put64(h + 16, v->total);
+    proto_put64(h + 24, v->old_len);
+    proto_put64(h + 32, v->new_len);
+    proto_put32(h + 40, v->n_ops);
+    proto_put32(h + 44, v->dict_len);
     memcpy(h + 48, od, 32);
     memcpy(h + 80, nd, 32);
+    proto_put64(h + 112, v->body_len);
+}
+
+/* The body deflated with OLD's first dict_len bytes as preset dictionary, into out after
+ * the header. 0, or -1 (then the raw body is used). */
+static int deflate_body(const uint8_t *body, size_t n, const uint8_t *dict, uInt dict_len,
+                        uint8_t **out, size_t *out_len)
+{
+    if (n > UINT32_MAX / 2)
+        return -1;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 9, Z_DEFLATED, 15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    uLong cap = deflateBound(&z, (uLong)n);
+    uint8_t *o = malloc(DELTA_HDR + (size_t)cap);
+    int ok = o && (!dict_len || deflateSetDictionary(&z, dict, dict_len) == Z_OK);
+    if (ok) {
+        z.next_in = (Bytef *)(uintptr_t)body;
+        z.avail_in = (uInt)n;
+        z.next_out = o + DELTA_HDR;
+        z.avail_out = (uInt)cap;
+        ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
+    }
+    size_t got = (size_t)z.total_out;
+    deflateEnd(&z);
+    if (!ok) {
+        free(o);
+        return -1;
+    }
+    *out = o;
+    *out_len = DELTA_HDR + got;
+    return 0;
 }
 
 struct maker {
@@ -389,7 +430,6 @@ pemn_rc pemn_delta_make(const uint8_t *old_pkg, size_t old_len, const uint8_t *n
     }
     qsort(rg, nr, sizeof *rg, cmp_region);
 
-    ob_reserve(&mk.out, DELTA_HDR);
     uint64_t pos = 0;
     for (uint32_t r = 0; r < nr; r++) {
         const struct pkg_tensor *t = &np->tensors[rg[r].new_i];
@@ -418,13 +458,36 @@ pemn_rc pemn_delta_make(const uint8_t *old_pkg, size_t old_len, const uint8_t *n
     uint8_t od[32], nd[32];
     pemn_sha256(old_pkg, old_len, od);
     pemn_sha256(new_pkg, new_len, nd);
-    put_header(mk.out.p, mk.out.n, old_len, new_len, mk.n_ops, od, nd);
-    mk.st.delta_bytes = mk.out.n;
+    /* dictionary: OLD up to its first data block (header, tables, strings: what NEW's
+     * non-mask bytes resemble), at most half a window so that it stays within reach */
+    uint64_t dict = old_len < DELTA_DICT_MAX / 2 ? old_len : DELTA_DICT_MAX / 2;
+    for (uint32_t i = 0; i < op->n_tensors; i++)
+        if (op->tensors[i].data_len && (uint64_t)(op->tensors[i].data - op->bytes) < dict)
+            dict = (uint64_t)(op->tensors[i].data - op->bytes);
+    for (uint32_t i = 0; i < op->n_protos; i++)
+        if (op->protos[i].data && (uint64_t)(op->protos[i].data - op->bytes) < dict)
+            dict = (uint64_t)(op->protos[i].data - op->bytes);
+    struct hdr h = {DELTA_BODY_ZLIB, mk.n_ops, (uint32_t)dict, 0, old_len, new_len, mk.out.n};
+    uint8_t *res = NULL;
+    size_t res_len = 0;
+    if (deflate_body(mk.out.p, mk.out.n, old_pkg, h.dict_len, &res, &res_len) != 0 ||
+        res_len >= DELTA_HDR + mk.out.n) {
+        free(res);
+        res = malloc(DELTA_HDR + mk.out.n);
+        if (!res)
+            goto oom;
+        memcpy(res + DELTA_HDR, mk.out.p, mk.out.n);
+        res_len = DELTA_HDR + mk.out.n;
+        h.body_enc = DELTA_BODY_RAW;
+        h.dict_len = 0;
+    }
+    h.total = res_len;
+    put_header(res, &h, od, nd);
+    mk.st.delta_bytes = res_len;
     if (stats)
         *stats = mk.st;
-    *out = mk.out.p;
-    *out_len = mk.out.n;
-    mk.out.p = NULL;
+    *out = res;
+    *out_len = res_len;
     rc = PEMN_OK;
     goto out;
 oom:

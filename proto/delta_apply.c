@@ -13,8 +13,10 @@
 #include <pemn/delta.h>
 #include <pemn/pkg.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define BAD(off, ...) proto_err(err, PEMN_ECORRUPT, (off), __VA_ARGS__)
 
@@ -31,8 +33,10 @@ pemn_rc pemn_delta_info(const uint8_t *d, size_t len, struct pemn_delta_info *ou
     if (out->format_major != DELTA_MAJOR)
         return proto_err(err, PEMN_EVERSION, 8, "delta format %u.%u is not supported",
                          out->format_major, out->format_minor);
-    if (proto_le32(d + 12) != 0)
-        return BAD(12, "delta flags not 0");
+    out->body_encoding = proto_le32(d + 12);
+    if (out->body_encoding != DELTA_BODY_RAW && out->body_encoding != DELTA_BODY_ZLIB)
+        return proto_err(err, PEMN_EUNSUPPORTED, 12, "unknown delta body encoding %u",
+                         out->body_encoding);
     if (proto_le64(d + 16) != len)
         return BAD(16, "delta length field %llu, file is %zu bytes",
                    (unsigned long long)proto_le64(d + 16), len);
@@ -42,7 +46,14 @@ pemn_rc pemn_delta_info(const uint8_t *d, size_t len, struct pemn_delta_info *ou
     if (out->n_ops > PEMN_DELTA_MAX_OPS)
         return proto_err(err, PEMN_ETOOBIG, 40, "delta has %u operations (at most %u)", out->n_ops,
                          PEMN_DELTA_MAX_OPS);
-    if ((uint64_t)out->n_ops * DELTA_OP > len - DELTA_HDR)
+    out->body_len = proto_le64(d + 112);
+    uint32_t dict = proto_le32(d + 44);
+    if (out->body_encoding == DELTA_BODY_RAW && (out->body_len != len - DELTA_HDR || dict != 0))
+        return BAD(112, "raw delta body: length %llu, file has %zu bytes after the header",
+                   (unsigned long long)out->body_len, len - DELTA_HDR);
+    if (dict > DELTA_DICT_MAX || dict > out->old_len)
+        return BAD(44, "dictionary length %u", dict);
+    if ((uint64_t)out->n_ops * DELTA_OP > out->body_len)
         return BAD(40, "delta op count %u does not fit", out->n_ops);
     memcpy(out->old_digest, d + 48, 32);
     memcpy(out->new_digest, d + 80, 32);
@@ -123,6 +134,42 @@ static int apply_flips(uint8_t *bits, uint64_t nbits, uint64_t nflips, uint64_t 
     return 0;
 }
 
+/* Inflates the zlib body of delta d (dictionary: OLD's first dict bytes) into exactly blen
+ * bytes (malloc'ed). */
+static pemn_rc inflate_body(const uint8_t *d, size_t dlen, const uint8_t *old, uint32_t dict,
+                            uint64_t blen, uint8_t **out, struct pemn_err *err)
+{
+    *out = NULL;
+    uint8_t *b = malloc(blen ? (size_t)blen : 1);
+    if (!b)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15) != Z_OK) {
+        free(b);
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory (zlib)");
+    }
+    z.next_in = (Bytef *)(uintptr_t)(d + DELTA_HDR);
+    z.avail_in = (uInt)(dlen - DELTA_HDR < UINT32_MAX ? dlen - DELTA_HDR : UINT32_MAX);
+    z.next_out = b;
+    z.avail_out = (uInt)blen;
+    int r = inflate(&z, Z_FINISH);
+    if (r == Z_NEED_DICT)
+        r = inflateSetDictionary(&z, old, dict) == Z_OK ? inflate(&z, Z_FINISH) : Z_DATA_ERROR;
+    /* (total_in does not count the bytes read before the dictionary was set) */
+    int ok =
+        r == Z_STREAM_END && z.avail_out == 0 && z.avail_in == 0 && dlen - DELTA_HDR <= UINT32_MAX;
+    uint64_t where = dlen - z.avail_in;
+    inflateEnd(&z);
+    if (!ok) {
+        free(b);
+        return BAD(where, "delta body does not inflate to the %llu bytes announced",
+                   (unsigned long long)blen);
+    }
+    *out = b;
+    return PEMN_OK;
+}
+
 pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *d, size_t dlen,
                          uint8_t **out, size_t *out_len, struct pemn_err *err)
 {
@@ -144,41 +191,57 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
     if (in.new_len > bound || in.new_len > SIZE_MAX / 2)
         return proto_err(err, PEMN_ETOOBIG, 32, "delta claims a %llu-byte result (at most %llu)",
                          (unsigned long long)in.new_len, (unsigned long long)bound);
+    /* the body (ops), inflated when compressed */
+    const uint8_t *body = d + DELTA_HDR;
+    uint8_t *inflated = NULL;
+    uint64_t blen = in.body_len, off0 = DELTA_HDR;
+    if (in.body_encoding == DELTA_BODY_ZLIB) {
+        uint64_t bb = 2 * in.new_len + (uint64_t)in.n_ops * DELTA_OP + PEMN_DELTA_SLACK;
+        if (blen > bb || blen > UINT32_MAX)
+            return proto_err(err, PEMN_ETOOBIG, 112, "delta body of %llu bytes (at most %llu)",
+                             (unsigned long long)blen, (unsigned long long)bb);
+        if ((rc = inflate_body(d, dlen, old_pkg, proto_le32(d + 44), blen, &inflated, err)))
+            return rc;
+        body = inflated;
+        off0 = 0;
+    }
     pemn_pkg *op = NULL;
     struct pemn_err e2 = {0};
     rc = pemn_pkg_open_mem(old_pkg, old_len, 0, &op, &e2);
-    if (rc)
+    if (rc) {
+        free(inflated);
         return proto_err(err, rc, PEMN_NO_OFFSET, "base package: %s", e2.msg);
+    }
 
     /* pass 1: structure */
-    uint64_t pos = DELTA_HDR, total = 0, maxmask = 0;
+    uint64_t pos = 0, total = 0, maxmask = 0;
     for (uint32_t i = 0; i < in.n_ops; i++) {
-        if (dlen - pos < DELTA_OP) {
-            rc = BAD(pos, "op %u: truncated", i);
+        if (blen - pos < DELTA_OP) {
+            rc = BAD(off0 + pos, "op %u: truncated", i);
             goto out;
         }
-        const uint8_t *e = d + pos;
+        const uint8_t *e = body + pos;
         uint32_t type = proto_le32(e), arg = proto_le32(e + 4);
         uint64_t olen = proto_le64(e + 8), src = proto_le64(e + 16), pl = proto_le64(e + 24);
         uint32_t enc = proto_le32(e + 32), prm = proto_le32(e + 36);
-        if (pl > dlen - pos - DELTA_OP) {
-            rc = BAD(pos + 24, "op %u: payload of %llu bytes does not fit", i,
+        if (pl > blen - pos - DELTA_OP) {
+            rc = BAD(off0 + pos + 24, "op %u: payload of %llu bytes does not fit", i,
                      (unsigned long long)pl);
             goto out;
         }
         if (type == DELTA_OP_COPY) {
             if (arg || pl || enc || prm || src > old_len || olen > old_len - src) {
-                rc = BAD(pos, "op %u: copy outside the base package", i);
+                rc = BAD(off0 + pos, "op %u: copy outside the base package", i);
                 goto out;
             }
         } else if (type == DELTA_OP_DATA) {
             if (arg || src || enc || prm || pl != olen) {
-                rc = BAD(pos, "op %u: malformed literal", i);
+                rc = BAD(off0 + pos, "op %u: malformed literal", i);
                 goto out;
             }
         } else if (type == DELTA_OP_MASK) {
             if (arg >= op->n_tensors || !op->tensors[arg].masked) {
-                rc = BAD(pos + 4, "op %u: base tensor %u is not a masked tensor", i, arg);
+                rc = BAD(off0 + pos + 4, "op %u: base tensor %u is not a masked tensor", i, arg);
                 goto out;
             }
             uint64_t nb = (op->tensors[arg].numel + 7) / 8;
@@ -188,23 +251,23 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
                                    olen <= 2 * nb + 64
                              : 0;
             if (!ok_len || prm == 0 || src > op->tensors[arg].numel) {
-                rc = BAD(pos, "op %u: malformed mask operation", i);
+                rc = BAD(off0 + pos, "op %u: malformed mask operation", i);
                 goto out;
             }
             maxmask = nb > maxmask ? nb : maxmask;
         } else {
-            rc = BAD(pos, "op %u: unknown type %u", i, type);
+            rc = BAD(off0 + pos, "op %u: unknown type %u", i, type);
             goto out;
         }
         if (proto_add_overflow(total, olen, &total) || total > in.new_len) {
-            rc = BAD(pos + 8, "op %u: output longer than the %llu bytes announced", i,
+            rc = BAD(off0 + pos + 8, "op %u: output longer than the %llu bytes announced", i,
                      (unsigned long long)in.new_len);
             goto out;
         }
         pos += DELTA_OP + pl;
     }
-    if (pos != dlen) {
-        rc = BAD(pos, "%llu bytes after the last op", (unsigned long long)(dlen - pos));
+    if (pos != blen) {
+        rc = BAD(off0 + pos, "%llu bytes after the last op", (unsigned long long)(blen - pos));
         goto out;
     }
     if (total != in.new_len) {
@@ -223,9 +286,9 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
         goto out;
     }
     uint64_t w = 0;
-    pos = DELTA_HDR;
+    pos = 0;
     for (uint32_t i = 0; i < in.n_ops && !rc; i++) {
-        const uint8_t *e = d + pos;
+        const uint8_t *e = body + pos;
         uint32_t type = proto_le32(e), arg = proto_le32(e + 4);
         uint64_t olen = proto_le64(e + 8), src = proto_le64(e + 16), pl = proto_le64(e + 24);
         uint32_t enc = proto_le32(e + 32), prm = proto_le32(e + 36);
@@ -239,7 +302,7 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
             uint64_t nb = (t->numel + 7) / 8;
             memcpy(tmp, t->bits, (size_t)nb);
             if (apply_flips(tmp, t->numel, src, prm, payload, pl) != 0) {
-                rc = BAD(pos + DELTA_OP, "op %u: malformed flip positions", i);
+                rc = BAD(off0 + pos + DELTA_OP, "op %u: malformed flip positions", i);
                 break;
             }
             if (enc == PEMN_MASK_BITS) {
@@ -251,7 +314,7 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
                 if (rc)
                     break;
                 if (bl != olen)
-                    rc = BAD(pos + 8, "op %u: coded mask is %llu bytes, not %llu", i,
+                    rc = BAD(off0 + pos + 8, "op %u: coded mask is %llu bytes, not %llu", i,
                              (unsigned long long)bl, (unsigned long long)olen);
                 else
                     memcpy(res + w, blk, (size_t)bl);
@@ -276,5 +339,6 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
     }
 out:
     pemn_pkg_free(op);
+    free(inflated);
     return rc;
 }

@@ -300,12 +300,17 @@ static pemn_rc classify(struct ctx *c, struct pemn_err *err)
         rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
         goto out;
     }
+    /* a `pemn train --checkpoint` file carries optimizer state (docs/RESULTS.md): not part
+     * of the network */
+    int has_optim = pemn_st_meta_get(st, "pemn.optim") != NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (consumed[i])
             continue;
         struct pemn_st_tensor t;
         if ((rc = pemn_st_tensor(st, i, &t)) != PEMN_OK)
             goto out;
+        if (has_optim && strncmp(t.name, "_optim.", 7) == 0)
+            continue;
         struct pemn_pack_layer *L = &r->layers[r->n_layers];
         L->name = strdup(t.name);
         if (!L->name) {

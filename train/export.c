@@ -14,6 +14,7 @@
 #include <pemn/safetensors.h>
 
 #include "proto/err.h"
+#include "train/warm.h"
 
 /* ---- metadata -------------------------------------------------------------------------- */
 
@@ -350,6 +351,8 @@ pemn_rc train_export_safetensors(const struct train_model *m, const struct train
         if (rc)
             goto out;
     }
+    if (m->optim.n && (rc = train_optim_export(&m->optim, m->net, w, err)) != PEMN_OK)
+        goto out;
     rc = pemn_st_writer_write_file(w, path, err);
 out:
     free(t);

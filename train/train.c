@@ -12,6 +12,7 @@
 
 #include "proto/err.h"
 #include "train/rng.h"
+#include "train/warm.h"
 
 double train_now(void)
 {
@@ -80,6 +81,7 @@ void train_model_free(struct train_model *m)
     if (!m)
         return;
     train_net_free(m->net);
+    train_optim_free(&m->optim);
     for (size_t i = 0; i < TRAIN_MAX_CLASSES; i++)
         free(m->classes[i]);
     free(m);
@@ -287,6 +289,8 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
     rc = train_optim_init(&opt, o->optim, o->momentum, o->wd, m->net, err);
     if (rc)
         goto fail;
+    if (o->init && (rc = train_init_apply(o->init, m, &opt, err)) != PEMN_OK)
+        goto fail;
     perm = malloc((size_t)n_train * sizeof *perm);
     labels = malloc(max_batch);
     dlogits = malloc(max_batch * m->net->out_dim * sizeof(float));
@@ -388,7 +392,7 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
     res->first_loss = first_loss_sum / (double)first_steps;
     res->train_seconds = train_secs;
     res->samples_per_sec = train_secs > 0 ? (double)res->samples / train_secs : 0;
-    train_optim_free(&opt);
+    m->optim = opt; /* kept for checkpoints */
     free(perm);
     free(labels);
     free(dlogits);

@@ -31,6 +31,8 @@ struct pemn_delta_info {
     uint8_t new_digest[PEMN_DIGEST_BYTES]; /* SHA-256 of the whole NEW file */
     uint64_t old_len, new_len;
     uint32_t n_ops;
+    uint32_t body_encoding; /* 0 raw ops, 1 zlib-compressed ops */
+    uint64_t body_len;      /* bytes of the ops (after inflating) */
 };
 
 struct pemn_delta_stats {

@@ -5,7 +5,8 @@
  * of the documented codes and leave no output. The corpus (tests/fuzz/corpus/delta/) holds
  * deltas from this base to variants of it; regenerate with
  *   cc -DFUZZ_DELTA_GEN -Iinclude -I. tests/fuzz/fuzz_delta.c build/release/lib/libpemn.a \
- *      -lsodium -ljansson -lcurl -lm -o /tmp/gen && /tmp/gen tests/fuzz/corpus/delta
+ *      -lsodium -ljansson -lcurl -lz -lm -lpthread -o /tmp/gen && /tmp/gen tests/fuzz/corpus/delta
+ * (each delta also as a raw-body copy, *-raw.pemnd, so mutations reach the op parser)
  */
 #include <pemn/builder.h>
 #include <pemn/delta.h>
@@ -89,6 +90,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef FUZZ_DELTA_GEN
+#include <zlib.h>
+/* The delta with its body inflated (body encoding 0), so mutations reach the op parser. */
+static int write_raw(const char *path, const uint8_t *d, size_t ld, const uint8_t *old)
+{
+    uint64_t bl =
+        (uint64_t)d[112] | (uint64_t)d[113] << 8 | (uint64_t)d[114] << 16 | (uint64_t)d[115] << 24;
+    uint32_t dict = (uint32_t)d[44] | (uint32_t)d[45] << 8 | (uint32_t)d[46] << 16;
+    uint8_t *r = calloc(1, 128 + bl);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (!r || inflateInit(&z) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)(uintptr_t)(d + 128);
+    z.avail_in = (uInt)(ld - 128);
+    z.next_out = r + 128;
+    z.avail_out = (uInt)bl;
+    int rc = inflate(&z, Z_FINISH);
+    if (rc == Z_NEED_DICT && inflateSetDictionary(&z, old, dict) == Z_OK)
+        rc = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END)
+        return -1;
+    memcpy(r, d, 128);
+    memset(r + 12, 0, 4); /* raw body */
+    memset(r + 44, 0, 4); /* no dictionary */
+    uint64_t tot = 128 + bl;
+    for (int i = 0; i < 8; i++)
+        r[16 + i] = (uint8_t)(tot >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(r, 1, tot, f) == tot;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    free(r);
+    return ok ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2)
@@ -104,6 +141,9 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/to-v%d.pemnd", argv[1], v * 2);
         FILE *f = fopen(path, "wb");
         if (!f || fwrite(d, 1, ld, f) != ld || fclose(f) != 0)
+            return 1;
+        snprintf(path, sizeof path, "%s/to-v%d-raw.pemnd", argv[1], v * 2);
+        if (write_raw(path, d, ld, base) != 0)
             return 1;
         free(d);
         free(n);

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include <pemn/delta.h>
 
@@ -116,9 +117,8 @@ static void roundtrip(const uint8_t *a, size_t la, const uint8_t *b, size_t lb,
 static void test_roundtrips(void **state)
 {
     (void)state;
-    const uint32_t encs[3][2] = {{PEMN_MASK_BITS, PEMN_MASK_BITS},
-                                 {0, PEMN_MASK_RANS},
-                                 {PEMN_MASK_RANS, PEMN_MASK_BITS}};
+    const uint32_t encs[3][2] = {
+        {PEMN_MASK_BITS, PEMN_MASK_BITS}, {0, PEMN_MASK_RANS}, {PEMN_MASK_RANS, PEMN_MASK_BITS}};
     for (int x = 0; x < 3; x++)
         for (int y = 0; y < 3; y++) {
             struct model o, n;
@@ -232,6 +232,35 @@ static void test_wrong_base_and_args(void **state)
     free(d);
 }
 
+/* The same delta with a raw (uncompressed) body: inflates the zlib body. */
+static uint8_t *to_raw(const uint8_t *d, size_t ld, const uint8_t *old, size_t *out_len)
+{
+    assert_int_equal(proto_le32(d + 12), DELTA_BODY_ZLIB);
+    uint64_t bl = proto_le64(d + 112);
+    uint8_t *r = malloc(DELTA_HDR + bl);
+    assert_non_null(r);
+    memcpy(r, d, DELTA_HDR);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(inflateInit(&z), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)(d + DELTA_HDR);
+    z.avail_in = (uInt)(ld - DELTA_HDR);
+    z.next_out = r + DELTA_HDR;
+    z.avail_out = (uInt)bl;
+    int rc = inflate(&z, Z_FINISH);
+    if (rc == Z_NEED_DICT) {
+        assert_int_equal(inflateSetDictionary(&z, old, proto_le32(d + 44)), Z_OK);
+        rc = inflate(&z, Z_FINISH);
+    }
+    assert_int_equal(rc, Z_STREAM_END);
+    inflateEnd(&z);
+    proto_put32(r + 12, DELTA_BODY_RAW);
+    proto_put32(r + 44, 0);
+    proto_put64(r + 16, DELTA_HDR + bl);
+    *out_len = DELTA_HDR + bl;
+    return r;
+}
+
 static void test_hostile_header(void **state)
 {
     (void)state;
@@ -240,9 +269,34 @@ static void test_hostile_header(void **state)
     n = o;
     flip(n.big, NW, 0.01);
     size_t la, lb, ld, lr;
-    uint8_t *a = build(&o, &la), *b = build(&n, &lb), *d, *r;
-    assert_int_equal(pemn_delta_make(a, la, b, lb, &d, &ld, NULL, NULL), PEMN_OK);
-    uint8_t *x = malloc(ld);
+    uint8_t *a = build(&o, &la), *b = build(&n, &lb), *z, *d, *r;
+    size_t lz;
+    assert_int_equal(pemn_delta_make(a, la, b, lb, &z, &lz, NULL, NULL), PEMN_OK);
+    /* the compressed body: wrong announced length, wrong dictionary, unknown encoding */
+    uint8_t *x = malloc(lz);
+    memcpy(x, z, lz);
+    proto_put64(x + 112, proto_le64(z + 112) + 1);
+    assert_int_equal(pemn_delta_apply(a, la, x, lz, &r, &lr, NULL), PEMN_ECORRUPT);
+    memcpy(x, z, lz);
+    proto_put64(x + 112, UINT64_MAX / 4);
+    assert_int_equal(pemn_delta_apply(a, la, x, lz, &r, &lr, NULL), PEMN_ETOOBIG);
+    memcpy(x, z, lz);
+    proto_put32(x + 44, proto_le32(z + 44) - 1);
+    assert_int_equal(pemn_delta_apply(a, la, x, lz, &r, &lr, NULL), PEMN_ECORRUPT);
+    memcpy(x, z, lz);
+    proto_put32(x + 44, DELTA_DICT_MAX + 1);
+    assert_int_equal(pemn_delta_apply(a, la, x, lz, &r, &lr, NULL), PEMN_ECORRUPT);
+    memcpy(x, z, lz);
+    proto_put32(x + 12, 7);
+    assert_int_equal(pemn_delta_apply(a, la, x, lz, &r, &lr, NULL), PEMN_EUNSUPPORTED);
+    free(x);
+    /* the raw form applies too; op-level checks on it */
+    d = to_raw(z, lz, a, &ld);
+    assert_int_equal(pemn_delta_apply(a, la, d, ld, &r, &lr, NULL), PEMN_OK);
+    assert_memory_equal(r, b, lb);
+    free(r);
+    free(z);
+    x = malloc(ld);
     struct pemn_err e;
 #define EXPECT(rc_)                                                                                \
     assert_int_equal(pemn_delta_apply(a, la, x, ld, &r, &lr, &e), rc_);                            \
@@ -254,7 +308,7 @@ static void test_hostile_header(void **state)
     proto_put16(x + 8, 2);
     EXPECT(PEMN_EVERSION);
     memcpy(x, d, ld);
-    x[12] = 1;
+    proto_put64(x + 112, ld); /* raw body length must be the rest of the file */
     EXPECT(PEMN_ECORRUPT);
     memcpy(x, d, ld);
     proto_put64(x + 16, ld + 1);
@@ -309,8 +363,20 @@ static void test_damage_anywhere(void **state)
     flip(n.big, NW, 0.003);
     flip(n.small, 300, 0.05);
     size_t la, lb, ld, lr;
-    uint8_t *a = build(&o, &la), *b = build(&n, &lb), *d, *r;
-    assert_int_equal(pemn_delta_make(a, la, b, lb, &d, &ld, NULL, NULL), PEMN_OK);
+    uint8_t *a = build(&o, &la), *b = build(&n, &lb), *d, *r, *z;
+    size_t lz;
+    assert_int_equal(pemn_delta_make(a, la, b, lb, &z, &lz, NULL, NULL), PEMN_OK);
+    d = to_raw(z, lz, a, &ld);
+    for (size_t i = 0; i < lz; i++) { /* compressed: zlib's checksum catches the body */
+        z[i] ^= 0x10;
+        pemn_rc rc = pemn_delta_apply(a, la, z, lz, &r, &lr, NULL);
+        if (rc == PEMN_OK) {
+            assert_memory_equal(r, b, lb);
+            free(r);
+        }
+        z[i] ^= 0x10;
+    }
+    free(z);
     uint8_t *x = malloc(ld);
     int ok = 0;
     for (size_t i = 0; i < ld; i++) {
@@ -336,9 +402,9 @@ static void test_damage_anywhere(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrips),      cmocka_unit_test(test_shape_change_and_new_tensor),
-        cmocka_unit_test(test_near_entropy),    cmocka_unit_test(test_wrong_base_and_args),
-        cmocka_unit_test(test_hostile_header),  cmocka_unit_test(test_damage_anywhere),
+        cmocka_unit_test(test_roundtrips),     cmocka_unit_test(test_shape_change_and_new_tensor),
+        cmocka_unit_test(test_near_entropy),   cmocka_unit_test(test_wrong_base_and_args),
+        cmocka_unit_test(test_hostile_header), cmocka_unit_test(test_damage_anywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
