@@ -113,8 +113,7 @@ pemn_rc train_init_load(const char *path, struct train_init **out, struct pemn_e
     json_t *mj = meta_json(in->st, "pemn.model"), *tj = meta_json(in->st, "pemn.train");
     json_t *oj = meta_json(in->st, "pemn.optim");
     if (!mj || !tj) {
-        rc = BADCK("%s is not a pemn train checkpoint (no pemn.model / pemn.train metadata)",
-                   path);
+        rc = BADCK("%s is not a pemn train checkpoint (no pemn.model / pemn.train metadata)", path);
         goto out;
     }
     rc = parse_train(in, tj, err);
