@@ -2,7 +2,8 @@
  * proto/pkg_st.c — pemn_pkg_write_safetensors: a package as a dense safetensors file.
  *
  * Built only on the public package API and the safetensors writer. Masked tensors become
- * F32 and are expanded one at a time, at write time (the writer's lazy tensors); dense
+ * F32 and are expanded at write time, chunk by chunk (the writer's lazy tensors and
+ * pemn_pkg_expand_range), so memory stays bounded whatever the model size; dense
  * tensors are copied as stored. __metadata__ holds the package's own metadata pairs, then
  * the manifest under "pemn.*" keys (which win over a package pair of the same name), and
  * "format": "pt" (what Hugging Face loaders look for).
@@ -15,12 +16,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static pemn_rc fill_expanded(void *ctx, uint64_t i, void *buf, uint64_t nbytes,
+static pemn_rc fill_expanded(void *ctx, uint64_t i, uint64_t off, void *buf, uint64_t nbytes,
                              struct pemn_err *err)
 {
     const pemn_pkg *pkg = ctx;
     float *out = buf;
-    pemn_rc rc = pemn_pkg_expand(pkg, (uint32_t)i, out, nbytes / sizeof(float), err);
+    pemn_rc rc = pemn_pkg_expand_range(pkg, (uint32_t)i, off / sizeof(float), out,
+                                       nbytes / sizeof(float), err);
     if (rc != PEMN_OK)
         return rc;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__

@@ -310,7 +310,7 @@ pemn_rc pemn_st_writer_write_mem(pemn_st_writer *w, uint8_t **out, size_t *len,
             continue;
         if (t->data) {
             memcpy(p, t->data, (size_t)t->nbytes);
-        } else if ((rc = t->fill(t->ctx, t->arg, p, t->nbytes, err)) != PEMN_OK) {
+        } else if ((rc = t->fill(t->ctx, t->arg, 0, p, t->nbytes, err)) != PEMN_OK) {
             free(buf);
             return rc;
         }
@@ -342,29 +342,32 @@ static pemn_rc write_all(int fd, const void *data, uint64_t n, const char *path,
 
 static pemn_rc write_tensors(pemn_st_writer *w, int fd, const char *tmp, struct pemn_err *err)
 {
-    for (uint32_t i = 0; i < w->n; i++) {
+    void *buf = NULL;
+    pemn_rc rc = PEMN_OK;
+    for (uint32_t i = 0; i < w->n && rc == PEMN_OK; i++) {
         const struct wt *t = &w->t[i];
-        pemn_rc rc;
         if (t->nbytes == 0)
             continue;
         if (t->data) {
             rc = write_all(fd, t->data, t->nbytes, tmp, err);
-        } else {
-            if (t->nbytes > SIZE_MAX)
-                return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "tensor too large");
-            void *buf = malloc((size_t)t->nbytes);
-            if (!buf)
-                return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET,
-                                 "out of memory for tensor \"%.64s\"", t->name);
-            rc = t->fill(t->ctx, t->arg, buf, t->nbytes, err);
-            if (rc == PEMN_OK)
-                rc = write_all(fd, buf, t->nbytes, tmp, err);
-            free(buf);
+            continue;
         }
-        if (rc != PEMN_OK)
-            return rc;
+        if (!buf && !(buf = malloc(PROTO_ST_FILL_CHUNK))) {
+            rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+            break;
+        }
+        /* a chunk that is a multiple of every dtype size */
+        for (uint64_t off = 0; off < t->nbytes && rc == PEMN_OK;) {
+            uint64_t n =
+                t->nbytes - off < PROTO_ST_FILL_CHUNK ? t->nbytes - off : PROTO_ST_FILL_CHUNK;
+            rc = t->fill(t->ctx, t->arg, off, buf, n, err);
+            if (rc == PEMN_OK)
+                rc = write_all(fd, buf, n, tmp, err);
+            off += n;
+        }
     }
-    return PEMN_OK;
+    free(buf);
+    return rc;
 }
 
 pemn_rc pemn_st_writer_write_file(pemn_st_writer *w, const char *path, struct pemn_err *err)
