@@ -66,6 +66,14 @@ struct pemn_pkg {
     pthread_mutex_t lock; /* serialises lazy prototype value generation */
 };
 
+/* Streaming: tells the kernel that the mapped file bytes holding elements [first, first+n)
+ * of tensor i's mask will not be needed soon (whole pages only), so a long streaming
+ * expansion does not keep the whole mapped package resident. No-op for packages in memory
+ * or decoded masks. The bytes stay readable (they are read again from the file). */
+void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t n);
+/* The same for bytes [p, p + n) of the mapped file (whole pages inside the range). */
+void proto_pkg_release_bytes(const pemn_pkg *pkg, const uint8_t *p, uint64_t n);
+
 /* Values of prototype i (lazily materialised). */
 pemn_rc proto_pkg_values(const pemn_pkg *pkg, uint32_t i, const float **values,
                          struct pemn_err *err);

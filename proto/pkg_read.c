@@ -453,6 +453,7 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
         if (numel % 8 && (t->bits[nb - 1] >> (numel % 8)) != 0)
             return BAD(data->off + off + len - 1, "tensor %u: unused trailing mask bits set", i);
         t->kept = popcount_bytes(t->bits, nb);
+        proto_pkg_release_bytes(pkg, t->data, len); /* read once here; expansion maps it again */
     }
     return PEMN_OK;
 }
@@ -825,6 +826,31 @@ void pemn_pkg_free(pemn_pkg *pkg)
     free(pkg->owned);
     pthread_mutex_destroy(&pkg->lock);
     free(pkg);
+}
+
+void proto_pkg_release_bytes(const pemn_pkg *pkg, const uint8_t *p, uint64_t n)
+{
+    const uint8_t *m = pkg->map;
+    if (!m || p < m || n == 0 || n > pkg->map_len || (uint64_t)(p - m) > pkg->map_len - n)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0)
+        return;
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)(p + n);
+    a = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1); /* whole pages inside the range */
+    b &= ~((uintptr_t)pg - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t n)
+{
+    if (i >= pkg->n_tensors)
+        return;
+    const struct pkg_tensor *t = &pkg->tensors[i];
+    if (!t->masked || t->bits != t->data || n == 0 || first > t->numel || n > t->numel - first)
+        return;
+    proto_pkg_release_bytes(pkg, t->bits + first / 8, (first + n) / 8 - first / 8);
 }
 
 /* ---- accessors -------------------------------------------------------------------------- */

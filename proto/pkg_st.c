@@ -9,6 +9,7 @@
  * "format": "pt" (what Hugging Face loaders look for).
  */
 #include "proto/err.h"
+#include "proto/pkg_internal.h"
 #include "proto/safetensors_int.h"
 
 #include <inttypes.h>
@@ -25,6 +26,7 @@ static pemn_rc fill_expanded(void *ctx, uint64_t i, uint64_t off, void *buf, uin
                                        nbytes / sizeof(float), err);
     if (rc != PEMN_OK)
         return rc;
+    proto_pkg_release(pkg, (uint32_t)i, off / sizeof(float), nbytes / sizeof(float));
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     uint8_t *b = buf;
     for (uint64_t k = 0; k < nbytes / 4; k++) {

@@ -27,8 +27,18 @@ pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct
     const uint8_t *tr = pkg->bytes + pkg->len - PKG_TRAILER_SIZE;
     const uint8_t *pk = tr, *digest = tr + 32, *sig = tr + 64;
 
+    /* hashed in chunks, each released from a mapping afterwards: verifying a large mapped
+     * package does not keep it resident */
     uint8_t d[PEMN_DIGEST_BYTES];
-    pemn_sha256(pkg->bytes, pkg->len - PKG_TRAILER_SIZE, d);
+    crypto_hash_sha256_state hs;
+    crypto_hash_sha256_init(&hs);
+    for (size_t off = 0, total = pkg->len - PKG_TRAILER_SIZE; off < total;) {
+        size_t n = total - off < ((size_t)8 << 20) ? total - off : ((size_t)8 << 20);
+        crypto_hash_sha256_update(&hs, pkg->bytes + off, n);
+        proto_pkg_release_bytes(pkg, pkg->bytes + off, n);
+        off += n;
+    }
+    crypto_hash_sha256_final(&hs, d);
     if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
         return proto_err(err, PEMN_ECORRUPT, pkg->len - PKG_TRAILER_SIZE + 32,
                          "content digest does not match the content");
