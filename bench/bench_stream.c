@@ -51,8 +51,8 @@ int main(int argc, char **argv)
         char name[32];
         snprintf(name, sizeof name, "layer%lu.weight", t);
         uint64_t shape[2] = {8192, per / 8192};
-        if (pemn_builder_add_masked_bits(b, name, 2, shape, p, (t * 977) % 65536, 1.0f, bits,
-                                         &e) != PEMN_OK) {
+        if (pemn_builder_add_masked_bits(b, name, 2, shape, p, (t * 977) % 65536, 1.0f, bits, &e) !=
+            PEMN_OK) {
             fprintf(stderr, "bench_stream: %s\n", e.msg);
             return 1;
         }

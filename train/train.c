@@ -303,6 +303,18 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
 
     struct train_rng shuf;
     train_rng_seed(&shuf, o->seed, 2);
+    /* A warm start continues the shuffle stream after the epochs already taken (when the
+     * steps taken are whole epochs of this data set), so that N epochs then M more from
+     * the checkpoint equal N + M epochs in one run under a constant learning rate. */
+    uint64_t steps_per_epoch = n_train / o->batch + (n_train % o->batch > 1);
+    if (o->init && opt.t && steps_per_epoch && opt.t % steps_per_epoch == 0)
+        for (uint64_t ep = 0; ep < opt.t / steps_per_epoch && ep < 100000; ep++)
+            for (uint32_t i = n_train - 1; i > 0; i--) {
+                uint32_t j = (uint32_t)train_rng_below(&shuf, (uint64_t)i + 1);
+                uint32_t t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
     /* A final batch of one sample is dropped (batch-norm needs two). */
     uint64_t steps_epoch = n_train / o->batch + (n_train % o->batch > 1);
     uint64_t total_steps = steps_epoch * o->epochs, gstep = 0;
