@@ -38,7 +38,7 @@ static uint8_t *make(size_t *len, uint32_t enc)
         r = r * 1664525u + 1013904223u;
         m[i] = (r >> 20) % 4 == 0;
     }
-    uint64_t s1[2] = {7, 429}, s2[1] = {3001}, s3[1] = {37};
+    uint64_t s1[2] = {7, 428}, s2[1] = {3001}, s3[1] = {37};
     assert_int_equal(pemn_builder_add_masked(b, "a", 2, s1, p0, 5, 1.5f, m, NULL), PEMN_OK);
     assert_int_equal(pemn_builder_add_masked(b, "b", 1, s2, p1, 2999, -2.0f, m, NULL), PEMN_OK);
     float f[37];
