@@ -13,9 +13,28 @@
 #include <string.h>
 
 /* ---- identity and verification ---------------------------------------------------------- */
+/* SHA-256 of the first n bytes, in chunks, each released from a mapping once hashed: a
+ * large mapped package does not stay resident for being hashed. */
+static void hash_prefix(const pemn_pkg *pkg, size_t n, uint8_t out[PEMN_DIGEST_BYTES])
+{
+    crypto_hash_sha256_state hs;
+    crypto_hash_sha256_init(&hs);
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < ((size_t)8 << 20) ? n - off : ((size_t)8 << 20);
+        crypto_hash_sha256_update(&hs, pkg->bytes + off, k);
+        proto_pkg_release_bytes(pkg, pkg->bytes + off, k);
+        off += k;
+    }
+    crypto_hash_sha256_final(&hs, out);
+}
+
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES])
 {
-    pemn_sha256(pkg->bytes, pkg->len, out);
+    if (pemn_init() != PEMN_OK) {
+        pemn_sha256(pkg->bytes, pkg->len, out);
+        return;
+    }
+    hash_prefix(pkg, pkg->len, out);
 }
 
 pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct pemn_err *err)
@@ -27,18 +46,8 @@ pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct
     const uint8_t *tr = pkg->bytes + pkg->len - PKG_TRAILER_SIZE;
     const uint8_t *pk = tr, *digest = tr + 32, *sig = tr + 64;
 
-    /* hashed in chunks, each released from a mapping afterwards: verifying a large mapped
-     * package does not keep it resident */
     uint8_t d[PEMN_DIGEST_BYTES];
-    crypto_hash_sha256_state hs;
-    crypto_hash_sha256_init(&hs);
-    for (size_t off = 0, total = pkg->len - PKG_TRAILER_SIZE; off < total;) {
-        size_t n = total - off < ((size_t)8 << 20) ? total - off : ((size_t)8 << 20);
-        crypto_hash_sha256_update(&hs, pkg->bytes + off, n);
-        proto_pkg_release_bytes(pkg, pkg->bytes + off, n);
-        off += n;
-    }
-    crypto_hash_sha256_final(&hs, d);
+    hash_prefix(pkg, pkg->len - PKG_TRAILER_SIZE, d);
     if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
         return proto_err(err, PEMN_ECORRUPT, pkg->len - PKG_TRAILER_SIZE + 32,
                          "content digest does not match the content");
