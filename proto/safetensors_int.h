@@ -19,8 +19,9 @@
 typedef pemn_rc (*proto_st_fill_fn)(void *ctx, uint64_t arg, uint64_t off, void *buf,
                                     uint64_t nbytes, struct pemn_err *err);
 
-/* Chunk in which write_file produces and writes lazy tensors (a multiple of 64). */
-#define PROTO_ST_FILL_CHUNK (4u << 20)
+/* Chunk in which write_file produces and writes lazy tensors (a multiple of 64): small
+ * enough to stay in cache between being produced and being copied by write(). */
+#define PROTO_ST_FILL_CHUNK (1u << 20)
 
 /* Adds a tensor whose bytes are produced by fill(ctx, arg, ...) when the writer writes:
  * write_file produces them PROTO_ST_FILL_CHUNK bytes at a time through one buffer, so its

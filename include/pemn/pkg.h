@@ -150,7 +150,7 @@ pemn_rc pemn_pkg_expand_all(const pemn_pkg *pkg, float *const *outs, uint32_t n,
 /* Writes the whole network as a safetensors file: masked tensors as F32, dense tensors as
  * stored; the manifest goes into __metadata__. Written to a temporary file, fsync'ed, then
  * renamed over path. Memory: bounded whatever the model size (masked tensors are expanded
- * in chunks of a few MiB through one buffer). */
+ * in chunks of 1 MiB through one buffer). */
 pemn_rc pemn_pkg_write_safetensors(const pemn_pkg *pkg, const char *path, struct pemn_err *err);
 
 #ifdef __cplusplus
