@@ -361,6 +361,7 @@ static pemn_rc sq_fleet_set_state(struct store *st, const char *fleet, enum stor
     int64_t id;
     bool moved = false;
     rc = fleet_read(c, fleet, &f, &id, err);
+    sq_hook(st, "state.read");
     if (!rc && rollout_id && strcmp(rollout_id, f.rollout_id) != 0)
         rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
                        "rollout %s is no longer current in fleet '%s'", rollout_id, fleet);
@@ -565,6 +566,7 @@ static pemn_rc sq_device_report(struct store *st, const char *fleet, const struc
         if (!rc)
             rc = count_where(c, fid, counts_for, "failed", failed, err);
     }
+    sq_hook(st, "report.counted");
     if (!rc)
         rc = sq_commit(c, err);
     else

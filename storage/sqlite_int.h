@@ -75,7 +75,9 @@ int64_t sq_now(void);
 void sq_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 
 /* Runs the migrations on c (sqlite_schema.c). */
-pemn_rc sq_migrate(struct sq_conn *c, int *schema_out, struct pemn_err *err);
+pemn_rc sq_migrate(struct store *st, struct sq_conn *c, int *schema_out, struct pemn_err *err);
+/* store_test_hook at a named point (the same points as the PostgreSQL backend). */
+void sq_hook(struct store *st, const char *point);
 int sq_schema_latest(void);
 
 /* ---- the operations (struct store_ops sq_ops, sqlite_conn.c) ---- */
