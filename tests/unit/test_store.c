@@ -127,7 +127,43 @@ static void test_newer_schema_refused(void **state)
     assert_null(st);
     assert_non_null(strstr(e.msg, "999"));
     assert_int_equal(store_open("", NULL, &st, NULL), PEMN_EINVAL);
+    assert_int_equal(store_open("sqlite:", NULL, &st, NULL), PEMN_EINVAL);
     assert_int_equal(store_open("/nonexistent-dir/x/y.db", NULL, &st, &e), PEMN_EDB);
+}
+
+/* The backend comes from the --db string; a PostgreSQL URI never carries a password. */
+static void test_backend_choice(void **state)
+{
+    (void)state;
+    struct store *st = NULL;
+    struct pemn_err e;
+    const char *with_pw[] = {"postgresql://alice:s3cr3t@127.0.0.1:1/pemn",
+                             "postgres://alice:s3cr3t@127.0.0.1:1/pemn",
+                             "postgresql:///pemn?host=/nonexistent&password=s3cr3t"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_open(with_pw[i], NULL, &st, &e), PEMN_EINVAL);
+        assert_null(st);
+        assert_null(strstr(e.msg, "s3cr3t"));
+        assert_non_null(strstr(e.msg, "password"));
+    }
+    /* nothing listening: a clear database error, quickly (no retry loop at open) */
+    assert_int_equal(store_open("postgresql:///pemn?host=/nonexistent-pemn-dir&connect_timeout=2",
+                                NULL, &st, &e),
+                     PEMN_EDB);
+    assert_non_null(strstr(e.msg, "PostgreSQL"));
+    assert_int_equal(store_open("postgresql://[bad", NULL, &st, &e), PEMN_EINVAL);
+    if (!storefix_pg()) {
+        /* "sqlite:FILE" is the same store as FILE */
+        struct store *a = open_store(NULL);
+        push(a, "net", "1", 1, 100, PEMN_OK, true);
+        store_close(a);
+        char uri[700];
+        snprintf(uri, sizeof uri, "sqlite:%s", storefix_db);
+        assert_int_equal(store_open(uri, NULL, &st, &e), PEMN_OK);
+        struct store_version v;
+        assert_int_equal(store_get_latest(st, "net", &v, &e), PEMN_OK);
+        store_close(st);
+    }
 }
 
 static void test_push_outcomes(void **state)
@@ -601,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_schema, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, storefix_setup,
                                         storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_backend_choice, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_push_outcomes, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_listings_and_tags, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_blobs_and_cache, storefix_setup, storefix_teardown),
