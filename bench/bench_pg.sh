@@ -76,8 +76,8 @@ PUSH_FILES=$(for i in $(seq 1 $((PUSH_N / 4))); do for c in a b c d; do echo "$D
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg);" \
     "devices=$DEVICES threads=$THREADS requests=$REQUESTS max_seconds=$MAX_SECONDS push_n=$PUSH_N"
-printf '%-8s %10s %10s %10s %10s %12s %12s\n' setup polls/s blob-get/s pushes/s regs/s \
-    cpu-ms/poll cpu-ms/push
+printf '%-8s %9s %10s %9s %8s %18s %18s\n' setup polls/s blob-get/s pushes/s regs/s \
+    cpu-ms/poll:pemnd+pg cpu-ms/push:pemnd+pg
 
 run_setup() { # NAME DB N_REPLICAS
     local name=$1 db=$2 n=$3 ups="" i port pids=() admin
@@ -108,27 +108,29 @@ run_setup() { # NAME DB N_REPLICAS
     [ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $pub" \
         -d '{"model":"net","version":"1.0.0","rollout":{"percent":100}}' "$u/v1/fleets/bench")" = 200 ] ||
         return 1
-    local watch=("${pids[@]}")
-    [ "$name" != sqlite ] && watch+=("$PM")
-    local c0 c1 c2
-    c0=$(cpu_of "${watch[@]}")
+    local c0 c1 c2 g0 g1 g2
+    c0=$(cpu_of "${pids[@]}")
+    g0=$(cpu_of "$PM")
     "$POLL" "$u" bench "$dev" --devices "$DEVICES" --threads "$THREADS" --requests "$REQUESTS" \
         --seconds "$MAX_SECONDS" --peer-path "/v1/blobs/$DIGEST" >"$D/$name.poll" 2>&1 ||
         { cat "$D/$name.poll" >&2; return 1; }
-    c1=$(cpu_of "${watch[@]}")
+    c1=$(cpu_of "${pids[@]}")
+    g1=$(cpu_of "$PM")
     # shellcheck disable=SC2086
     "$BPUSH" "$u" "$pub" "$D/k.pub" 4 $PUSH_FILES >"$D/$name.push" 2>&1 ||
         { cat "$D/$name.push" >&2; return 1; }
-    c2=$(cpu_of "${watch[@]}")
+    c2=$(cpu_of "${pids[@]}")
+    g2=$(cpu_of "$PM")
+    if [ "$name" = sqlite ]; then g2=$g0 g1=$g0; fi
     local first steady peer pushes nreq
     first=$(awk '$1 == "fleet-poll" && $2 ~ /^first/ {for (i = 3; i <= NF; i++) if ($i ~ /^rps=/) print substr($i, 5)}' "$D/$name.poll")
     steady=$(awk '$1 == "fleet-poll" && $2 == "steady" {for (i = 3; i <= NF; i++) if ($i ~ /^rps=/) print substr($i, 5)}' "$D/$name.poll")
     peer=$(awk '$1 == "fleet-poll" && $2 == "peer" {for (i = 3; i <= NF; i++) if ($i ~ /^rps=/) print substr($i, 5)}' "$D/$name.poll")
     nreq=$(awk '$1 == "fleet-poll" && ($2 ~ /^first/ || $2 == "steady") {for (i = 3; i <= NF; i++) if ($i ~ /^requests=/) s += substr($i, 10)} END {print s + 0}' "$D/$name.poll")
     pushes=$(sed -n 's/^pemnd push ([0-9]* clients*): \([0-9.]*\) packages.*/\1/p' "$D/$name.push")
-    printf '%-8s %10s %10s %10s %10s %12s %12s\n' "$name" "$steady" "$peer" "$pushes" "$first" \
-        "$(echo "$c0 $c1 $nreq" | awk '{printf "%.3f", ($2 - $1) * 1000 / ($3 ? $3 : 1)}')" \
-        "$(echo "$c1 $c2 $PUSH_N" | awk '{printf "%.3f", ($2 - $1) * 1000 / $3}')"
+    printf '%-8s %9s %10s %9s %8s %18s %18s\n' "$name" "$steady" "$peer" "$pushes" "$first" \
+        "$(echo "$c0 $c1 $g0 $g1 $nreq" | awk '{printf "%.3f+%.3f", ($2 - $1) * 1000 / $5, ($4 - $3) * 1000 / $5}')" \
+        "$(echo "$c1 $c2 $g1 $g2 $PUSH_N" | awk '{printf "%.3f+%.3f", ($2 - $1) * 1000 / $5, ($4 - $3) * 1000 / $5}')"
     stop_setup
 }
 
@@ -137,5 +139,6 @@ run_setup sqlite "$D/sqlite/pemn.db" 1 || { echo "bench_pg: sqlite set-up failed
 run_setup pg-1 "$(bash "$CL" newdb "$PGDIR" bench1)" 1 || { echo "bench_pg: pg-1 failed" >&2; exit 1; }
 run_setup pg-2 "$(bash "$CL" newdb "$PGDIR" bench2)" 2 || { echo "bench_pg: pg-2 failed" >&2; exit 1; }
 echo "columns: steady desired-state polls/s (mostly 304), blob GET/s through nginx (cached),"
-echo "  push packages/s (4 clients), first-contact registrations/s, CPU ms (pemnd + PostgreSQL)"
-echo "  per poll (first contact + steady) and per push; cpu of nginx and the load generator excluded"
+echo "  push packages/s (4 clients), first-contact registrations/s, CPU ms of pemnd (all replicas)"
+echo "  + PostgreSQL per poll (first contact + steady) and per push; nginx and the load generator"
+echo "  excluded; the PostgreSQL CPU includes its background processes (all set-ups share one cluster)"
