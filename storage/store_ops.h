@@ -30,11 +30,13 @@
  *      Declare both `extern` in storage/store_oci.h's internal section (or a small
  *      storage/oci_ops.h) and add `.oci = &sq_oci_ops` to sq_ops (storage/sqlite_conn.c) and
  *      `.oci = &pg_oci_ops` to pg_ops (storage/pg_conn.c): one line each.
- *   5. Schema: append a migration to the SQLite list (storage/sqlite_schema.c) and to the
- *      PostgreSQL list (storage/pg_schema.c).
- *   6. tests/unit/test_store_oci.c: write the contract test against `store_open(g_db...)`
- *      using tests/common/storefix.h, which runs every case on SQLite and, when the
- *      PostgreSQL tools are present, on a throwaway PostgreSQL database too.
+ *   5. Schema: append migration N to the SQLite list (storage/sqlite_schema.c) and the same
+ *      N to the PostgreSQL list (storage/pg_schema.c); the numbers mean the same schema.
+ *   6. tests/unit/test_store_oci.c: the contract test, opening its store with
+ *      store_open(storefix_db, ...) and using storefix_setup/storefix_teardown
+ *      (tests/common/storefix.h). make test (tests/run.sh) runs every unit test that
+ *      includes storefix.h twice: on SQLite, then on a fresh database of a throwaway
+ *      PostgreSQL cluster ("test_store_oci[pg]").
  *
  * Backend helpers:
  *   SQLite:     sq_acquire/sq_acquire_write/sq_stmt/sq_commit/sq_audit (storage/sqlite_int.h).

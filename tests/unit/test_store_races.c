@@ -361,6 +361,34 @@ static void test_concurrent_migration(void **state)
     store_close(pb.opened);
 }
 
+/* ---- 5. PostgreSQL: broken connections are replaced by themselves ---------------------- */
+static void test_reconnect(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    pemn_rc rc;
+    push_pkg(st, "m", "1", 1, &rc, NULL);
+    assert_int_equal(rc, PEMN_OK);
+    /* what a restart or a failover does to the pool: every connection of the store dies */
+    assert_true(storefix_sql(NULL, "SELECT count(pg_terminate_backend(pid)) FROM"
+                                   " pg_stat_activity WHERE datname = current_database()"
+                                   " AND pid <> pg_backend_pid()") >= 1);
+    struct store_version v;
+    struct pemn_err e;
+    assert_int_equal(store_get_latest(st, "m", &v, &e), PEMN_OK);
+    assert_int_equal(v.release, 1);
+    push_pkg(st, "m", "2", 2, &rc, NULL);
+    assert_int_equal(rc, PEMN_OK);
+    assert_true(storefix_sql(NULL, "SELECT count(pg_terminate_backend(pid)) FROM"
+                                   " pg_stat_activity WHERE datname = current_database()"
+                                   " AND pid <> pg_backend_pid()") >= 1);
+    /* a write first this time */
+    assert_int_equal(store_tag_set(st, "m", "stable", "2", "ci", &v, &e), PEMN_OK);
+    assert_int_equal(store_tag_get(st, "m", "stable", &v, &e), PEMN_OK);
+    assert_string_equal(v.version, "2");
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,5 +399,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_migration, storefix_setup_empty,
                                         storefix_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_reconnect, storefix_setup, storefix_teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (storefix_pg())
+        failed += cmocka_run_group_tests(pg_only, NULL, NULL);
+    return failed;
 }
