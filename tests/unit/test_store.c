@@ -378,6 +378,56 @@ static void test_blobs_and_cache(void **state)
     free(b3);
 }
 
+/* A package larger than a PostgreSQL chunk row (1 MiB): stored in several chunks, read back
+ * whole (into the cache), streamed, and in ranges that cross chunk boundaries. */
+static void test_large_blob(void **state)
+{
+    (void)state;
+    const size_t size = ((size_t)5 << 19) + 123; /* 2.5 MiB + 123 */
+    struct store_opts o;
+    store_opts_default(&o);
+    o.cache_bytes = (size_t)8 << 20;
+    o.cache_item_max = (size_t)1 << 20; /* streamed */
+    struct store *st = open_store(&o);
+    struct store_version m;
+    uint8_t *b = fake_pkg("big", "1", 1, size, &m);
+    bool created;
+    assert_int_equal(store_put_package(st, &m, b, size, "t", &created, NULL, NULL), PEMN_OK);
+    struct store_blob *h;
+    struct pemn_err e;
+    assert_int_equal(store_blob_get(st, m.digest, &h, &e), PEMN_OK);
+    assert_null(h->data);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    assert_int_equal(store_blob_read(st, h, 0, buf, size, &e), PEMN_OK);
+    assert_memory_equal(buf, b, size);
+    const size_t mib = (size_t)1 << 20;
+    const size_t ranges[][2] = {{mib - 100, 200}, {2 * mib - 1, 2}, {mib, mib}, {0, mib + 1},
+                                {size - 7, 7},    {mib - 1, 1},     {5, 0}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        memset(buf, 0, ranges[i][1] + 1);
+        assert_int_equal(store_blob_read(st, h, ranges[i][0], buf, ranges[i][1], &e), PEMN_OK);
+        assert_memory_equal(buf, b + ranges[i][0], ranges[i][1]);
+    }
+    assert_int_equal(store_blob_read(st, h, size - 7, buf, 8, &e), PEMN_EINVAL);
+    if (storefix_pg()) /* three chunk rows: 1 MiB, 1 MiB, 0.5 MiB + 123 */
+        assert_int_equal(storefix_sql(NULL, "SELECT count(*) FROM blob_chunks c JOIN blobs b ON"
+                                            " b.id = c.blob_id WHERE b.size > 2000000"),
+                         3);
+    store_blob_release(h);
+    store_close(st);
+    /* the same blob copied whole into the cache */
+    o.cache_item_max = (size_t)4 << 20;
+    st = open_store(&o);
+    assert_int_equal(store_blob_get(st, m.digest, &h, &e), PEMN_OK);
+    assert_non_null(h->data);
+    assert_memory_equal(h->data, b, size);
+    store_blob_release(h);
+    store_close(st);
+    free(buf);
+    free(b);
+}
+
 static void test_cache_eviction(void **state)
 {
     (void)state;
@@ -641,6 +691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_outcomes, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_listings_and_tags, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_blobs_and_cache, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_large_blob, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_cache_eviction, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_keys, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_tokens_and_audit, storefix_setup, storefix_teardown),
