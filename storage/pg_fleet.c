@@ -177,6 +177,41 @@ static pemn_rc db_now(struct pg_conn *c, int64_t *now, struct pemn_err *err)
     return PEMN_OK;
 }
 
+/* A target given by tag is the tag's version as of this transaction: the caller resolved
+ * the tag before, and a tag move may have committed since (it would then not have moved
+ * this fleet, which did not follow the tag yet). The tag row is locked FOR SHARE (tags come
+ * before fleets in the lock order) so no move slips in before this transaction commits. */
+static pemn_rc tag_now(struct pg_conn *c, const struct store_fleet_target *t,
+                       struct store_fleet_target *out, struct pemn_err *err)
+{
+    /* first the lock (it waits for a move in flight), then the read in a new statement:
+     * under READ COMMITTED that statement sees the move once it committed (a locking read
+     * of the join would re-check the moved tag row against the old version row) */
+    static const char sql_lock[] = "SELECT 1 FROM tags t JOIN models m ON m.id = t.model_id"
+                                   " WHERE m.name = $1 AND t.tag = $2 FOR SHARE OF t";
+    static const char sql[] =
+        "SELECT v.version, v.release, b.digest, b.size FROM tags t JOIN models m ON"
+        " m.id = t.model_id JOIN versions v ON v.id = t.version_id JOIN blobs b ON"
+        " b.id = v.blob_id WHERE m.name = $1 AND t.tag = $2";
+    *out = *t;
+    struct pg_params p;
+    pg_p_init(&p);
+    pg_p_text(&p, t->model);
+    pg_p_text(&p, t->tag);
+    pemn_rc rc = pg_cmd(c, sql_lock, &p, "locking a tag", err);
+    PGresult *r = rc ? NULL : pg_exec(c, sql, &p, false, "reading a tag", NULL, err);
+    if (!r)
+        return PEMN_EDB;
+    if (PQntuples(r) == 1) { /* a deleted tag leaves the target as given */
+        pg_text(r, 0, 0, out->version, sizeof out->version);
+        out->release = (uint64_t)pg_i64(r, 0, 1);
+        pg_text(r, 0, 2, out->digest, sizeof out->digest);
+        out->size = (uint64_t)pg_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return PEMN_OK;
+}
+
 /* store_fleet_put's rules on c, inside the caller's transaction, the fleet row locked. */
 static pemn_rc fleet_put_on(struct pg_conn *c, const char *fleet,
                             const struct store_fleet_target *t, uint32_t percent_bp,
@@ -185,9 +220,14 @@ static pemn_rc fleet_put_on(struct pg_conn *c, const char *fleet,
                             bool *begun, struct pemn_err *err)
 {
     struct store_fleet f;
+    struct store_fleet_target cur;
     int64_t id = 0, now = 0;
     bool begin = true;
     pemn_rc rc = db_now(c, &now, err);
+    if (!rc && t->tag[0] && !strcmp(action, "fleet.put")) {
+        rc = tag_now(c, t, &cur, err);
+        t = &cur;
+    }
     if (rc)
         return rc;
     rc = fleet_read(c, fleet, true, &f, &id, err);

@@ -5,6 +5,7 @@
  * invariant. Each case fails on a naive port that reads, decides and writes without locks:
  *   - two pushes to one model storing releases out of order;
  *   - a tag move racing an abort so that the new rollout is lost;
+ *   - a fleet set on a tag racing a move of that tag, leaving the fleet on the old version;
  *   - two failure reports each counting 1 so that the abort rule never fires;
  *   - two replicas running the same migration at once. */
 #include <setjmp.h>
@@ -287,6 +288,46 @@ static void test_tag_move_vs_abort(void **state)
     store_close(b);
 }
 
+/* A fleet PUT by tag whose caller resolved the tag just before a tag move committed. */
+static void op_put_by_tag(struct op *o)
+{
+    struct store_version v1;
+    struct pemn_err e;
+    o->rc = store_get_version(o->st, "net", "1", &v1, &e); /* what the caller resolved */
+    struct store_fleet_target t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.model, sizeof t.model, "net");
+    snprintf(t.version, sizeof t.version, "1");
+    snprintf(t.tag, sizeof t.tag, "stable");
+    t.release = 1;
+    memcpy(t.digest, v1.digest, sizeof t.digest);
+    t.size = v1.size;
+    if (!o->rc)
+        o->rc = store_fleet_put(o->st, o->fleet, &t, 10000, 0, 0, "rl", "admin", NULL, NULL, &e);
+}
+
+static void test_fleet_put_vs_tag_move(void **state)
+{
+    (void)state;
+    struct store *a = open_store(), *b = open_store();
+    setup_fleet(a, "edge", "r1"); /* versions 1 and 2, stable -> 1 */
+    /* A: stable moves to 2 (no fleet "late" follows it yet); B: "late" is created on stable,
+     * resolved by its caller as version 1 before A committed */
+    struct op pa = {.fn = op_tag, .st = a, .model = "net", .tag = "stable", .version = "2"};
+    struct op pb = {.fn = op_put_by_tag, .st = b, .fleet = "late"};
+    race("tag.fleets", &pa, &pb);
+    assert_int_equal(pa.rc, PEMN_OK);
+    assert_int_equal(pb.rc, PEMN_OK);
+    /* the fleet follows the tag: it is on the tag's version, not on the stale one */
+    struct store_fleet f;
+    assert_int_equal(store_fleet_get(a, "late", &f, NULL), PEMN_OK);
+    assert_string_equal(f.target.tag, "stable");
+    assert_string_equal(f.target.version, "2");
+    assert_int_equal(f.target.release, 2);
+    store_close(a);
+    store_close(b);
+}
+
 /* ---- 3. two failure reports at once ---------------------------------------------------- */
 static void op_report(struct op *o)
 {
@@ -394,6 +435,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_push_order, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_tag_move_vs_abort, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_fleet_put_vs_tag_move, storefix_setup,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_failures, storefix_setup,
                                         storefix_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_migration, storefix_setup_empty,
