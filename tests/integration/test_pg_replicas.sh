@@ -77,6 +77,13 @@ PB=$!
         -H 'Content-Type: application/json' -d "{\"version\":\"$v\"}" "$U/v1/models/net/tags/stable"
 done) >"$D/tags" &
 PT=$!
+(for i in $(seq 1 12); do # fleet changes through nginx: the policy of the fleet on the tag
+    "${C[@]}" -o /dev/null -w '%{http_code}\n' -X PUT -H "Authorization: Bearer $PUB" \
+        -H 'Content-Type: application/json' \
+        -d "{\"model\":\"net\",\"tag\":\"stable\",\"rollout\":{\"percent\":$((50 + i * 4))}}" \
+        "$U/v1/fleets/edge"
+done) >"$D/fleets" &
+PF=$!
 (for i in $(seq 1 40); do # devices polling and reporting through nginx
     d=dev$((i % 10))
     curl -s -o "$D/want.$d" -H "Authorization: Bearer $DEV" "$U/v1/fleets/edge/devices/$d/desired"
@@ -87,10 +94,11 @@ PT=$!
         "$U/v1/fleets/edge/devices/$d/status"
 done) >"$D/reports" &
 PR=$!
-wait $PA $PB $PT $PR
+wait $PA $PB $PT $PR $PF
 check "pushes answered 201 or 409 (rollback) only" \
     bash -c "! grep -Ev '^(201|409)$' '$D/pa' '$D/pb' | grep -q ."
-check "tag moves and reports answered 200" bash -c "! cat '$D/tags' '$D/reports' | grep -Ev '^200$' | grep -q ."
+check "tag moves, fleet changes and reports answered 200" \
+    bash -c "! cat '$D/tags' '$D/fleets' '$D/reports' | grep -Ev '^200$' | grep -q ."
 # releases stored in order: the push audit rows, newest first, have decreasing releases
 admin audit --limit 200 | grep -o 'push *net/1\.[0-9]*\.0' | sed 's/.*net\/1\.\([0-9]*\)\.0/\1/' >"$D/order"
 check "releases stored in increasing order" bash -c "sort -rn '$D/order' | diff -q - '$D/order' >/dev/null"
@@ -99,6 +107,7 @@ check "at least one push from each publisher stored" bash -c "[ \$(wc -l <'$D/or
 TAGV=$(curl -s "$U/v1/models/net/tags/stable" | jq -r .version)
 curl -s -o "$D/f.json" "$U/v1/fleets/edge"
 check_eq "fleet target = tag stable (no lost rollout)" "$TAGV" "$(json_get "$D/f.json" target.version)"
+check_eq "fleet keeps the last policy set" 98 "$(jq -r .rollout.percent "$D/f.json")"
 # both replicas give the same answers
 a=$(curl -s "http://127.0.0.1:$P1/v1/models/net" | jq -S .)
 b=$(curl -s "http://127.0.0.1:$P2/v1/models/net" | jq -S .)
