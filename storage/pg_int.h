@@ -146,8 +146,7 @@ pemn_rc pg_blob_find(struct store *st, const char *digest, uint64_t *size, int64
                      struct pemn_err *err);
 pemn_rc pg_blob_read(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
                      struct pemn_err *err);
-pemn_rc pg_key_add(struct store *st, const struct store_key *k, const char *actor,
-                   struct pemn_err *err);
+pemn_rc pg_key_add(struct store *st, struct store_key *k, const char *actor, struct pemn_err *err);
 pemn_rc pg_key_remove(struct store *st, const char *name_or_id, const char *actor,
                       struct pemn_err *err);
 pemn_rc pg_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err);

@@ -101,8 +101,9 @@ struct store_ops {
     pemn_rc (*blob_read)(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
                          struct pemn_err *err);
 
-    /* keys: k fully filled (id computed, name defaulted) */
-    pemn_rc (*key_add)(struct store *st, const struct store_key *k, const char *actor,
+    /* keys: k fully filled (id computed, name defaulted); a backend with its own clock
+     * sets k->added to the time it stored */
+    pemn_rc (*key_add)(struct store *st, struct store_key *k, const char *actor,
                        struct pemn_err *err);
     pemn_rc (*key_remove)(struct store *st, const char *name_or_id, const char *actor,
                           struct pemn_err *err);
