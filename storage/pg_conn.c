@@ -3,6 +3,7 @@
  * bounded retries, the audit helper, open/close and the operation table (pg_int.h).
  */
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -459,4 +460,5 @@ const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
+    .console = &pg_console_ops,
 };

@@ -13,6 +13,7 @@
  * SQLite migration N adds PostgreSQL migration N too, so store_schema_latest() agrees.
  */
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -123,7 +124,8 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {3, schema_v3}, /* = SQLite 1-3 */
+    {3, schema_v3},            /* = SQLite 1-3 */
+    {4, pg_schema_v4_console}, /* = SQLite 4: report history, rollout progress */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -3,6 +3,7 @@
  * transactions and the audit helper.
  */
 #include "storage/sqlite_int.h"
+#include "storage/store_console.h"
 
 #include "proto/err.h"
 
@@ -293,4 +294,5 @@ const struct store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
+    .console = &sq_console_ops,
 };

@@ -7,6 +7,7 @@
  * processes opening the same file at once migrate it exactly once.
  */
 #include "storage/sqlite_int.h"
+#include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
 
 #include "proto/err.h"
@@ -82,6 +83,7 @@ static const struct {
     {1, schema_v1},
     {2, sq_schema_v2_fleets},
     {3, schema_v3},
+    {4, sq_schema_v4_console},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -52,6 +52,7 @@
 
 struct blob_cache;
 struct store_fleet_ops;
+struct store_console_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -128,6 +129,7 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
+    const struct store_console_ops *console; /* storage/store_console.h */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */
