@@ -40,9 +40,12 @@
  *
  * Backend helpers:
  *   SQLite:     sq_acquire/sq_acquire_write/sq_stmt/sq_commit/sq_audit (storage/sqlite_int.h).
- *   PostgreSQL: pg_acquire/pg_tx/pg_exec/pg_audit (storage/pg_int.h); every write runs in
- *               pg_tx, which retries the whole transaction on serialization failures and
- *               deadlocks; lock rows in the documented order (pg_int.h).
+ *   PostgreSQL: pg_run(st, PG_WRITE | PG_READ | PG_SINGLE, body, ctx, err) runs a
+ *               restartable body (no callbacks into the caller inside it) and retries the
+ *               whole transaction on serialization failures, deadlocks and lost
+ *               connections; inside: pg_exec/pg_cmd with pg_params, pg_audit, pg_hook;
+ *               lock rows in the order documented in storage/pg_int.h; timestamps from
+ *               PG_NOW (the database's clock).
  */
 #ifndef PEMN_STORAGE_STORE_OPS_H
 #define PEMN_STORAGE_STORE_OPS_H
