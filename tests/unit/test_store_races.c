@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "storage/store_fleet.h"
+#include "storage/pg_int.h"
 #include "storage/store_ops.h"
 #include "tests/common/storefix.h"
 
@@ -430,6 +431,68 @@ static void test_reconnect(void **state)
     store_close(st);
 }
 
+/* ---- 6. PostgreSQL: a deadlock victim is run again -------------------------------------- */
+struct dl {
+    struct store *st;
+    int first, second, runs;
+    pthread_barrier_t *bar;
+    pemn_rc rc;
+};
+
+static pemn_rc dl_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
+{
+    static const char sql[] = "UPDATE retry_t SET n = n + 1 WHERE id = $1";
+    struct dl *d = vctx;
+    d->runs++;
+    struct pg_params p;
+    pg_p_init(&p);
+    pg_p_i64(&p, d->first);
+    pemn_rc rc = pg_cmd(c, sql, &p, "first row", err);
+    if (!rc && d->runs == 1)
+        pthread_barrier_wait(d->bar); /* both hold their first row: a lock cycle follows */
+    pg_p_init(&p);
+    pg_p_i64(&p, d->second);
+    if (!rc)
+        rc = pg_cmd(c, sql, &p, "second row", err);
+    return rc;
+}
+
+static void *dl_main(void *arg)
+{
+    struct dl *d = arg;
+    struct pemn_err e;
+    d->rc = pg_run(d->st, PG_WRITE, dl_body, d, &e);
+    if (d->rc)
+        fprintf(stderr, "pg_run: %s\n", e.msg);
+    return NULL;
+}
+
+static void test_deadlock_retried(void **state)
+{
+    (void)state;
+    assert_int_equal(storefix_sql(NULL, "CREATE TABLE retry_t(id int PRIMARY KEY, n int NOT NULL);"
+                                        " INSERT INTO retry_t VALUES (1, 0), (2, 0)"),
+                     0);
+    struct store *a = open_store(), *b = open_store();
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    struct dl da = {.st = a, .first = 1, .second = 2, .bar = &bar};
+    struct dl db = {.st = b, .first = 2, .second = 1, .bar = &bar};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, dl_main, &da);
+    pthread_create(&tb, NULL, dl_main, &db);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&bar);
+    /* PostgreSQL broke the cycle by aborting one; pg_run ran that one again */
+    assert_int_equal(da.rc, PEMN_OK);
+    assert_int_equal(db.rc, PEMN_OK);
+    assert_int_equal(da.runs + db.runs, 3);
+    assert_int_equal(storefix_sql(NULL, "SELECT sum(n) FROM retry_t"), 4);
+    store_close(a);
+    store_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +507,7 @@ int main(void)
     };
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_reconnect, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_deadlock_retried, storefix_setup, storefix_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (storefix_pg())
