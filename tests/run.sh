@@ -119,7 +119,8 @@ fi
 # and integration scripts below run again on pemnd's PostgreSQL backend, against one throwaway
 # cluster started here (tests/pg/cluster.sh) and stopped at the end. Scripts that need two
 # replicas or a PostgreSQL restart (test_pg_*.sh) start their own cluster in the main pass.
-PG_SCRIPTS="test_server_api test_fleet_api test_fleet_tags test_client test_pemnd_admin"
+PG_SCRIPTS="test_server_api test_server_etag test_fleet_api test_fleet_tags test_fleet_agents test_fleet_load
+    test_client test_pemnd_admin"
 PGDIR=
 pg_leg_stop() { [ -n "$PGDIR" ] && bash tests/pg/cluster.sh stop "$PGDIR"; PGDIR=; }
 trap pg_leg_stop EXIT
