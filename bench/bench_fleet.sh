@@ -18,7 +18,7 @@ REQUESTS=${REQUESTS:-50000}
 MAX_SECONDS=${MAX_SECONDS:-60}
 PEMND_THREADS=${PEMND_THREADS:-2}
 D=$T_TMP
-pemnd_start "$D/srv" --threads "$PEMND_THREADS" --log-level warn ||
+pemnd_start "$D/srv" --threads "$PEMND_THREADS" --log-level warn --allow-unbound-device-tokens --device-registration-rate 0 --device-registrations-max 0 ||
     { echo "bench_fleet: pemnd did not start" >&2; exit 1; }
 "$PEMN_MKPKG" keygen "$D/k" >/dev/null && pemnd_admin key add "$D/k.pub" >/dev/null || exit 1
 PUB=$(pemnd_token publish)

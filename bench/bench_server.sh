@@ -65,7 +65,7 @@ echo "settings: wrk -t2 -c$CONNS -d${SECS}s, $ROUNDS rounds alternating, server 
 # ---- pemnd -------------------------------------------------------------------------------
 PP=$(free_port)
 "$PEMND" --db "$W/pemn.db" --listen "127.0.0.1:$PP" --threads "$THREADS" --log-level warn \
-    --connection-limit 4096 >"$W/pemnd.log" 2>&1 &
+    --connection-limit 4096 --per-ip-connection-limit 0 >"$W/pemnd.log" 2>&1 &
 PEMND_PID=$!
 PIDS+=($!)
 wait_up "http://127.0.0.1:$PP/v1/health" || { echo "pemnd did not start" >&2; cat "$W/pemnd.log"; exit 1; }

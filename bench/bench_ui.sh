@@ -10,7 +10,7 @@ export BUILD PEMN_ROOT
 . "$PEMN_ROOT/tests/integration/lib.sh"
 DEVICES=${DEVICES:-10000}
 D=$T_TMP
-pemnd_start "$D/srv" --threads 2 --log-level warn || { echo "bench_ui: pemnd did not start" >&2; exit 1; }
+pemnd_start "$D/srv" --threads 2 --log-level warn --allow-unbound-device-tokens --device-registration-rate 0 --device-registrations-max 0 || { echo "bench_ui: pemnd did not start" >&2; exit 1; }
 "$PEMN_MKPKG" keygen "$D/k" >/dev/null && pemnd_admin key add "$D/k.pub" >/dev/null || exit 1
 PUB=$(pemnd_token publish)
 DEV=$(pemnd_token device)

@@ -337,9 +337,9 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
         (rc = agent_path(p, err, "%s/download", a->dir)) || (rc = proto_mkdir_p(p, 0755, err)) ||
         (rc = agent_path(p, err, "%s/.lock", a->dir)))
         goto fail;
-    a->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    a->lock_fd = proto_open_regular(p, O_RDWR | O_CREAT, 0644, err); /* no symlink, no FIFO */
     if (a->lock_fd < 0) {
-        rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s", p, strerror(errno));
+        rc = PEMN_EIO;
         goto fail;
     }
     if (flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0) {

@@ -5,6 +5,7 @@
 #include "client/agent_int.h"
 
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +30,7 @@ pemn_rc agent_path(char out[PATH_MAX], struct pemn_err *err, const char *fmt, ..
 
 pemn_rc agent_fsync_path(const char *path, struct pemn_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* never blocks on a FIFO */
     if (fd < 0)
         return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s", path, strerror(errno));
     int rc = fsync(fd);
@@ -43,10 +44,14 @@ pemn_rc agent_fsync_path(const char *path, struct pemn_err *err)
 pemn_rc agent_write_file(const char *path, const void *data, size_t len, bool trunc,
                          struct pemn_err *err)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : O_EXCL);
-    int fd = open(path, flags, 0644);
+    /* trunc (a temporary to be renamed): whatever sits at path is removed, never followed;
+     * otherwise path must not exist. Either way a planted symlink is never written through. */
+    int fd = trunc ? proto_create_exclusive(path, 0644, err)
+                   : open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "create %s: %s", path, strerror(errno));
+        return trunc ? PEMN_EIO
+                     : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "create %s: %s", path,
+                                 strerror(errno));
     const uint8_t *p = data;
     size_t left = len;
     while (left > 0) {
@@ -96,14 +101,14 @@ pemn_rc agent_read_file(const char *path, uint64_t max, uint8_t **out, size_t *l
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct pemn_err oe = {0};
+    int fd = proto_open_regular(path, O_RDONLY, 0, &oe); /* no symlink, no FIFO, no device */
     if (fd < 0)
-        return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET,
-                         "open %s: %s", path, strerror(errno));
+        return proto_err(err, oe.rc, PEMN_NO_OFFSET, "%s", oe.msg);
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: not a regular file", path);
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "stat %s: %s", path, strerror(errno));
     }
     if ((uint64_t)sb.st_size > max || (uint64_t)sb.st_size >= SIZE_MAX) {
         close(fd);
@@ -182,4 +187,65 @@ bool agent_is_hex64(const char *s)
         if (i >= AGENT_HEX_LEN || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return i == AGENT_HEX_LEN;
+}
+
+pemn_rc agent_prune_downloads(const char *dir, const char *keep, struct pemn_err *err)
+{
+    char path[PATH_MAX];
+    pemn_rc rc = agent_path(path, err, "%s/download", dir);
+    if (rc)
+        return rc;
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? PEMN_OK
+                               : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "opendir %s: %s", path,
+                                           strerror(errno));
+    struct dirent *de;
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            (keep && !strcmp(de->d_name, keep)))
+            continue;
+        char sub[PATH_MAX];
+        if (!(rc = agent_path(sub, err, "%s/%s", path, de->d_name)))
+            rc = rmtree_depth(sub, 1, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Bytes of the regular files under path (bounded depth; symlinks are not followed). */
+static void usage_of(const char *path, int depth, uint64_t *sum)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return;
+    if (S_ISREG(sb.st_mode)) {
+        *sum += (uint64_t)sb.st_size;
+        return;
+    }
+    if (!S_ISDIR(sb.st_mode) || depth <= 0)
+        return;
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char sub[PATH_MAX];
+        if (agent_path(sub, NULL, "%s/%s", path, de->d_name) == PEMN_OK)
+            usage_of(sub, depth - 1, sum);
+    }
+    closedir(d);
+}
+
+uint64_t agent_disk_usage(const char *dir)
+{
+    uint64_t sum = 0;
+    char p[PATH_MAX];
+    if (agent_path(p, NULL, "%s/versions", dir) == PEMN_OK)
+        usage_of(p, 3, &sum);
+    if (agent_path(p, NULL, "%s/download", dir) == PEMN_OK)
+        usage_of(p, 2, &sum);
+    return sum;
 }

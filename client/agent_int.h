@@ -46,6 +46,11 @@ pemn_rc agent_write_atomic(const char *dir, const char *name, const void *data, 
 /* Reads a whole file of at most max bytes into a malloc'ed buffer (NUL-terminated). */
 pemn_rc agent_read_file(const char *path, uint64_t max, uint8_t **out, size_t *len,
                         struct pemn_err *err);
+/* Removes everything in DIR/download but the entry named keep (NULL: keep nothing): the agent
+ * keeps at most the partial download of its current target. */
+pemn_rc agent_prune_downloads(const char *dir, const char *keep, struct pemn_err *err);
+/* Bytes held by DIR/versions and DIR/download (regular files; symlinks not followed). */
+uint64_t agent_disk_usage(const char *dir);
 /* Removes a directory tree of bounded depth (version directories hold plain files).
  * Missing is fine. */
 pemn_rc agent_rmtree(const char *path, struct pemn_err *err);

@@ -245,10 +245,14 @@ static pemn_rc ensure_client(struct pemn_agent *a, struct pemn_err *err)
     pemn_client_options_init(&o);
     o.token = a->opts.token;
     o.trusted = a->opts.trusted;
-    if (a->opts.timeout_ms > 0) {
+    if (a->opts.timeout_ms > 0)
         o.connect_timeout_ms = (uint32_t)(a->opts.timeout_ms < 10000 ? a->opts.timeout_ms : 10000);
-        o.stall_timeout_ms = (uint32_t)a->opts.timeout_ms;
-    }
+    /* a download is bounded as a whole and by its rate, whatever the registry does */
+    o.deadline_ms = a->opts.download_timeout_ms ? a->opts.download_timeout_ms : 600000;
+    if (a->opts.min_rate)
+        o.stall_bytes_per_s = a->opts.min_rate;
+    if (a->opts.rate_window_ms)
+        o.stall_timeout_ms = a->opts.rate_window_ms;
     o.max_package_size = a->opts.max_package;
     o.user_agent = "pemn-agent/" PEMN_VERSION_STRING;
     return pemn_client_new(a->opts.server, &o, &a->client, err);
@@ -329,7 +333,7 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
               str_field(o, "package_url", res.package_url, sizeof res.package_url) &&
               json_is_integer(rel) && json_integer_value(rel) >= 0 && json_is_integer(size) &&
               json_integer_value(size) >= 0 && !pemn_digest_parse(cy.digest, dbytes) &&
-              valid_label(cy.model);
+              valid_label(cy.model) && valid_label(cy.version);
     if (ok) {
         cy.release = (uint64_t)json_integer_value(rel);
         res.size = (uint64_t)json_integer_value(size);
@@ -357,6 +361,22 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
         report(a, &cy, "downloading", PEMN_OK, "", cy.digest);
         char dest[PATH_MAX];
         act = agent_path(dest, &pe, "%s/download/%s.pemn", a->dir, cy.digest + 7);
+        /* only the partial download of this target is worth keeping (docs/AGENT.md, disk) */
+        char keep[AGENT_HEX_LEN + 16];
+        snprintf(keep, sizeof keep, "%s.pemn.part", cy.digest + 7);
+        if (!act)
+            act = agent_prune_downloads(a->dir, keep, &pe);
+        if (!act && a->opts.max_disk) {
+            /* what DIR holds (current, previous, this target's partial) plus the new package
+             * must fit (docs/AGENT.md, "Limits") */
+            uint64_t used = agent_disk_usage(a->dir);
+            if (used + res.size > a->opts.max_disk || used + res.size < used)
+                act = proto_err(&pe, PEMN_ETOOBIG, PEMN_NO_OFFSET,
+                                "the agent directory holds %llu bytes; with this %llu-byte "
+                                "package it would pass max_disk (%llu bytes)",
+                                (unsigned long long)used, (unsigned long long)res.size,
+                                (unsigned long long)a->opts.max_disk);
+        }
         if (!act) {
             /* model is checked by the fetch; release by min_release and by the install */
             snprintf(res.model, sizeof res.model, "%s", cy.model);

@@ -47,7 +47,8 @@ pemn_rc client_hash_prefix(int fd, uint64_t len, void *sha_state, struct pemn_er
 pemn_rc client_hash_file(const char *path, uint8_t out[PEMN_DIGEST_BYTES], uint64_t *size,
                          struct pemn_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or a device at path is refused below, never waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "%s: %s",
                          path, strerror(errno));
@@ -56,6 +57,9 @@ pemn_rc client_hash_file(const char *path, uint8_t out[PEMN_DIGEST_BYTES], uint6
         close(fd);
         return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: not a regular file", path);
     }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     pemn_rc rc = client_hash_prefix(fd, (uint64_t)sb.st_size, &st, err);

@@ -22,7 +22,7 @@ void pemn_client_options_init(struct pemn_client_options *o)
     memset(o, 0, sizeof *o);
     o->connect_timeout_ms = 10000;
     o->stall_timeout_ms = 30000;
-    o->stall_bytes_per_s = 1;
+    o->stall_bytes_per_s = 1024; /* a registry trickling bytes cannot hold a download */
     o->deadline_ms = 3600000;
     o->max_attempts = 6;
     o->backoff_base_ms = 250;

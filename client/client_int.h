@@ -129,6 +129,12 @@ pemn_rc client_cache_get(pemn_client *c, const char *digest, const char *tmp_pat
                          struct pemn_err *err);
 /* Stores a verified file under the digest (link, else copy). Failure is not fatal to the
  * caller; returns the rc for tests. */
+/* The highest release installed per model, in CACHE/releases (releases.c). get: PEMN_OK,
+ * PEMN_ENOTFOUND (no record, or no cache), PEMN_ECORRUPT, PEMN_EIO. note: raises the record
+ * to release (never lowers it), crash-safe; PEMN_OK when there is no cache. */
+pemn_rc client_release_get(const pemn_client *c, const char *model, uint64_t *out);
+pemn_rc client_release_note(const pemn_client *c, const char *model, uint64_t release,
+                            struct pemn_err *err);
 pemn_rc client_cache_put(pemn_client *c, const char *digest, const char *path,
                          struct pemn_err *err);
 

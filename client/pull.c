@@ -9,6 +9,7 @@
  */
 #include "client/client_int.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <pemn/pkg.h>
 
@@ -119,7 +120,15 @@ static void decide(struct dl *d)
             d->mode = BODY_REJECT;
             return;
         }
-        d->total = d->expect ? d->expect : (cl >= 0 ? (uint64_t)cl : 0);
+        if (!d->expect && cl < 0) {
+            /* nothing announced the size: never accept an unbounded stream */
+            set_abort(d, PEMN_EHTTP,
+                      "neither the registry nor the server gave the package size; refusing an "
+                      "unbounded download");
+            d->mode = BODY_REJECT;
+            return;
+        }
+        d->total = d->expect ? d->expect : (uint64_t)cl;
     } else if (status == 206) {
         uint64_t a, b, t;
         if (!client_parse_content_range(d->hd.content_range, &a, &b, &t) || a != d->req_from ||
@@ -284,8 +293,13 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
             continue;
         }
         if (cc != CURLE_OK) {
-            snprintf(why, sizeof why, "%s at byte %" PRIu64, curl_easy_strerror(cc), d->have);
-            rc = client_retry_wait(c, &rt, progressed, -1, PEMN_EHTTP, why, err);
+            /* below the minimum rate (or past the deadline): not progress, however many bytes
+             * trickled in, so a slow registry cannot keep a download alive */
+            bool slow = cc == CURLE_OPERATION_TIMEDOUT;
+            snprintf(why, sizeof why, "%s at byte %" PRIu64 "%s", curl_easy_strerror(cc), d->have,
+                     slow ? " (below the minimum transfer rate)" : "");
+            rc = client_retry_wait(c, &rt, progressed && !slow, -1,
+                                   slow ? PEMN_ETIMEOUT : PEMN_EHTTP, why, err);
             if (rc)
                 return rc;
             continue;
@@ -307,8 +321,24 @@ static pemn_rc download(struct dl *d, const char *url, struct pemn_err *err)
 }
 
 /* ---- verification and install --------------------------------------------------------- */
+/* The release record of the cache (releases.c): refuse a release below the highest one
+ * installed for the model, unless the caller allows a downgrade. */
+static pemn_rc check_recorded(pemn_client *c, const char *model, uint64_t release,
+                              const struct pemn_fetch_options *o, struct pemn_err *err)
+{
+    uint64_t have;
+    if ((o && (o->flags & PEMN_FETCH_ALLOW_DOWNGRADE)) ||
+        client_release_get(c, model, &have) != PEMN_OK || release >= have)
+        return PEMN_OK;
+    return proto_err(err, PEMN_EROLLBACK, PEMN_NO_OFFSET,
+                     "release %" PRIu64 " of %.64s is below release %" PRIu64
+                     " already installed through this cache (allow a downgrade to take it)",
+                     release, model, have);
+}
+
 static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_resolved *r,
-                          const struct pemn_fetch_options *o, struct pemn_err *err)
+                          const struct pemn_fetch_options *o, uint64_t *release_out,
+                          char model_out[PEMN_LABEL_BUF], struct pemn_err *err)
 {
     pemn_pkg *pkg;
     pemn_rc rc = pemn_pkg_open_file(path, 0, &pkg, err);
@@ -336,14 +366,18 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
         rc = proto_err(err, PEMN_EROLLBACK, PEMN_NO_OFFSET,
                        "package %.64s %.64s has release %" PRIu64 ", below the minimum %" PRIu64,
                        info.name, info.version, info.release, o->min_release);
+    } else {
+        rc = check_recorded(c, info.name, info.release, o, err); /* the signed release */
     }
+    *release_out = info.release;
+    snprintf(model_out, PEMN_LABEL_BUF, "%s", info.name);
     pemn_pkg_free(pkg);
     return rc;
 }
 
 static pemn_rc install(const char *part, const char *dest, struct pemn_err *err)
 {
-    int fd = open(part, O_RDONLY | O_CLOEXEC);
+    int fd = open(part, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
         if (fd >= 0)
@@ -371,10 +405,10 @@ static pemn_rc fetch_to_part(pemn_client *c, const struct pemn_resolved *r, cons
     char *url = client_url(c, r->package_url);
     if (!url)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = proto_open_regular(part, O_RDWR | O_CREAT, 0644, err); /* no symlink, no FIFO */
     if (fd < 0) {
         free(url);
-        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: %s", part, strerror(errno));
+        return PEMN_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);
@@ -457,39 +491,48 @@ pemn_rc pemn_client_fetch(pemn_client *c, const struct pemn_resolved *r, const c
     bool use_cache = c->cache_dir && !(o && (o->flags & PEMN_FETCH_NO_CACHE));
     pemn_rc rc;
 
+    /* 0. what the registry says is already older than what this cache installed: refuse
+     *    before spending bandwidth (checked again on the signed manifest below) */
+    if (r->model[0] && r->release && (rc = check_recorded(c, r->model, r->release, o, err))) {
+        free(part);
+        return rc;
+    }
+    uint64_t release = 0;
+    char model[PEMN_LABEL_BUF] = "";
     /* 1. dest already holds these bytes: verify (the trust or minimum may differ) */
     uint8_t have[PEMN_DIGEST_BYTES];
     if (client_hash_file(dest_path, have, NULL, NULL) == PEMN_OK &&
         sodium_memcmp(have, want, PEMN_DIGEST_BYTES) == 0) {
         st->from_cache = 1;
-        rc = verify_pkg(c, dest_path, r, o, err);
+        rc = verify_pkg(c, dest_path, r, o, &release, model, err);
         if (!rc && use_cache)
             (void)client_cache_put(c, r->digest, dest_path, NULL);
-        free(part);
-        return rc;
+        goto out;
     }
     /* 2. the cache */
     if (use_cache && client_cache_get(c, r->digest, part, NULL) == PEMN_OK) {
         st->from_cache = 1;
-        rc = verify_pkg(c, part, r, o, err);
+        rc = verify_pkg(c, part, r, o, &release, model, err);
         if (!rc)
             rc = install(part, dest_path, err);
         if (rc)
             unlink(part);
-        free(part);
-        return rc;
+        goto out;
     }
     /* 3. the network */
     bool busy = false;
     rc = fetch_to_part(c, r, part, want, o, st, &busy, err);
     if (!rc)
-        rc = verify_pkg(c, part, r, o, err);
+        rc = verify_pkg(c, part, r, o, &release, model, err);
     if (!rc && use_cache)
         (void)client_cache_put(c, r->digest, part, NULL);
     if (!rc)
         rc = install(part, dest_path, err);
     if (rc && !busy && !keep_part(rc))
         unlink(part);
+out:
+    if (!rc && c->cache_dir)
+        rc = client_release_note(c, model, release, err);
     free(part);
     return rc;
 }

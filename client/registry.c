@@ -92,6 +92,14 @@ static uint64_t get_u64(const json_t *o, const char *key)
     return v > 0 ? (uint64_t)v : 0;
 }
 
+static bool url_ok(const char *u)
+{
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return false;
+    return true;
+}
+
 pemn_rc client_parse_version(const json_t *o, struct pemn_resolved *out, struct pemn_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -106,6 +114,17 @@ pemn_rc client_parse_version(const json_t *o, struct pemn_resolved *out, struct 
         (rc = get_str(o, "signer", out->signer, sizeof out->signer, false, err)) ||
         (rc = get_str(o, "strategy", out->strategy, sizeof out->strategy, false, err)))
         return rc;
+    /* every name from the registry is checked as a label before anything (a file name, a
+     * path, a terminal) uses it: docs/SECURITY.md, item 7 */
+    if (!client_label_ok(out->model) || !client_label_ok(out->version) ||
+        (out->tag[0] && !client_label_ok(out->tag)) ||
+        (out->strategy[0] && !client_label_ok(out->strategy)))
+        return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
+                         "registry response: a model, version, tag or strategy name is not "
+                         "[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (!url_ok(out->package_url))
+        return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET,
+                         "registry response: package_url has control characters or spaces");
     uint8_t d[PEMN_DIGEST_BYTES];
     if (pemn_digest_parse(out->digest, d) != PEMN_OK)
         return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "registry response: malformed digest");
@@ -209,8 +228,8 @@ static pemn_rc list_all(const json_t *j, struct pemn_listing *l, struct pemn_err
                 return rc;
         } else {
             const char *nm = json_string_value(json_object_get(m, "name"));
-            if (!nm || strlen(nm) >= PEMN_LABEL_BUF)
-                return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "model without a name");
+            if (!nm || !client_label_ok(nm))
+                return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "model without a valid name");
             memset(&l->versions[l->count], 0, sizeof l->versions[0]);
             snprintf(l->versions[l->count].model, PEMN_LABEL_BUF, "%s", nm);
         }
@@ -247,7 +266,7 @@ static pemn_rc list_one(const json_t *j, struct pemn_listing *l, struct pemn_err
     json_object_foreach(tags, key, val)
     {
         const char *v = json_string_value(val);
-        if (!v || strlen(key) >= PEMN_LABEL_BUF || strlen(v) >= PEMN_LABEL_BUF)
+        if (!v || !client_label_ok(key) || !client_label_ok(v))
             return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "malformed tag in response");
         snprintf(l->tags[l->n_tags].tag, PEMN_LABEL_BUF, "%s", key);
         snprintf(l->tags[l->n_tags].version, PEMN_LABEL_BUF, "%s", v);

@@ -111,3 +111,48 @@ pemn_rc proto_mkdir_parent(const char *file, mode_t mode, struct pemn_err *err)
     dir[n] = '\0';
     return proto_mkdir_p(dir, mode, err);
 }
+
+/* ---- safe opening of state files --------------------------------------------------------- */
+int proto_open_regular(const char *path, int flags, mode_t mode, struct pemn_err *err)
+{
+    /* never follow a planted symlink at the last component; never block on a FIFO or a
+     * device (O_NONBLOCK for the open itself, cleared once the file is known regular) */
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int e = errno;
+        proto_err(err, e == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "open %s: %s", path,
+                  e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
+        errno = e;
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: not a regular file (refused)", path);
+        errno = EINVAL;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int proto_create_exclusive(const char *path, mode_t mode, struct pemn_err *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST || attempt)
+            break;
+        /* a stale temporary (or something planted there): remove the entry itself — unlink
+         * never follows a symlink — and create afresh */
+        if (unlink(path) != 0 && errno != ENOENT)
+            break;
+    }
+    int e = errno;
+    proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "create %s: %s", path, strerror(e));
+    errno = e;
+    return -1;
+}

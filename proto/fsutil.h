@@ -1,5 +1,6 @@
 /*
- * proto/fsutil.h — atomic file replacement and folder creation (internal).
+ * proto/fsutil.h — atomic file replacement, folder creation and safe opening of state files
+ * (internal).
  */
 #ifndef PEMN_PROTO_FSUTIL_H
 #define PEMN_PROTO_FSUTIL_H
@@ -18,5 +19,15 @@ pemn_rc proto_write_atomic(const char *path, const void *data, size_t len, mode_
 pemn_rc proto_mkdir_p(const char *path, mode_t mode, struct pemn_err *err);
 /* proto_mkdir_p of the folder that holds file ("" and "." need nothing). */
 pemn_rc proto_mkdir_parent(const char *file, mode_t mode, struct pemn_err *err);
+
+/* Opens an existing file (flags as open(2); with O_CREAT it may create it) refusing a
+ * symbolic link at path (O_NOFOLLOW) and anything that is not a regular file (FIFO, device,
+ * directory), without ever blocking on a special file. Returns the descriptor (O_CLOEXEC,
+ * blocking mode) or -1 with err set (PEMN_ENOTFOUND when absent, else PEMN_EIO) and errno. */
+int proto_open_regular(const char *path, int flags, mode_t mode, struct pemn_err *err);
+/* Creates path as a new regular file for writing (O_CREAT | O_EXCL | O_NOFOLLOW): whatever
+ * already sits at path (a stale temporary, a planted symlink) is unlinked first, never
+ * followed. Returns the descriptor or -1 with err set. */
+int proto_create_exclusive(const char *path, mode_t mode, struct pemn_err *err);
 
 #endif

@@ -5,8 +5,8 @@
  * hangs on MHD's *req_cls from its first callback and is freed in the completion callback.
  * On the first callback the route is matched, path parameters validated, the token checked
  * and the declared body size bounded, so a request that will be refused is refused before
- * its body is read. Bodies are read chunk by chunk into a bounded buffer that spills to an
- * unlinked temporary file past `upload_memory_max`.
+ * its body is read. Bodies are read chunk by chunk into a small bounded buffer that spills to
+ * an unlinked temporary file (srv_upload.h: upload_buffer, upload_memory_max, upload_spill_max).
  *
  * Routes are declared in tables (struct srv_route[], ended by a zeroed entry); a module adds
  * its routes by defining a table and listing it in srv_route_tables (srv_router.c).
@@ -17,6 +17,7 @@
 #ifndef PEMN_SERVER_SRV_H
 #define PEMN_SERVER_SRV_H
 
+#include "server/srv_upload.h"
 #include "storage/store.h"
 
 #include <jansson.h>
@@ -36,11 +37,16 @@ struct srv_config {
     char tmp_dir[1024]; /* for spilled uploads; "" = the database's directory */
     char ui_dir[1024];  /* the web console's files; "" = found next to the binary */
     uint64_t max_package_size;
-    uint64_t upload_memory_max;
+    uint64_t upload_memory_max; /* memory held by all upload buffers together */
+    uint64_t upload_buffer;     /* memory one upload may hold before it spills to disk */
+    uint64_t upload_spill_max;  /* disk all spilled uploads may hold (0: the disk's size) */
     uint64_t threads;
     uint64_t connection_limit;
     uint64_t per_ip_connection_limit;
     uint64_t connection_timeout;      /* seconds */
+    uint64_t header_timeout;          /* seconds for a whole request head */
+    uint64_t body_min_rate;           /* bytes/s a request body must average (0: none) */
+    uint64_t body_rate_window;        /* seconds before body_min_rate is enforced */
     uint64_t connection_memory_limit; /* bytes per connection (headers, small buffers) */
     uint64_t cache_size;
     uint64_t cache_item_max;
@@ -49,6 +55,11 @@ struct srv_config {
     int log_format;
     bool read_token_required;
     bool sendfile;
+    bool allow_unbound_device_tokens;  /* device tokens bound to nothing may act */
+    uint64_t device_registrations_max; /* devices one token may register (0: no limit) */
+    uint64_t device_registration_rate; /* devices one token may register per minute */
+    uint64_t scrub_interval;           /* seconds between background scrubs (0: none) */
+    uint64_t scrub_rate;               /* bytes/s a background scrub may read */
 };
 
 /* Fills every field with its default. */
@@ -99,6 +110,8 @@ struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
 struct srv_respcache *srv_get_respcache(struct srv *s);
+struct srv_uploads *srv_get_uploads(struct srv *s);
+struct srv_guard *srv_get_guard(struct srv *s);
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4
@@ -128,15 +141,6 @@ struct srv_route {
     unsigned need;       /* STORE_SCOPE_* bits (any of them suffices), SRV_OPEN[_READ] */
     uint64_t max_body;
     enum MHD_Result (*handler)(struct srv_req *r);
-};
-
-struct srv_body {
-    uint8_t *buf;
-    size_t len, cap;
-    int fd;        /* spilled to a temp file when >= 0 */
-    uint64_t size; /* total received */
-    void *map;     /* mmap of the temp file once complete */
-    bool too_large;
 };
 
 struct srv_req {
@@ -187,6 +191,10 @@ enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *
 /* Maps a store error to a reply (404 not_found, 409, 500 ...). */
 enum MHD_Result srv_reply_store_error(struct srv_req *r, pemn_rc rc, const struct pemn_err *e);
 enum MHD_Result srv_reply_empty(struct srv_req *r, unsigned status);
+/* The Cache-Control value for a response: immutable package bytes may be kept a year,
+ * anything else revalidated ("no-cache"); with read_token_required both are "private" so a
+ * shared cache in front never hands one client's authorized bytes to another. */
+const char *srv_cache_control(const struct srv_req *r, bool immutable);
 
 /* Name pattern of docs/API.md: [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
 bool srv_valid_label(const char *s, size_t len);
@@ -206,6 +214,13 @@ int srv_route_match(struct srv_req *r, const char *path, enum srv_method m, unsi
 /* The "version object" of docs/API.md (new reference). */
 json_t *srv_version_json(const struct store_version *v);
 
+/* ---- device tokens (srv_devguard.c) --------------------------------------------------- */
+/* Whether the request's device token may act for device in fleet: unbound tokens only when
+ * allowed, no moving a device out of another fleet, registration count and rate. false
+ * after queueing a 403 / 429. */
+bool srv_device_guard(struct srv_req *r, const char *fleet, const char *device,
+                      enum MHD_Result *ret);
+
 /* ---- auth (srv_auth.c) ----------------------------------------------------------------- */
 /* Checks the request's token against the route's needs. Returns MHD_YES when allowed (and
  * sets r->rights, r->actor); otherwise queues 401/403 and sets *refused. */
@@ -219,8 +234,22 @@ void srv_metrics_request(struct srv_metrics *m, int route_index, unsigned status
 /* A refused push, by error code ("corrupt", "untrusted", ...). */
 void srv_metrics_push_rejected(struct srv_metrics *m, const char *code);
 void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes);
+/* A blob whose stored bytes do not hash to its digest: found while serving (scrub false) or
+ * by the background scrub (scrub true). */
+void srv_metrics_blob_corrupt(struct srv_metrics *m, bool scrub);
+struct store_scrub_stats;
+/* A background scrub ended (completed: it walked every blob). */
+void srv_metrics_scrub_done(struct srv_metrics *m, const struct store_scrub_stats *sx,
+                            bool completed);
 /* Prometheus text exposition (malloc'ed, NUL-terminated). */
 char *srv_metrics_render(struct srv *s, size_t *len);
+
+/* ---- background scrub (srv_scrub.c) ----------------------------------------------------- */
+struct srv_scrub;
+/* Starts the periodic scrub thread (NULL when scrub_interval is 0 or it cannot start). */
+struct srv_scrub *srv_scrub_start(struct srv *s);
+/* Stops it and waits (a running scrub stops between chunks). NULL is a no-op. */
+void srv_scrub_stop(struct srv_scrub *sc);
 
 /* ---- route tables ---------------------------------------------------------------------- */
 extern const struct srv_route srv_routes_models[];

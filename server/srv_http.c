@@ -6,12 +6,13 @@
  *   1st call   headers only: allocate struct srv_req on *req_cls, match the route, validate
  *              path parameters, check the token, bound Content-Length. Any refusal is queued
  *              right away, before the body is read. Routes without a body run now.
- *   next calls body chunks: appended to a buffer that spills to an unlinked temp file past
- *              upload_memory_max; never more than the route's limit is kept.
+ *   next calls body chunks: appended to a small buffer that spills to an unlinked temp file
+ *              (srv_upload.h); never more than the route's limit is kept.
  *   last call  (*upload_data_size == 0): the route's handler runs with the whole body.
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_guard.h"
 #include "server/srv_respcache.h"
 
 #include "proto/err.h"
@@ -37,6 +38,9 @@ struct srv {
     struct MHD_Daemon *daemon;
     struct srv_metrics *metrics;
     struct srv_respcache *respcache;
+    struct srv_scrub *scrub;
+    struct srv_uploads *uploads;
+    struct srv_guard *guard;
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -55,6 +59,16 @@ const struct srv_config *srv_cfg(struct srv *s)
 struct srv_metrics *srv_get_metrics(struct srv *s)
 {
     return s->metrics;
+}
+
+struct srv_guard *srv_get_guard(struct srv *s)
+{
+    return s->guard;
+}
+
+struct srv_uploads *srv_get_uploads(struct srv *s)
+{
+    return s->uploads;
 }
 
 struct srv_respcache *srv_get_respcache(struct srv *s)
@@ -174,8 +188,15 @@ enum MHD_Result srv_reply_json(struct srv_req *r, unsigned status, json_t *obj)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, srv_cache_control(r, false));
     return srv_queue(r, status, resp, n);
+}
+
+const char *srv_cache_control(const struct srv_req *r, bool immutable)
+{
+    if (r->srv->cfg.read_token_required)
+        return immutable ? "private, max-age=31536000, immutable" : "private, no-cache";
+    return immutable ? "public, max-age=31536000, immutable" : "no-cache";
 }
 
 enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *code,
@@ -235,107 +256,9 @@ static uint64_t body_limit(const struct srv_req *r)
                                                   : r->route->max_body;
 }
 
-static int spill_open(struct srv *s)
-{
-    int fd = open(s->tmp_dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/.pemnd-upload-XXXXXX", s->tmp_dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* 0 ok; 1 over the limit (body discarded); -1 I/O error. */
-static int body_append(struct srv_req *r, const char *data, size_t n)
-{
-    struct srv_body *b = &r->body;
-    uint64_t lim = body_limit(r);
-    if (b->too_large || b->size + n > lim || b->size + n < b->size) {
-        b->too_large = true;
-        b->size += n;
-        return 1;
-    }
-    b->size += n;
-    uint64_t mem_max = r->srv->cfg.upload_memory_max;
-    if (b->fd < 0 && b->len + n <= mem_max) {
-        if (b->len + n > b->cap) {
-            size_t cap = b->cap ? b->cap : 64 * 1024;
-            while (cap < b->len + n)
-                cap *= 2;
-            if (cap > mem_max)
-                cap = (size_t)mem_max;
-            uint8_t *nb = realloc(b->buf, cap);
-            if (!nb)
-                return -1;
-            b->buf = nb;
-            b->cap = cap;
-        }
-        memcpy(b->buf + b->len, data, n);
-        b->len += n;
-        return 0;
-    }
-    if (b->fd < 0) {
-        if ((b->fd = spill_open(r->srv)) < 0) {
-            srv_log(SRV_LOG_ERROR, "cannot create an upload file in %s: %s", r->srv->tmp_dir,
-                    strerror(errno));
-            return -1;
-        }
-        if (b->len && write_all(b->fd, b->buf, b->len))
-            return -1;
-        free(b->buf);
-        b->buf = NULL;
-        b->len = b->cap = 0;
-    }
-    return write_all(b->fd, data, n);
-}
-
-static int body_finish(struct srv_req *r)
-{
-    struct srv_body *b = &r->body;
-    if (b->fd < 0 || b->map || b->size == 0)
-        return 0;
-    void *m = mmap(NULL, (size_t)b->size, PROT_READ, MAP_PRIVATE, b->fd, 0);
-    if (m == MAP_FAILED)
-        return -1;
-    b->map = m;
-    return 0;
-}
-
 void srv_body_get(struct srv_req *r, const uint8_t **data, size_t *len)
 {
-    if (r->body.map) {
-        *data = r->body.map;
-        *len = (size_t)r->body.size;
-    } else {
-        *data = r->body.buf ? r->body.buf : (const uint8_t *)"";
-        *len = r->body.len;
-    }
-}
-
-static void body_free(struct srv_body *b)
-{
-    if (b->map)
-        munmap(b->map, (size_t)b->size);
-    if (b->fd >= 0)
-        close(b->fd);
-    free(b->buf);
+    srv_body_data(&r->body, data, len);
 }
 
 /* ---- the access handler ---------------------------------------------------------------- */
@@ -430,11 +353,6 @@ static bool admit(struct srv_req *r, enum MHD_Result *ret)
                                    (unsigned long long)lim);
             return false;
         }
-        if (v && v <= r->srv->cfg.upload_memory_max && !r->body.buf) {
-            r->body.buf = malloc((size_t)v);
-            if (r->body.buf)
-                r->body.cap = (size_t)v;
-        }
     }
     return true;
 }
@@ -471,28 +389,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->route_index = -1;
-        r->body.fd = -1;
+        srv_body_init(&r->body);
         r->method_text = method;
         r->path = strdup(url);
         atomic_fetch_add(&s->inflight, 1);
         if (!r->path)
             return MHD_NO;
-        return first_call(r);
+        enum MHD_Result fr = first_call(r);
+        srv_guard_head_done(s->guard, conn, r->has_body && !r->queued);
+        return fr;
     }
     if (r->queued) { /* refused early: drop whatever body follows */
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        int k = body_append(r, upload_data, *upload_data_size);
+        srv_guard_body(s->guard, conn, *upload_data_size);
+        int k =
+            srv_body_append(s->uploads, &r->body, body_limit(r), upload_data, *upload_data_size);
         *upload_data_size = 0;
-        if (k < 0)
-            return srv_reply_error(r, 500, "internal", "cannot buffer the request body");
         /* A body far over the limit (no Content-Length): stop reading, drop the connection. */
         if (k > 0 && r->body.size > body_limit(r) + (16u << 20))
             return MHD_NO;
         return MHD_YES;
     }
+    srv_guard_busy(s->guard, conn);
     if (!r->admitted) {
         enum MHD_Result ret = MHD_YES;
         if (!admit(r, &ret))
@@ -505,7 +426,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return srv_reply_error(r, 413, "too_large", "request body is over the limit of %llu bytes",
                                (unsigned long long)body_limit(r));
     }
-    if (body_finish(r))
+    if (r->body.failed) {
+        int e = r->body.failed;
+        srv_log(SRV_LOG_ERROR, "cannot spool an upload of %llu bytes to %s: %s",
+                (unsigned long long)r->body.size, s->tmp_dir, strerror(e));
+        srv_body_release(s->uploads, &r->body);
+        if (e == ENOSPC || e == EDQUOT)
+            return srv_reply_error(r, 507, "insufficient_storage",
+                                   "no room to receive the request body; try again later");
+        return srv_reply_error(r, 503, "unavailable", "cannot receive the request body");
+    }
+    if (srv_body_finish(&r->body))
         return srv_reply_error(r, 500, "internal", "cannot map the request body");
     return r->route->handler(r);
 }
@@ -524,7 +455,8 @@ static void on_complete(void *cls, struct MHD_Connection *conn, void **req_cls,
     uint64_t bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->bytes : 0;
     srv_metrics_request(s->metrics, r->route_index, status, bytes, secs);
     srv_log_request(r->method_text, r->path, status, bytes, secs, r->actor);
-    body_free(&r->body);
+    srv_body_release(s->uploads, &r->body);
+    srv_guard_request_done(s->guard, conn);
     free(r->path);
     free(r);
     *req_cls = NULL;
@@ -599,7 +531,12 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     }
     s->metrics = srv_metrics_new(srv_route_count());
     s->respcache = srv_respcache_new(cfg->cache_size / 4);
-    if (!s->metrics || !s->respcache) {
+    s->uploads = srv_uploads_new(s->tmp_dir, cfg->upload_buffer, cfg->upload_memory_max,
+                                 cfg->upload_spill_max);
+    s->guard = srv_guard_new(cfg->header_timeout, cfg->body_min_rate, cfg->body_rate_window);
+    if (!s->metrics || !s->respcache || !s->uploads || !s->guard) {
+        srv_guard_free(s->guard);
+        srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
         store_close(s->store);
@@ -618,12 +555,14 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_complete, s, MHD_OPTION_NOTIFY_CONNECTION, srv_guard_notify,
+        s->guard, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         rc = proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "cannot listen on %s: %s", cfg->listen,
                        e ? strerror(e) : "libmicrohttpd refused the options");
+        srv_guard_free(s->guard);
+        srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
         store_close(s->store);
@@ -632,6 +571,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : 0;
+    s->scrub = srv_scrub_start(s);
     *out = s;
     return PEMN_OK;
 }
@@ -640,6 +580,7 @@ void srv_stop(struct srv *s)
 {
     if (!s)
         return;
+    srv_scrub_stop(s->scrub);
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
     /* let in-flight requests finish, bounded */
     unsigned waited_ms = 0, limit_ms = (unsigned)s->cfg.shutdown_timeout * 1000;
@@ -655,6 +596,8 @@ void srv_stop(struct srv *s)
         close(lsock);
     srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
+    srv_guard_free(s->guard); /* after the daemon: no connection left to notify */
+    srv_uploads_free(s->uploads);
     store_close(s->store);
     free(s);
 }

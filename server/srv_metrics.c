@@ -4,14 +4,17 @@
  */
 #include "server/srv.h"
 
+#include "server/srv_guard.h"
+#include "storage/store_verify.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403,
-                                    404, 405, 409, 413, 414, 416, 500, 503};
+static const unsigned statuses[] = {0,   200, 201, 204, 206, 304, 400, 401, 403, 404,
+                                    405, 409, 413, 414, 416, 429, 500, 503, 507};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 
 static const char *const reasons[] = {
@@ -30,6 +33,8 @@ struct srv_metrics {
     atomic_ullong bytes_served;
     atomic_ullong push_accepted, push_bytes;
     atomic_ullong rejected[N_REASONS];
+    atomic_ullong corrupt_served, corrupt_scrub; /* integrity failures found */
+    atomic_ullong scrub_runs, scrub_blobs, scrub_bytes;
 };
 
 struct srv_metrics *srv_metrics_new(size_t n_routes)
@@ -87,6 +92,21 @@ void srv_metrics_push_accepted(struct srv_metrics *m, uint64_t bytes)
 {
     atomic_fetch_add_explicit(&m->push_accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->push_bytes, bytes, memory_order_relaxed);
+}
+
+void srv_metrics_blob_corrupt(struct srv_metrics *m, bool scrub)
+{
+    atomic_fetch_add_explicit(scrub ? &m->corrupt_scrub : &m->corrupt_served, 1,
+                              memory_order_relaxed);
+}
+
+void srv_metrics_scrub_done(struct srv_metrics *m, const struct store_scrub_stats *sx,
+                            bool completed)
+{
+    if (completed)
+        atomic_fetch_add_explicit(&m->scrub_runs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->scrub_blobs, sx->blobs, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->scrub_bytes, sx->bytes, memory_order_relaxed);
 }
 
 /* A bounded text builder. */
@@ -178,6 +198,39 @@ char *srv_metrics_render(struct srv *s, size_t *len)
     for (size_t i = 0; i < N_REASONS; i++)
         tb_add(&t, "pemnd_push_rejections_total{reason=\"%s\"} %llu\n", reasons[i],
                (unsigned long long)atomic_load(&m->rejected[i]));
+    tb_add(&t,
+           "# HELP pemnd_blob_integrity_failures_total Stored blobs whose bytes do not hash to "
+           "their digest, by where they were found.\n"
+           "# TYPE pemnd_blob_integrity_failures_total counter\n"
+           "pemnd_blob_integrity_failures_total{found=\"serving\"} %llu\n"
+           "pemnd_blob_integrity_failures_total{found=\"scrub\"} %llu\n"
+           "# HELP pemnd_scrubs_total Completed background scrubs.\n"
+           "# TYPE pemnd_scrubs_total counter\npemnd_scrubs_total %llu\n"
+           "# HELP pemnd_scrub_blobs_total Blobs checked by background scrubs.\n"
+           "# TYPE pemnd_scrub_blobs_total counter\npemnd_scrub_blobs_total %llu\n"
+           "# HELP pemnd_scrub_bytes_total Bytes hashed by background scrubs.\n"
+           "# TYPE pemnd_scrub_bytes_total counter\npemnd_scrub_bytes_total %llu\n",
+           (unsigned long long)atomic_load(&m->corrupt_served),
+           (unsigned long long)atomic_load(&m->corrupt_scrub),
+           (unsigned long long)atomic_load(&m->scrub_runs),
+           (unsigned long long)atomic_load(&m->scrub_blobs),
+           (unsigned long long)atomic_load(&m->scrub_bytes));
+    tb_add(&t,
+           "# HELP pemnd_upload_memory_bytes Memory held by request body buffers.\n"
+           "# TYPE pemnd_upload_memory_bytes gauge\npemnd_upload_memory_bytes %llu\n"
+           "# HELP pemnd_upload_spilled_bytes Request body bytes spooled to tmp_dir now.\n"
+           "# TYPE pemnd_upload_spilled_bytes gauge\npemnd_upload_spilled_bytes %llu\n",
+           (unsigned long long)srv_uploads_memory(srv_get_uploads(s)),
+           (unsigned long long)srv_uploads_spilled(srv_get_uploads(s)));
+    uint64_t slow_head, slow_body;
+    srv_guard_counts(srv_get_guard(s), &slow_head, &slow_body);
+    tb_add(&t,
+           "# HELP pemnd_slow_clients_closed_total Connections closed for a request head not "
+           "complete in header_timeout, or a body below body_min_rate.\n"
+           "# TYPE pemnd_slow_clients_closed_total counter\n"
+           "pemnd_slow_clients_closed_total{reason=\"head\"} %llu\n"
+           "pemnd_slow_clients_closed_total{reason=\"body\"} %llu\n",
+           (unsigned long long)slow_head, (unsigned long long)slow_body);
     struct store_stats st;
     if (store_stats(srv_store(s), &st, NULL) == PEMN_OK) {
         tb_add(&t,

@@ -119,12 +119,12 @@ static enum range_result parse_range(const char *h, uint64_t size, uint64_t *off
     return RANGE_OK;
 }
 
-static void common_headers(struct MHD_Response *resp, const char *etag, bool immutable)
+static void common_headers(struct srv_req *r, struct MHD_Response *resp, const char *etag,
+                           bool immutable)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-                            immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, srv_cache_control(r, immutable));
 }
 
 static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutable)
@@ -144,6 +144,15 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     struct store_blob *b = NULL;
     struct pemn_err e;
     pemn_rc rc = store_blob_get(st, digest, &b, &e);
+    if (rc == PEMN_EDIGEST) {
+        /* never serve bytes under a digest they do not have (store_verify.h) */
+        srv_log(SRV_LOG_ERROR, "integrity: %s (run `pemnd --db FILE scrub`)", e.msg);
+        srv_metrics_blob_corrupt(srv_get_metrics(r->srv), false);
+        return srv_reply_error(r, 500, "stored_blob_corrupt",
+                               "the stored bytes of %s do not match their digest; the operator "
+                               "has been alerted",
+                               digest);
+    }
     if (rc)
         return srv_reply_store_error(r, rc, &e);
     char etag[PEMN_DIGEST_TEXT_MAX + 2];
@@ -156,7 +165,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!resp)
             return MHD_NO;
-        common_headers(resp, etag, immutable);
+        common_headers(r, resp, etag, immutable);
         return srv_queue(r, 304, resp, 0);
     }
 
@@ -221,7 +230,7 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     if (!resp)
         return MHD_NO;
     /* b may be released by MHD from here on: use only etag and the numbers */
-    common_headers(resp, etag, immutable);
+    common_headers(r, resp, etag, immutable);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/vnd.pemn");
     if (rr == RANGE_OK) {
         char cr[96];

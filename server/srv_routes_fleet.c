@@ -321,7 +321,7 @@ static enum MHD_Result h_desired(struct srv_req *r)
 {
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result refused = MHD_NO;
-    if (!binding_ok(r, fleet, device, &refused))
+    if (!binding_ok(r, fleet, device, &refused) || !srv_device_guard(r, fleet, device, &refused))
         return refused;
     struct store_fleet f;
     struct store_device d;
@@ -377,7 +377,7 @@ static enum MHD_Result h_desired(struct srv_req *r)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, srv_cache_control(r, false));
     if (status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     return srv_queue(r, status, resp, n);
@@ -422,7 +422,7 @@ static enum MHD_Result h_status(struct srv_req *r)
     static const char *const states[] = {"downloading", "verifying", "installed", "failed", NULL};
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result ret = MHD_NO;
-    if (!binding_ok(r, fleet, device, &ret))
+    if (!binding_ok(r, fleet, device, &ret) || !srv_device_guard(r, fleet, device, &ret))
         return ret;
     json_t *o = body_object(r, &ret);
     if (!o)
@@ -508,15 +508,18 @@ static enum MHD_Result h_status(struct srv_req *r)
                  (unsigned long long)failed, (unsigned long long)reporting,
                  srv_bp_to_percent(f.abort_failure_bp), (unsigned long long)f.abort_min_devices);
         bool changed = false;
-        rc = store_fleet_set_state(st, fleet, STORE_ROLLOUT_ABORTED, why_abort, f.rollout_id,
-                                   "abort-rule", &changed, &f, &e);
+        /* the audit row names the token whose report tripped the rule */
+        char who[STORE_LABEL_MAX + 16];
+        snprintf(who, sizeof who, "abort-rule:%s", r->actor[0] ? r->actor : "-");
+        rc = store_fleet_set_state(st, fleet, STORE_ROLLOUT_ABORTED, why_abort, f.rollout_id, who,
+                                   &changed, &f, &e);
         if (rc && rc != PEMN_ECONFLICT) { /* conflict: a newer rollout took over meanwhile */
             ret = srv_reply_store_error(r, rc, &e);
             goto out;
         }
         if (changed)
-            srv_log(SRV_LOG_WARN, "fleet %s: rollout %s aborted: %s", fleet, f.rollout_id,
-                    why_abort);
+            srv_log(SRV_LOG_WARN, "fleet %s: rollout %s aborted by a report of token '%s': %s",
+                    fleet, f.rollout_id, r->actor, why_abort);
     }
     if (counts)
         srv_progress_sample(r->srv, fleet, false);

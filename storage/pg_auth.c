@@ -19,7 +19,7 @@ struct key_ctx {
 static pemn_rc key_add_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
 {
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = $1 OR name = $2"
-                                  " OR public_key = $3";
+                                  " OR public_key = $3 OR name = $1 OR id = $2";
     static const char sql_ins[] =
         "INSERT INTO keys(id, name, public_key, added) VALUES($1, $2, $3, " PG_NOW ")"
         " RETURNING added";
@@ -63,19 +63,32 @@ pemn_rc pg_key_add(struct store *st, struct store_key *k, const char *actor, str
 
 static pemn_rc key_remove_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
 {
-    static const char sql[] = "DELETE FROM keys WHERE name = $1 OR id = $1";
+    /* exactly one key: two different keys matching is refused (store.h) */
+    static const char sql_find[] =
+        "SELECT id FROM keys WHERE name = $1 OR id = $1 LIMIT 2 FOR UPDATE";
+    static const char sql_del[] = "DELETE FROM keys WHERE id = $1";
     struct key_ctx *x = vctx;
     struct pg_params p;
     pg_p_init(&p);
     pg_p_text(&p, x->name_or_id);
-    PGresult *r = pg_exec(c, sql, &p, false, "removing a key", NULL, err);
+    PGresult *r = pg_exec(c, sql_find, &p, false, "looking up a key", NULL, err);
     if (!r)
         return PEMN_EDB;
-    bool none = strcmp(PQcmdTuples(r), "0") == 0;
+    int n = PQntuples(r);
+    char id[PEMN_KEYID_TEXT_MAX] = "";
+    if (n == 1)
+        pg_text(r, 0, 0, id, sizeof id);
     PQclear(r);
-    if (none)
+    if (n == 0)
         return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no key %s", x->name_or_id);
-    return pg_audit(c, x->actor, "key.remove", x->name_or_id, "", err);
+    if (n > 1)
+        return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, STORE_KEY_AMBIGUOUS, x->name_or_id);
+    pg_p_init(&p);
+    pg_p_text(&p, id);
+    pemn_rc rc = pg_cmd(c, sql_del, &p, "removing a key", err);
+    if (rc)
+        return rc;
+    return pg_audit(c, x->actor, "key.remove", x->name_or_id, id, err);
 }
 
 pemn_rc pg_key_remove(struct store *st, const char *name_or_id, const char *actor,

@@ -4,6 +4,8 @@
  */
 #include "storage/pg_int.h"
 #include "storage/store_console.h"
+#include "storage/store_devguard.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
@@ -461,4 +463,6 @@ const struct store_ops pg_ops = {
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
     .console = &pg_console_ops,
+    .verify = &pg_verify_ops,
+    .devguard = &pg_devguard_ops,
 };

@@ -126,6 +126,13 @@ static const struct {
 } migrations[] = {
     {3, schema_v3},            /* = SQLite 1-3 */
     {4, pg_schema_v4_console}, /* = SQLite 4: report history, rollout progress */
+    /* = SQLite 5: device registrations per token (pg_devguard.c) */
+    {5, "CREATE TABLE device_registrations("
+        "  token text NOT NULL,"
+        "  device text NOT NULL,"
+        "  at bigint NOT NULL,"
+        "  PRIMARY KEY(token, device));"
+        "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -13,7 +13,7 @@
 pemn_rc sq_key_add(struct store *st, struct store_key *kin, const char *actor, struct pemn_err *err)
 {
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = ?1 OR name = ?2"
-                                  " OR public_key = ?3";
+                                  " OR public_key = ?3 OR name = ?1 OR id = ?2";
     static const char sql_ins[] =
         "INSERT INTO keys(id, name, public_key, added) VALUES(?1, ?2, ?3, ?4)";
     const struct store_key k = *kin;
@@ -65,24 +65,43 @@ pemn_rc sq_key_add(struct store *st, struct store_key *kin, const char *actor, s
 pemn_rc sq_key_remove(struct store *st, const char *name_or_id, const char *actor,
                       struct pemn_err *err)
 {
-    static const char sql[] = "DELETE FROM keys WHERE name = ?1 OR id = ?1";
+    /* exactly one key: two different keys matching (one's name is the other's id, written
+     * by an older pemnd) is refused */
+    static const char sql_find[] = "SELECT id FROM keys WHERE name = ?1 OR id = ?1 LIMIT 2";
+    static const char sql_del[] = "DELETE FROM keys WHERE id = ?1";
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
+    char id[PEMN_KEYID_TEXT_MAX] = "";
+    int found = 0;
+    sqlite3_stmt *s = sq_stmt(c, sql_find, err);
     if (!s)
         rc = PEMN_EDB;
     if (!rc) {
         sqlite3_bind_text(s, 1, name_or_id, -1, SQLITE_STATIC);
+        int r;
+        while ((r = sqlite3_step(s)) == SQLITE_ROW)
+            if (found++ == 0)
+                sq_col_text(s, 0, id, sizeof id);
+        if (r != SQLITE_DONE)
+            rc = sq_fail(c, err, "looking up a key");
+        else if (found == 0)
+            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no key %s", name_or_id);
+        else if (found > 1)
+            rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET, STORE_KEY_AMBIGUOUS, name_or_id);
+        sq_done(s);
+    }
+    if (!rc && !(s = sq_stmt(c, sql_del, err)))
+        rc = PEMN_EDB;
+    else if (!rc) {
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = sq_fail(c, err, "removing a key");
-        else if (sqlite3_changes(c->db) == 0)
-            rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no key %s", name_or_id);
         sq_done(s);
     }
     if (!rc)
-        rc = sq_audit(c, actor, "key.remove", name_or_id, "", err);
+        rc = sq_audit(c, actor, "key.remove", name_or_id, id, err);
     if (!rc)
         rc = sq_commit(c, err);
     sq_release(st, c);

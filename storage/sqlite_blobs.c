@@ -9,7 +9,7 @@
 pemn_rc sq_blob_find(struct store *st, const char *digest, uint64_t *size, int64_t *ref,
                      struct pemn_err *err)
 {
-    static const char sql[] = "SELECT id, size FROM blobs WHERE digest = ?1";
+    static const char sql[] = "SELECT id, size, length(data) FROM blobs WHERE digest = ?1";
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
@@ -20,6 +20,9 @@ pemn_rc sq_blob_find(struct store *st, const char *digest, uint64_t *size, int64
     if (res == SQLITE_ROW) {
         *ref = sqlite3_column_int64(s, 0);
         *size = (uint64_t)sqlite3_column_int64(s, 1);
+        if ((uint64_t)sqlite3_column_int64(s, 2) != *size) /* store_verify.h */
+            rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                           "blob %s: the stored length differs from the recorded size", digest);
     } else if (res == SQLITE_DONE) {
         rc = proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no blob %s", digest);
     } else {

@@ -4,6 +4,8 @@
  */
 #include "storage/sqlite_int.h"
 #include "storage/store_console.h"
+#include "storage/store_devguard.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
@@ -295,4 +297,6 @@ const struct store_ops sq_ops = {
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
     .console = &sq_console_ops,
+    .verify = &sq_verify_ops,
+    .devguard = &sq_devguard_ops,
 };

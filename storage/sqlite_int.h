@@ -121,4 +121,7 @@ pemn_rc sq_audit_list(struct store *st, unsigned limit, store_audit_cb cb, void 
 pemn_rc sq_stats(struct store *st, struct store_stats *out, struct pemn_err *err);
 extern const struct store_fleet_ops sq_fleet_ops;
 
+/* Schema v5: device registrations per token (sqlite_devguard.c). */
+extern const char sq_schema_v5_devguard[];
+
 #endif

@@ -84,6 +84,7 @@ static const struct {
     {2, sq_schema_v2_fleets},
     {3, schema_v3},
     {4, sq_schema_v4_console},
+    {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

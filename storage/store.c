@@ -4,6 +4,7 @@
  * checking, key ids; then one call through st->ops (storage/store_ops.h).
  */
 #include "storage/store_ops.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
@@ -80,6 +81,8 @@ pemn_rc store_open(const char *path, const struct store_opts *opts, struct store
     pemn_rc rc = PEMN_OK;
     if (st->opts.cache_bytes && !(st->cache = blob_cache_new(st->opts.cache_bytes)))
         rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    if (!rc && !(st->verified = store_verified_new()))
+        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     if (!rc)
         rc = ops->open(st, target, err);
     if (rc) {
@@ -96,6 +99,7 @@ void store_close(struct store *st)
         return;
     st->ops->close(st);
     blob_cache_free(st->cache);
+    store_verified_free(st->verified);
     free(st);
 }
 
@@ -196,6 +200,19 @@ pemn_rc store_list_tags(struct store *st, const char *model, store_tag_cb cb, vo
 }
 
 /* ---- keys ------------------------------------------------------------------------------ */
+/* 16 hex digits: the shape of a key id. */
+static bool looks_like_key_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 2 * PEMN_KEYID_BYTES)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
+}
+
 pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const char *name,
                       const char *actor, struct store_key *out, struct pemn_err *err)
 {
@@ -212,6 +229,11 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
     snprintf(k.name, sizeof k.name, "%s", name && *name ? name : k.id);
     k.pub = *pub;
     k.added = (int64_t)time(NULL);
+    /* `key remove X` must name exactly one key: no name shaped like another key's id (the
+     * backends also refuse a name equal to another key's id, or an id equal to a name) */
+    if (looks_like_key_id(k.name) && strcmp(k.name, k.id) != 0)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "key name %s looks like a key id; choose another name", k.name);
     pemn_rc rc = st->ops->key_add(st, &k, actor, err);
     if (!rc && out)
         *out = k;

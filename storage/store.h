@@ -170,10 +170,15 @@ struct store_key {
     int64_t added;
 };
 /* Adds a key. name may be NULL (the key id is used). PEMN_EEXIST when the key or the name is
- * already present. out may be NULL. */
+ * already present, or the name is another key's id; PEMN_EINVAL when the name has the shape
+ * of a key id (16 hex) other than the key's own. out may be NULL. */
 pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const char *name,
                       const char *actor, struct store_key *out, struct pemn_err *err);
-/* Removes a key by name or id. PEMN_ENOTFOUND. */
+/* Removes exactly one key, matched exactly by name or id. PEMN_ENOTFOUND; PEMN_ECONFLICT
+ * when the text is one key's name and another key's id (nothing is removed). */
+#define STORE_KEY_AMBIGUOUS                                                                        \
+    "%s is ambiguous: it is one key's name and another key's id; remove by the other key's "       \
+    "name or rename first"
 pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *actor,
                          struct pemn_err *err);
 typedef int (*store_key_cb)(void *ctx, const struct store_key *k);

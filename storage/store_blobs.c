@@ -17,11 +17,13 @@
  * socket buffer; where memfds are unavailable the copy stays in ordinary memory.
  */
 #include "storage/store_ops.h"
+#include "storage/store_verify.h"
 
 #include "proto/err.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -294,6 +296,18 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
             memcpy(e->digest, r->pub.digest, sizeof e->digest);
             e->size = sz;
             rc = entry_fill(st, r->rowid, e, err);
+            /* every cache fill is checked: bytes that do not hash to their digest are never
+             * served under it (store_verify.h) */
+            uint8_t got[PEMN_DIGEST_BYTES];
+            if (!rc) {
+                pemn_sha256(e->data, sz, got);
+                if (sodium_memcmp(got, d, PEMN_DIGEST_BYTES) != 0)
+                    rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                                   "blob %s: the stored bytes do not hash to their digest",
+                                   r->pub.digest);
+                else
+                    store_verified_add(st, d);
+            }
             if (rc) {
                 entry_destroy(e);
             } else {
@@ -302,6 +316,17 @@ pemn_rc store_blob_get(struct store *st, const char *digest, struct store_blob *
                 r->pub.fd = r->e->fd;
             }
         }
+    }
+    /* a streamed blob is hashed in full (chunked short reads) before its first handle after
+     * open; then its digest is remembered */
+    uint8_t got[PEMN_DIGEST_BYTES];
+    if (!rc && !r->e && !store_verified_has(st, d)) {
+        rc = store_hash_blob(st, r->rowid, r->pub.size, 0, NULL, got, err);
+        if (!rc && sodium_memcmp(got, d, PEMN_DIGEST_BYTES) != 0)
+            rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET,
+                           "blob %s: the stored bytes do not hash to their digest", r->pub.digest);
+        if (!rc)
+            store_verified_add(st, d);
     }
     if (rc) {
         free(r);

@@ -56,6 +56,9 @@
 struct blob_cache;
 struct store_fleet_ops;
 struct store_console_ops;
+struct store_verify_ops;
+struct store_devguard_ops;
+struct verified_set;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -132,7 +135,9 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
-    const struct store_console_ops *console; /* storage/store_console.h */
+    const struct store_console_ops *console;   /* storage/store_console.h */
+    const struct store_verify_ops *verify;     /* storage/store_verify.h */
+    const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */
@@ -163,9 +168,10 @@ struct store_fleet_ops {
 struct store {
     const struct store_ops *ops;
     struct store_opts opts;
-    struct blob_cache *cache; /* NULL when opts.cache_bytes == 0 */
-    void *be;                 /* the backend's own state */
-    int schema;               /* schema version of the open database */
+    struct blob_cache *cache;      /* NULL when opts.cache_bytes == 0 */
+    void *be;                      /* the backend's own state */
+    int schema;                    /* schema version of the open database */
+    struct verified_set *verified; /* digests whose stored bytes hashed right (store_verify.c) */
 };
 
 /* The backends. */

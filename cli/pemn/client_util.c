@@ -82,26 +82,41 @@ int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg)
     case 1004:
         n->cache = NULL;
         return 1;
-    case 1005: {
-        double v = strtod(arg, &end);
-        double mul = 1;
-        if (*end == 'k' || *end == 'K')
-            mul = 1e3, end++;
-        else if (*end == 'm' || *end == 'M')
-            mul = 1e6, end++;
-        else if (*end == 'g' || *end == 'G')
-            mul = 1e9, end++;
-        if (*end || !(v > 0) || v * mul < 1 || v * mul > 1e12) {
-            fprintf(stderr, "pemn %s: --limit-rate wants bytes/s (e.g. 500k, 10M), not '%s'\n", cmd,
-                    arg);
+    case 1005:
+    case 1006:
+        if (cli_parse_rate(arg, ch == 1005 ? &n->rate : &n->min_rate)) {
+            fprintf(stderr, "pemn %s: --%s wants bytes/s (e.g. 500k, 10M), not '%s'\n", cmd,
+                    ch == 1005 ? "limit-rate" : "min-rate", arg);
             return -1;
         }
-        n->rate = (uint64_t)(v * mul);
         return 1;
-    }
+    case 1007:
+        n->rate_window_s = strtod(arg, &end);
+        if (*end || !(n->rate_window_s >= 0.1 && n->rate_window_s < 1e6)) {
+            fprintf(stderr, "pemn %s: --rate-window wants seconds >= 0.1, not '%s'\n", cmd, arg);
+            return -1;
+        }
+        return 1;
     default:
         return 0;
     }
+}
+
+int cli_parse_rate(const char *arg, uint64_t *out)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    double mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1e3, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1e6, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1e9, end++;
+    if (*end || end == arg || !(v > 0) || v * mul < 1 || v * mul > 1e12)
+        return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
 }
 
 int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring *trusted,
@@ -122,6 +137,10 @@ int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring 
     if (n->retries)
         o.max_attempts = n->retries;
     o.max_recv_bytes_per_s = n->rate;
+    if (n->min_rate)
+        o.stall_bytes_per_s = (uint32_t)(n->min_rate > UINT32_MAX ? UINT32_MAX : n->min_rate);
+    if (n->rate_window_s > 0)
+        o.stall_timeout_ms = (uint32_t)(n->rate_window_s * 1000.0);
     struct pemn_err e = {0};
     pemn_rc rc = pemn_client_new(n->server, &o, out, &e);
     return rc ? cli_fail(cmd, rc, &e) : 0;

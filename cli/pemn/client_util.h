@@ -21,9 +21,11 @@ struct cli_net {
     const char *token;  /* --token or $PEMN_TOKEN */
     const char *cache;  /* --cache or $PEMN_CACHE; NULL = none */
     bool quiet;
-    double timeout_s; /* --timeout: whole-operation deadline, 0 = library default */
-    uint32_t retries; /* --retries: attempts without progress, 0 = library default */
-    uint64_t rate;    /* --limit-rate: bytes per second, 0 = unlimited */
+    double timeout_s;     /* --timeout: whole-operation deadline, 0 = library default */
+    uint32_t retries;     /* --retries: attempts without progress, 0 = library default */
+    uint64_t rate;        /* --limit-rate: bytes per second, 0 = unlimited */
+    uint64_t min_rate;    /* --min-rate: bytes/s a transfer must average, 0 = library default */
+    double rate_window_s; /* --rate-window: the window of --min-rate, 0 = library default */
 };
 
 /* getopt_long entries shared by the registry commands (short options "s:t:q"). */
@@ -31,10 +33,13 @@ struct cli_net {
     {"server", required_argument, NULL, 's'}, {"token", required_argument, NULL, 't'},             \
         {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1001},             \
         {"retries", required_argument, NULL, 1002}, {"cache", required_argument, NULL, 1003},      \
-        {"no-cache", no_argument, NULL, 1004},                                                     \
+        {"no-cache", no_argument, NULL, 1004}, {"limit-rate", required_argument, NULL, 1005},      \
+        {"min-rate", required_argument, NULL, 1006},                                               \
     {                                                                                              \
-        "limit-rate", required_argument, NULL, 1005                                                \
+        "rate-window", required_argument, NULL, 1007                                               \
     }
+/* "500", "2k", "10M", "1G" (powers of 1000) bytes/s into *out: 0, or -1 when malformed. */
+int cli_parse_rate(const char *arg, uint64_t *out);
 /* Handles one of those options: 1 handled, 0 not one of them, -1 bad value (printed). */
 int cli_net_opt(struct cli_net *n, const char *cmd, int ch, const char *arg);
 

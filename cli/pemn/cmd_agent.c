@@ -1,7 +1,9 @@
 /*
  * pemn agent — keep this device on the model its fleet wants (pemn/agent.h).
  */
+#include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
+#include "cli/pemn/util.h"
 
 #include <pemn/agent.h>
 #include <pemn/key.h>
@@ -31,7 +33,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
             "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
-            "                  [--allow-downgrade] [--timeout S] [--quiet]\n"
+            "                  [--allow-downgrade] [--timeout S] [--download-timeout S]\n"
+            "                  [--min-rate R] [--rate-window S] [--max-disk N] [--quiet]\n"
             "\n"
             "Polls the fleet's desired state for this device, downloads (resuming) and\n"
             "verifies the package against the pinned keys, installs it atomically under DIR\n"
@@ -50,6 +53,11 @@ static void usage(FILE *f)
             "  --expand            also write DIR/current/model.safetensors (dense float32)\n"
             "  --allow-downgrade   accept a lower release than the installed one\n"
             "  --timeout S         per-request timeout (default 30)\n"
+            "  --download-timeout S  a package download's deadline, all retries (default 600)\n"
+            "  --min-rate R        minimum download rate, bytes/s (k, M: 10^3...; default 1k)\n"
+            "  --rate-window S     window the minimum rate is averaged over (default 30)\n"
+            "  --max-disk N        bytes DIR/versions + DIR/download may hold with a new\n"
+            "                      package (K/M/G: 2^10...; default no limit: docs/AGENT.md)\n"
             "  --quiet             print only errors\n"
             "\n"
             "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
@@ -67,9 +75,11 @@ static void on_event(const struct pemn_agent_event *ev, void *user)
     if (lg->quiet && !ev->rc)
         return;
     FILE *f = ev->rc ? stderr : stdout;
-    fprintf(f, "pemn agent: %s %s %s (release %llu) %s%s%s%s%s\n", ev->state, ev->model,
-            ev->version, (unsigned long long)ev->release, ev->digest, ev->reason ? ": " : "",
-            ev->reason ? ev->reason : "", ev->message[0] ? ": " : "", ev->message);
+    /* model, version and message come from the registry: escaped for the terminal */
+    fprintf(f, "pemn agent: %s %s %s (release %llu) %s%s%s%s%s\n", ev->state, CLI_ESC(ev->model),
+            CLI_ESC(ev->version), (unsigned long long)ev->release, CLI_ESC(ev->digest),
+            ev->reason ? ": " : "", ev->reason ? CLI_ESC(ev->reason) : "",
+            ev->message[0] ? ": " : "", CLI_ESC(ev->message));
     fflush(f);
 }
 
@@ -141,6 +151,10 @@ int cmd_agent(int argc, char **argv)
         {"once", no_argument, NULL, '1'},
         {"expand", no_argument, NULL, 'x'},
         {"allow-downgrade", no_argument, NULL, 'a'},
+        {"download-timeout", required_argument, NULL, 'W'},
+        {"min-rate", required_argument, NULL, 'R'},
+        {"rate-window", required_argument, NULL, 'w'},
+        {"max-disk", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -200,6 +214,46 @@ int cmd_agent(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case 'W':
+        case 'w': {
+            double v;
+            if (parse_seconds(optarg, &v) || v < 0.1 || v > 86400 * 7) {
+                fprintf(stderr, "pemn agent: --%s wants seconds >= 0.1, got '%s'\n",
+                        c == 'W' ? "download-timeout" : "rate-window", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            if (c == 'W')
+                o.download_timeout_ms = (uint64_t)(v * 1000);
+            else
+                o.rate_window_ms = (uint32_t)(v * 1000);
+            break;
+        }
+        case 'R': {
+            uint64_t v;
+            if (cli_parse_rate(optarg, &v) || v > UINT32_MAX) {
+                fprintf(stderr, "pemn agent: --min-rate wants bytes/s (e.g. 2k), got '%s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.min_rate = (uint32_t)v;
+            break;
+        }
+        case 'M': {
+            uint64_t v = 0;
+            char *end;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+            if (shift)
+                end++;
+            v = (uint64_t)n << shift;
+            if (*end || end == optarg || optarg[0] == '-' || n == 0 || (v >> shift) != n) {
+                fprintf(stderr, "pemn agent: --max-disk wants bytes (K/M/G: 2^10...), got '%s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o.max_disk = v;
+            break;
+        }
         case '1':
             once = 1;
             break;
@@ -273,15 +327,16 @@ int cmd_agent(int argc, char **argv)
     pemn_agent *a = NULL;
     pemn_rc rc = pemn_agent_new(&o, &a, &e);
     if (rc) {
-        fprintf(stderr, "pemn agent: %s: %s\n", o.dir, e.msg);
+        fprintf(stderr, "pemn agent: %s: %s\n", o.dir, CLI_ESC(e.msg));
         pemn_keyring_free(kr);
         return cli_exit_code(rc);
     }
     struct pemn_agent_state st;
     if (!lg.quiet && !pemn_agent_state(a, &st)) {
         if (st.has_current)
-            printf("pemn agent: running %s %s (release %llu) %s\n", st.current.model,
-                   st.current.version, (unsigned long long)st.current.release, st.current.digest);
+            printf("pemn agent: running %s %s (release %llu) %s\n", CLI_ESC(st.current.model),
+                   CLI_ESC(st.current.version), (unsigned long long)st.current.release,
+                   CLI_ESC(st.current.digest));
         else
             printf("pemn agent: nothing installed yet in %s\n", o.dir);
         fflush(stdout);
@@ -294,7 +349,7 @@ int cmd_agent(int argc, char **argv)
         if (rc == PEMN_ECANCELED)
             break;
         if (rc && cy.result == PEMN_OK) /* could not reach the server: refusals are logged */
-            fprintf(stderr, "pemn agent: %s\n", e.msg);
+            fprintf(stderr, "pemn agent: %s\n", CLI_ESC(e.msg));
         else if (!rc && cy.no_target && !lg.quiet)
             printf("pemn agent: no target for this device yet\n");
         if (cy.reports_failed)

@@ -46,8 +46,8 @@ static void print_table(const char *name, const struct pemn_listing *l)
                "RATIO");
         for (size_t i = 0; i < l->count; i++) {
             const struct pemn_resolved *v = &l->versions[i];
-            printf("%-24s %-14s %8llu %8llu %10s %6.1fx\n", v->model,
-                   v->version[0] ? v->version : "-", (unsigned long long)v->release,
+            printf("%-24s %-14s %8llu %8llu %10s %6.1fx\n", CLI_ESC(v->model),
+                   v->version[0] ? CLI_ESC(v->version) : "-", (unsigned long long)v->release,
                    (unsigned long long)l->n_versions[i], cli_human_size(v->size, sz, sizeof sz),
                    v->ratio);
         }
@@ -58,8 +58,9 @@ static void print_table(const char *name, const struct pemn_listing *l)
     for (size_t i = 0; i < l->count; i++) {
         const struct pemn_resolved *v = &l->versions[i];
         tags_of(l, v->version, tg, sizeof tg);
-        printf("%-14s %8llu %10s %6.1fx %.19s %s\n", v->version, (unsigned long long)v->release,
-               cli_human_size(v->size, sz, sizeof sz), v->ratio, v->digest, tg);
+        printf("%-14s %8llu %10s %6.1fx %.19s %s\n", CLI_ESC(v->version),
+               (unsigned long long)v->release, cli_human_size(v->size, sz, sizeof sz), v->ratio,
+               CLI_ESC(v->digest), CLI_ESC(tg));
     }
 }
 

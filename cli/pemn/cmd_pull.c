@@ -20,37 +20,44 @@
 
 static void pull_usage(FILE *f)
 {
-    fprintf(f, "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
-               "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
-               "--no-cache]\n"
-               "                 [--min-release N] [--timeout S] [--retries N] [--quiet] [--json]\n"
-               "                 NAME[:VERSION|@TAG]\n"
-               "\n"
-               "Resolves NAME (latest version), NAME:VERSION or NAME@TAG, downloads the package\n"
-               "into FILE.part (resuming with Range after a dropped connection, retrying 5xx/429\n"
-               "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
-               "registry's digest and its signature verifies under one of the --trust keys.\n"
-               "Otherwise nothing is installed and the reason is printed.\n"
-               "\n"
-               "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
-               "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
-               "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
-               "                      $PEMN_TRUST, separated by ':')\n"
-               "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
-               "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
-               "      --cache DIR     content-addressed cache of verified packages\n"
-               "                      (default $PEMN_CACHE; none when unset)\n"
-               "      --no-cache      do not use a cache\n"
-               "      --min-release N refuse a package whose release is below N (rollback)\n"
-               "      --timeout S     give up after S seconds in total (default 3600)\n"
-               "      --retries N     attempts without progress before giving up (default 6)\n"
-               "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
-               "  -q, --quiet         no progress bar, no summary\n"
-               "      --json          print a JSON summary (bytes received, requests, time...)\n"
-               "\n"
-               "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
-               "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
-               "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
+    fprintf(f,
+            "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
+            "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
+            "--no-cache]\n"
+            "                 [--min-release N] [--allow-downgrade] [--timeout S] [--retries N]\n"
+            "                 [--min-rate R] [--rate-window S] [--quiet] [--json]\n"
+            "                 NAME[:VERSION|@TAG]\n"
+            "\n"
+            "Resolves NAME (latest version), NAME:VERSION or NAME@TAG, downloads the package\n"
+            "into FILE.part (resuming with Range after a dropped connection, retrying 5xx/429\n"
+            "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
+            "registry's digest and its signature verifies under one of the --trust keys.\n"
+            "Otherwise nothing is installed and the reason is printed.\n"
+            "\n"
+            "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
+            "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
+            "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
+            "                      $PEMN_TRUST, separated by ':')\n"
+            "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
+            "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
+            "      --cache DIR     content-addressed cache of verified packages\n"
+            "                      (default $PEMN_CACHE; none when unset)\n"
+            "      --no-cache      do not use a cache\n"
+            "      --min-release N refuse a package whose release is below N (rollback)\n"
+            "      --allow-downgrade  accept a release below the highest one installed\n"
+            "                      through the cache (recorded per model in CACHE/releases)\n"
+            "      --timeout S     give up after S seconds in total (default 3600)\n"
+            "      --retries N     attempts without progress before giving up (default 6)\n"
+            "      --limit-rate R  download at most R bytes/s (suffix k, M, G: 10^3...)\n"
+            "      --min-rate R    give up on an attempt averaging under R bytes/s over the\n"
+            "                      rate window (default 1k; such attempts count as failed)\n"
+            "      --rate-window S the window of --min-rate in seconds (default 30)\n"
+            "  -q, --quiet         no progress bar, no summary\n"
+            "      --json          print a JSON summary (bytes received, requests, time...)\n"
+            "\n"
+            "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
+            "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
+            "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
 }
 
 static int load_trust(char **files, size_t n, pemn_keyring **out)
@@ -97,12 +104,14 @@ int cmd_pull(int argc, char **argv)
     char *trust[MAX_TRUST];
     size_t n_trust = 0;
     uint64_t min_release = 0;
+    bool allow_downgrade = false;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,
         {"trust", required_argument, NULL, 'k'},
         {"out", required_argument, NULL, 'o'},
         {"expand", required_argument, NULL, 'x'},
         {"min-release", required_argument, NULL, 'm'},
+        {"allow-downgrade", no_argument, NULL, 'D'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -139,6 +148,9 @@ int cmd_pull(int argc, char **argv)
             break;
         case 'j':
             json = true;
+            break;
+        case 'D':
+            allow_downgrade = true;
             break;
         case 'h':
             pull_usage(stdout);
@@ -208,10 +220,12 @@ int cmd_pull(int argc, char **argv)
     }
     struct cli_bar bar;
     char label[PEMN_LABEL_BUF + 8];
-    snprintf(label, sizeof label, "%.60s:%.60s", r.model, r.version);
+    snprintf(label, sizeof label, "%.60s:%.60s", CLI_ESC(r.model), CLI_ESC(r.version));
     cli_bar_init(&bar, label, n.quiet || json);
-    struct pemn_fetch_options fo = {
-        .min_release = min_release, .progress = cli_bar_cb, .progress_user = &bar};
+    struct pemn_fetch_options fo = {.min_release = min_release,
+                                    .flags = allow_downgrade ? PEMN_FETCH_ALLOW_DOWNGRADE : 0,
+                                    .progress = cli_bar_cb,
+                                    .progress_user = &bar};
     struct pemn_fetch_stats st;
     rc = pemn_client_fetch(c, &r, out, &fo, &st, &e);
     cli_bar_end(&bar);
@@ -248,8 +262,8 @@ int cmd_pull(int argc, char **argv)
         }
         cli_net_print_json(o);
     } else if (!n.quiet) {
-        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", r.model,
-                r.version, r.release,
+        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", CLI_ESC(r.model),
+                CLI_ESC(r.version), r.release,
                 st.from_cache ? "from cache" : cli_human_size(st.bytes_received, rx, sizeof rx),
                 out);
         if (dense)

@@ -107,9 +107,9 @@ int cmd_push(int argc, char **argv)
             }
             cli_net_print_json(jo);
         } else if (!n.quiet)
-            printf("%s %s (release %llu): %s, %s, %s\n", r.model, r.version,
+            printf("%s %s (release %llu): %s, %s, %s\n", CLI_ESC(r.model), CLI_ESC(r.version),
                    (unsigned long long)r.release, created ? "pushed" : "already present",
-                   cli_human_size(r.size, sz, sizeof sz), r.digest);
+                   cli_human_size(r.size, sz, sizeof sz), CLI_ESC(r.digest));
     }
     pemn_client_free(c);
     return worst;

@@ -84,8 +84,8 @@ int cmd_tag(int argc, char **argv)
         if (!rc && json)
             cli_net_print_json(cli_net_vo_json(&r));
         else if (!rc && !n.quiet)
-            printf("%s@%s -> %s (release %llu, %s)\n", r.model, argv[optind + 2], r.version,
-                   (unsigned long long)r.release, r.digest);
+            printf("%s@%s -> %s (release %llu, %s)\n", CLI_ESC(r.model), argv[optind + 2],
+                   CLI_ESC(r.version), (unsigned long long)r.release, CLI_ESC(r.digest));
     }
     pemn_client_free(c);
     return rc ? cli_fail("tag", rc, &e) : CLI_EXIT_OK;

@@ -17,7 +17,7 @@
 int cli_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e)
 {
     const char *msg = (e && e->rc == rc && e->msg[0]) ? e->msg : pemn_strerror(rc);
-    fprintf(stderr, "pemn %s: %s (%s)\n", cmd, msg, pemn_rc_name(rc));
+    fprintf(stderr, "pemn %s: %s (%s)\n", cmd, CLI_ESC(msg), pemn_rc_name(rc));
     return cli_exit_code(rc);
 }
 

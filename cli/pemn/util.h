@@ -12,11 +12,18 @@
 #include <jansson.h>
 
 #include <pemn/common.h>
+
+#include "proto/term.h"
 #include <pemn/key.h>
 
 /* Prints "pemn CMD: <message> (<ECODE>)" to stderr (the message of e when it has one,
  * else pemn_strerror(rc)) and returns cli_exit_code(rc). */
 int cli_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e);
+
+/* Text from a registry, a package or an error message, made safe for a terminal
+ * (proto_term_escape) into a buffer that lives until the end of the enclosing block: use it
+ * directly in a printf argument list. */
+#define CLI_ESC(s) proto_term_escape((s), (char[1024]){0}, 1024)
 /* Prints "pemn CMD: <message>" and a pointer to --help on stderr; returns CLI_EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

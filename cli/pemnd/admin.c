@@ -48,7 +48,8 @@ static int usage(void)
             "       pemnd --db FILE key add KEY.pub [--name NAME]\n"
             "       pemnd --db FILE key remove NAME|ID\n"
             "       pemnd --db FILE key list\n"
-            "       pemnd --db FILE audit [--limit N]\n");
+            "       pemnd --db FILE audit [--limit N]\n"
+            "       pemnd --db FILE scrub [--rate BYTES_PER_SECOND]\n");
     return EX_USAGE;
 }
 
@@ -249,6 +250,7 @@ static int cmd_key(struct store *st, int argc, char **argv)
             fprintf(stderr, "pemnd: invalid key name '%s' ([A-Za-z0-9][A-Za-z0-9._-]*)\n", name);
             return EX_USAGE;
         }
+        /* the store refuses a name shaped like a key id (16 hex) unless it is the key's own */
         const char *path = positional(argc, argv, 1);
         struct pemn_pubkey pk;
         rc = pemn_pubkey_load(path, &pk, &e); /* its messages name the path */
@@ -306,7 +308,8 @@ static int cmd_audit(struct store *st, int argc, char **argv)
 
 int pemnd_is_admin_command(const char *word)
 {
-    return strcmp(word, "token") == 0 || strcmp(word, "key") == 0 || strcmp(word, "audit") == 0;
+    return strcmp(word, "token") == 0 || strcmp(word, "key") == 0 || strcmp(word, "audit") == 0 ||
+           strcmp(word, "scrub") == 0;
 }
 
 int pemnd_admin(const char *db, int argc, char **argv)
@@ -330,6 +333,8 @@ int pemnd_admin(const char *db, int argc, char **argv)
         ret = cmd_token(st, argc - 1, argv + 1);
     else if (strcmp(argv[0], "key") == 0)
         ret = cmd_key(st, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "scrub") == 0)
+        ret = pemnd_scrub(st, argc - 1, argv + 1);
     else
         ret = cmd_audit(st, argc - 1, argv + 1);
     store_close(st);

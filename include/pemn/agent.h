@@ -105,6 +105,12 @@ struct pemn_agent_opts {
     void *event_user;
     pemn_agent_fault_fn fault; /* test hook, normally NULL */
     void *fault_user;
+    /* package downloads (docs/AGENT.md, "Limits"): each is bounded as a whole and by rate */
+    uint64_t download_timeout_ms; /* whole download, all attempts; 0 = default (10 min) */
+    uint32_t min_rate;            /* bytes/s averaged over rate_window_ms; 0 = default 1024 */
+    uint32_t rate_window_ms;      /* 0 = default (30 s) */
+    uint64_t max_disk;            /* bytes DIR/versions + DIR/download may hold with the new package
+                                     (refused as "too-large" past it); 0 = no limit beyond max_package */
 };
 /* Zeroes *opts (every option at its default). */
 void pemn_agent_opts_init(struct pemn_agent_opts *opts);

@@ -84,9 +84,11 @@ struct pemn_client_options {
     const char *cache_dir;         /* content-addressed cache root or NULL (copied) */
     const char *user_agent;        /* NULL = "pemn/<version>" (copied) */
     uint32_t connect_timeout_ms;   /* TCP+TLS connect, per attempt; default 10000 */
-    uint32_t stall_timeout_ms;     /* abort an attempt that moves < stall_bytes_per_s for this
-                                      long (then it is retried/resumed); default 30000 */
-    uint32_t stall_bytes_per_s;    /* default 1 */
+    uint32_t stall_timeout_ms;     /* the window of the minimum transfer rate: an attempt that
+                                      averages < stall_bytes_per_s over this long is aborted
+                                      and counts as an attempt without progress (so at most
+                                      max_attempts of them); default 30000 */
+    uint32_t stall_bytes_per_s;    /* minimum transfer rate; default 1024 */
     uint64_t deadline_ms;          /* total time of one operation (all attempts);
                                       default 3600000 (1 h) */
     uint32_t max_attempts;         /* consecutive attempts without progress; default 6 */
@@ -179,6 +181,10 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
 
 /* ---- fetching --------------------------------------------------------------------------- */
 #define PEMN_FETCH_NO_CACHE 1u /* neither read nor fill the cache for this fetch */
+/* accept a release below the highest one installed through this cache for the model (the
+ * client with a cache_dir keeps that record in CACHE/releases and otherwise refuses such a
+ * package with PEMN_EROLLBACK) */
+#define PEMN_FETCH_ALLOW_DOWNGRADE 2u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;

@@ -50,6 +50,9 @@ struct fakesrv {
     int fail_status, fail_n, fail_retry_after;
     uint64_t stall_at;
     unsigned stall_ms;
+    size_t trickle_bytes; /* hostile: at most this many body bytes per chunk (0: off) */
+    unsigned trickle_ms;  /* ... each after this pause */
+    bool unknown_size;    /* hostile: no Content-Length (chunked), whatever the size */
     struct fakesrv_stats st;
 };
 
@@ -80,6 +83,11 @@ static ssize_t body_cb(void *cls, uint64_t pos, char *buf, size_t max)
         n = (size_t)(lim - abs);
     unsigned stall = 0;
     pthread_mutex_lock(&b->s->mu);
+    if (b->s->trickle_bytes) {
+        if (n > b->s->trickle_bytes)
+            n = b->s->trickle_bytes;
+        stall = b->s->trickle_ms;
+    }
     if (b->s->stall_ms && abs <= b->s->stall_at && b->s->stall_at < abs + n) {
         if (b->s->stall_at > abs) {
             n = (size_t)(b->s->stall_at - abs); /* send up to the stall point first */
@@ -194,6 +202,7 @@ static enum MHD_Result serve_blob(fakesrv *s, struct MHD_Connection *c, bool hea
         }
     }
     int64_t flip = s->flip;
+    bool unknown = s->unknown_size;
     char etag[160];
     snprintf(etag, sizeof etag, "%s", s->blob_etag);
     pthread_mutex_unlock(&s->mu);
@@ -212,8 +221,8 @@ static enum MHD_Result serve_blob(fakesrv *s, struct MHD_Connection *c, bool hea
         return MHD_NO;
     *bs = (struct body_state){
         .s = s, .data = data, .start = a, .end = b + 1, .cut = cut, .flip = flip};
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(b + 1 - a, 16384, body_cb, bs, body_free);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        unknown ? MHD_SIZE_UNKNOWN : b + 1 - a, 16384, body_cb, bs, body_free);
     if (!r) {
         free(bs);
         return MHD_NO;
@@ -484,5 +493,20 @@ void fakesrv_reset_stats(fakesrv *s)
 {
     pthread_mutex_lock(&s->mu);
     memset(&s->st, 0, sizeof s->st);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void fakesrv_trickle(fakesrv *s, size_t bytes, unsigned ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->trickle_bytes = bytes;
+    s->trickle_ms = ms;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void fakesrv_unknown_size(fakesrv *s, bool on)
+{
+    pthread_mutex_lock(&s->mu);
+    s->unknown_size = on;
     pthread_mutex_unlock(&s->mu);
 }

@@ -11,6 +11,8 @@
  *   flip        XOR byte `offset` of the body with 0xff on the wire
  *   fail        answer the next n requests with `status` (+ Retry-After when >= 0)
  *   stall       before sending body offset X, sleep ms (once)
+ *   trickle     hostile registry: every body chunk is at most `bytes`, after a `ms` pause
+ *   unknown_size  hostile registry: the blob goes out chunked, without Content-Length
  * Counters: body bytes handed to MHD, requests, and the Range starts seen.
  * Thread-safety: configuration and counters are behind a mutex.
  */
@@ -40,6 +42,8 @@ void fakesrv_bad_range(fakesrv *s, int n);
 void fakesrv_flip(fakesrv *s, int64_t offset); /* -1: none */
 void fakesrv_fail(fakesrv *s, int status, int n, int retry_after_s);
 void fakesrv_stall(fakesrv *s, uint64_t offset, unsigned ms);
+void fakesrv_trickle(fakesrv *s, size_t bytes, unsigned ms); /* bytes 0: off */
+void fakesrv_unknown_size(fakesrv *s, bool on);
 
 struct fakesrv_stats {
     uint64_t bytes_sent; /* blob body bytes produced */

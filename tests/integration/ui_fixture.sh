@@ -14,7 +14,8 @@ ui_fixture() {
     "$PEMN_MKPKG" keygen "$d/alice" >/dev/null && pemnd_admin key add "$d/alice.pub" --name alice >/dev/null ||
         return 1
     PUB=$(pemnd_token publish ops)
-    DEV=$(pemnd_token device fleet-sim)
+    # a device token bound to the fleet (unbound device tokens are an opt-in: docs/SECURITY.md)
+    DEV=$(pemnd_admin token create --scope device --name fleet-sim --fleet edge | tail -n 1)
     RD=$(pemnd_token read viewer)
     ADM=$(pemnd_token admin root)
     UI_XSS='<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'

@@ -491,6 +491,9 @@ static void test_keys(void **state)
     assert_string_equal(out.id, want);
     assert_int_equal(store_key_add(st, &k1, "bob", "cli", NULL, &e), PEMN_EEXIST);
     assert_int_equal(store_key_add(st, &k2, "alice", "cli", NULL, &e), PEMN_EEXIST);
+    /* hardening 6: a name shaped like a key id, or equal to another key's id, is refused */
+    assert_int_equal(store_key_add(st, &k2, "0123456789abcdef", "cli", NULL, &e), PEMN_EINVAL);
+    assert_int_equal(store_key_add(st, &k2, out.id, "cli", NULL, &e), PEMN_EINVAL);
     assert_int_equal(store_key_add(st, &k2, NULL, "cli", &out, &e), PEMN_OK);
     assert_string_equal(out.name, out.id);
     struct collect c = {0};
