@@ -89,7 +89,8 @@ run_setup() { # NAME DB N_REPLICAS
     for i in $(seq 1 "$n"); do
         port=$(free_port) || return 1
         "$PEMND_BIN" --db "$db" --listen "127.0.0.1:$port" --log_level warn \
-            >>"$D/$name-r$i.log" 2>&1 &
+            --allow-unbound-device-tokens --device-registration-rate 0 \
+            --device-registrations-max 0 >>"$D/$name-r$i.log" 2>&1 &
         REPLICAS+=("$!")
         pids+=("$!")
         wait_http "http://127.0.0.1:$port/v1/health" 10 || return 1

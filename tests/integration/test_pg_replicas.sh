@@ -34,7 +34,8 @@ check "a password in the URI is refused (passwords never on argv)" \
 
 # ---- two replicas and nginx ---------------------------------------------------------------
 start_replica() { # N PORT
-    "$PEMND_BIN" --db "$DB" --listen "127.0.0.1:$2" --log_level warn >>"$D/r$1.log" 2>&1 &
+    "$PEMND_BIN" --db "$DB" --listen "127.0.0.1:$2" --log_level warn \
+        --allow-unbound-device-tokens --device-registration-rate 0 >>"$D/r$1.log" 2>&1 &
     eval "R$1_PID=$!"
     T_PIDS+=("$!")
     wait_http "http://127.0.0.1:$2/v1/health" 10
@@ -97,6 +98,8 @@ PR=$!
 wait $PA $PB $PT $PR $PF
 check "pushes answered 201 or 409 (rollback) only" \
     bash -c "! grep -Ev '^(201|409)$' '$D/pa' '$D/pb' | grep -q ."
+check "devices reported (every poll found its desired state)" \
+    bash -c "[ \$(grep -c '^200$' '$D/reports') -eq 40 ]"
 check "tag moves, fleet changes and reports answered 200" \
     bash -c "! cat '$D/tags' '$D/fleets' '$D/reports' | grep -Ev '^200$' | grep -q ."
 # releases stored in order: the push audit rows, newest first, have decreasing releases
