@@ -135,10 +135,14 @@ run_setup() { # NAME DB N_REPLICAS
     stop_setup
 }
 
+why() { # NAME: what went wrong in a set-up
+    echo "bench_pg: $1 failed; logs:" >&2
+    tail -n 5 "$D/$1"-r*.log "$D/nginx-$1/error.log" "$D/$1.poll" "$D/$1.push" 2>/dev/null >&2
+}
 mkdir -p "$D/sqlite"
-run_setup sqlite "$D/sqlite/pemn.db" 1 || { echo "bench_pg: sqlite set-up failed" >&2; exit 1; }
-run_setup pg-1 "$(bash "$CL" newdb "$PGDIR" bench1)" 1 || { echo "bench_pg: pg-1 failed" >&2; exit 1; }
-run_setup pg-2 "$(bash "$CL" newdb "$PGDIR" bench2)" 2 || { echo "bench_pg: pg-2 failed" >&2; exit 1; }
+run_setup sqlite "$D/sqlite/pemn.db" 1 || { why sqlite; exit 1; }
+run_setup pg-1 "$(bash "$CL" newdb "$PGDIR" bench1)" 1 || { why pg-1; exit 1; }
+run_setup pg-2 "$(bash "$CL" newdb "$PGDIR" bench2)" 2 || { why pg-2; exit 1; }
 echo "columns: steady desired-state polls/s (mostly 304), blob GET/s through nginx (cached),"
 echo "  push packages/s (4 clients), first-contact registrations/s, CPU ms of pemnd (all replicas)"
 echo "  + PostgreSQL per poll (first contact + steady) and per push; nginx and the load generator"
