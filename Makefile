@@ -9,7 +9,8 @@
 #   make bench           benchmarks; ratios recorded in docs/BENCHMARKS.md
 #   make run             install missing packages, build, start pemnd on ./var/pemn.db
 #   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries,
-#                        the web console (share/pemn/ui)
+#                        the web console (share/pemn/ui),
+#                        the Python package in PYDIR=$(PREFIX)/lib/python3/dist-packages
 #   make format | format-check | lint
 #
 # Sources are found by wildcard: a new .c file in a module folder is built without
@@ -22,6 +23,7 @@
 VARIANT ?= release
 BUILD   := build/$(VARIANT)
 PREFIX  ?= /usr/local
+PYDIR   ?= $(PREFIX)/lib/python3/dist-packages
 DESTDIR ?=
 VERSION := 0.1.0
 SOVER   := 0
@@ -105,7 +107,7 @@ all: lib bins
 
 lib: $(LIBPEMN_A) $(LIBPEMN_SO)
 bins: $(PEMN_BIN) $(PEMND_BIN)
-tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins
+tests: $(UNIT_BINS) $(REPLAY_BINS) $(TOOL_BINS) $(BENCH_BINS) bins $(LIBPEMN_SO)
 
 # ---- compile ---------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -201,6 +203,7 @@ bench: deps
 
 results: deps all
 	@BUILD=$(BUILD) bash bench/results.sh
+	@BUILD=$(BUILD) bash bench/results_cnn.sh
 
 # ---- run -------------------------------------------------------------------------------
 run: deps
@@ -227,11 +230,13 @@ install: all
 	$(if $(PEMND_BIN),install -m 755 $(PEMND_BIN) $(DESTDIR)$(PREFIX)/bin/)
 	install -d $(DESTDIR)$(PREFIX)/share/pemn/ui
 	install -m 644 ui/* $(DESTDIR)$(PREFIX)/share/pemn/ui/
+	install -d $(DESTDIR)$(PYDIR)/pemn
+	install -m 644 python/pemn/*.py $(DESTDIR)$(PYDIR)/pemn/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/pemn $(DESTDIR)$(PREFIX)/lib/libpemn.* \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc $(DESTDIR)$(PREFIX)/bin/pemn \
-	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PREFIX)/share/pemn/ui
+	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PREFIX)/share/pemn/ui $(DESTDIR)$(PYDIR)/pemn
 
 # ---- style -----------------------------------------------------------------------------
 STYLE_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

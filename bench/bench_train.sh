@@ -5,9 +5,8 @@
 # clock and per CPU-second of the process (the latter is robust to other load on the
 # machine; for 2 threads it counts both threads' time).
 # In-run peer: the same epoch with naive matrix products (--naive-gemm, on the first
-# NAIVE_LIMIT samples). External reference (NOT measured here, there is no PyTorch on this
-# machine): the issue's PyTorch 1.13 figures on 2 cores with the reference BLAS,
-# dense ~4,000 samples/s, edge-popup ~2,100 samples/s.
+# NAIVE_LIMIT samples). PyTorch running the same MLP is measured in the same run by
+# bench/bench_python.sh (pemn.torch layers).
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=${PEMN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -34,19 +33,16 @@ one() {
 echo "cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "OpenBLAS kernels: $(OPENBLAS_VERBOSE=2 "$PEMN" eval --help 2>&1 >/dev/null | sed -n 's/^Core: //p' | tail -1)"
-printf '%-30s %10s %12s %12s %10s\n' "one epoch, 784-300-100-10" "samples/s" "per CPU-s" "vs PyTorch*" "vs naive"
+printf '%-30s %10s %12s %10s\n' "one epoch, 784-300-100-10" "samples/s" "per CPU-s" "vs naive"
 for mode in dense mask; do
-    ref=4000
-    [ "$mode" = mask ] && ref=2100
     read -r naive naive_cpu <<<"$(one "$mode" 1 --naive-gemm --train-limit "$NAIVE_LIMIT")" ||
         { echo "run failed"; exit 1; }
     for t in 1 2; do
         read -r v vc <<<"$(one "$mode" "$t")" || { echo "run failed"; exit 1; }
-        awk -v l="$mode, OpenBLAS $t thread(s)" -v v="$v" -v vc="$vc" -v r="$ref" -v n="$naive_cpu" \
-            'BEGIN { printf "%-30s %10s %12s %11.1fx %9.1fx\n", l, v, vc, v / r, vc / n }'
+        awk -v l="$mode, OpenBLAS $t thread(s)" -v v="$v" -v vc="$vc" -v n="$naive_cpu" \
+            'BEGIN { printf "%-30s %10s %12s %9.1fx\n", l, v, vc, vc / n }'
     done
     printf '%-30s %10s %12s\n' "$mode, naive loops, 1 thread" "$naive" "$naive_cpu"
 done
-echo "* PyTorch 1.13 reference figures from the issue (2 cores, reference BLAS): dense 4000,"
-echo "  edge-popup 2100 samples/s; not measured on this machine. Target: >= 2x."
-echo "  'vs naive' compares samples per CPU-second (same process, same data)."
+echo "'vs naive' compares samples per CPU-second (same process, same data); PyTorch on the"
+echo "same MLP: bench/bench_python.sh."

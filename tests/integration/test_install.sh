@@ -92,6 +92,20 @@ if cc -std=c11 -Wall -Werror -include stdlib.h -o "$T_TMP/prog_static" "$T_TMP/p
 else
     fail "program links statically against libpemn.a" "$(head -5 "$T_TMP/cc2.log")"
 fi
+# the Python package, next to the library it loads
+if [ -f "$ROOT/usr/lib/python3/dist-packages/pemn/__init__.py" ] &&
+    [ -f "$ROOT/usr/lib/python3/dist-packages/pemn/torch.py" ]; then
+    pass "installed the Python package pemn"
+else
+    fail "installed the Python package pemn"
+fi
+pyout=$(cd "$T_TMP" && env -u PEMN_LIB PYTHONPATH="$ROOT/usr/lib/python3/dist-packages" \
+    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c '
+import pemn
+v = pemn.prototype("uniform", bytes(range(32)), 2)
+print(pemn.library_path, v.view("<u4")[0] == 0xbcb500c0, pemn.__file__)' 2>&1)
+check_eq "installed pemn loads the installed libpemn.so" \
+    "$ROOT/usr/lib/libpemn.so.0 True $ROOT/usr/lib/python3/dist-packages/pemn/__init__.py" "$pyout"
 
 # the web console: installed next to the binaries, found by the installed pemnd by default
 check_eq "installed the console" "$(cd ui && ls | sort)" "$(cd "$ROOT/usr/share/pemn/ui" && ls | sort)"
