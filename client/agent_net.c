@@ -3,6 +3,7 @@
  * status reports, package download through pemn/client.h, install (client/agent.c).
  */
 #include "client/agent_int.h"
+#include "client/oci_int.h"
 
 #include "proto/err.h"
 
@@ -258,6 +259,18 @@ static pemn_rc ensure_client(struct pemn_agent *a, struct pemn_err *err)
     return pemn_client_new(a->opts.server, &o, &a->client, err);
 }
 
+/* The desired state named an OCI repository: the same fetch and checks, other bytes' host. */
+static pemn_rc agent_fetch_oci(struct pemn_agent *a, const struct pemn_resolved *res,
+                               const char *dest, const struct pemn_fetch_options *fo,
+                               struct pemn_err *err)
+{
+    char loc[sizeof res->package_url];
+    memcpy(loc, res->package_url, sizeof loc);
+    struct pemn_resolved r = *res;
+    return client_oci_fetch(loc, &a->client->o, a->opts.oci_username, a->opts.oci_password, &r,
+                            dest, fo, NULL, err);
+}
+
 static int fetch_progress(void *user, uint64_t done, uint64_t total)
 {
     (void)done, (void)total;
@@ -388,7 +401,11 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
                 .progress = fetch_progress,
                 .progress_user = a,
             };
-            act = pemn_client_fetch(a->client, &res, dest, &fo, NULL, &pe);
+            if (!strncmp(res.package_url, "oci://", 6) ||
+                !strncmp(res.package_url, "oci+http://", 11)) /* an OCI registry */
+                act = agent_fetch_oci(a, &res, dest, &fo, &pe);
+            else
+                act = pemn_client_fetch(a->client, &res, dest, &fo, NULL, &pe);
             if (!act) {
                 report(a, &cy, "verifying", PEMN_OK, "", cy.digest);
                 struct pemn_agent_expect ex = {.model = cy.model, .digest = cy.digest};

@@ -126,6 +126,10 @@ void pemn_client_free(pemn_client *c)
         sodium_memzero(c->token, strlen(c->token));
         free(c->token);
     }
+    if (c->userpwd) {
+        sodium_memzero(c->userpwd, strlen(c->userpwd));
+        free(c->userpwd);
+    }
     free(c->base);
     free(c->cache_dir);
     free(c->ua);
@@ -293,7 +297,11 @@ pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_r
     bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, c->ua) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, c->follow ? 1L : 0L) != CURLE_OK;
+    if (c->follow) {
+        bad |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    }
     bad |= curl_easy_setopt(h, CURLOPT_FAILONERROR, 0L) != CURLE_OK;
     uint64_t ct = c->o.connect_timeout_ms < left ? c->o.connect_timeout_ms : left;
     bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ct) != CURLE_OK;
@@ -311,9 +319,36 @@ pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_r
     if (c->token && same_origin) {
         bad |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->token) != CURLE_OK;
+    } else if (c->userpwd && same_origin) {
+        bad |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_USERPWD, c->userpwd) != CURLE_OK;
     }
     if (bad)
         return proto_err(err, PEMN_EHTTP, PEMN_NO_OFFSET, "libcurl rejected an option");
+    return PEMN_OK;
+}
+
+static void wipe_free(char **p)
+{
+    if (*p) {
+        sodium_memzero(*p, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
+pemn_rc client_set_auth(pemn_client *c, const char *bearer, const char *userpwd,
+                        struct pemn_err *err)
+{
+    if ((bearer && strpbrk(bearer, "\r\n")) || (userpwd && strpbrk(userpwd, "\r\n")))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "credentials contain a line break");
+    wipe_free(&c->token);
+    wipe_free(&c->userpwd);
+    c->token = bearer ? strdup(bearer) : NULL;
+    c->userpwd = userpwd ? strdup(userpwd) : NULL;
+    c->o.token = c->token;
+    if ((bearer && !c->token) || (userpwd && !c->userpwd))
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     return PEMN_OK;
 }
 

@@ -26,6 +26,9 @@ struct pemn_client {
     CURL *curl;
     char *base; /* without trailing '/' */
     char *token;
+    char *userpwd; /* "user:password" for HTTP Basic (OCI registries), or NULL */
+    bool follow;   /* follow redirects (OCI registries hand blobs to a CDN); credentials are
+                      never sent to another host (libcurl's default) */
     char *cache_dir;
     char *ua;
     struct pemn_client_options o; /* pointers above replace the caller's */
@@ -76,6 +79,11 @@ size_t client_header_cb(char *buf, size_t size, size_t n, void *user);
  * token, timeouts (bounded by what is left of rt), no signals, http/https only. */
 pemn_rc client_curl_setup(pemn_client *c, const char *url, const struct client_retry *rt,
                           struct pemn_err *err);
+
+/* Replaces the credentials sent to the base URL: a bearer token, or Basic "user:password"
+ * (either may be NULL; both NULL = anonymous). Copies; the old ones are wiped. */
+pemn_rc client_set_auth(pemn_client *c, const char *bearer, const char *userpwd,
+                        struct pemn_err *err);
 
 /* Builds base + path (path starting with '/') or takes an absolute http(s) URL. Returns
  * a malloc'ed string or NULL. */

@@ -110,6 +110,8 @@ struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
 struct srv_respcache *srv_get_respcache(struct srv *s);
+/* The directory for upload files (tmp_dir, or the database's directory). */
+const char *srv_tmp_dir(struct srv *s);
 struct srv_uploads *srv_get_uploads(struct srv *s);
 struct srv_guard *srv_get_guard(struct srv *s);
 
@@ -122,6 +124,7 @@ enum srv_method {
     SRV_PUT = 4,
     SRV_DELETE = 8,
     SRV_POST = 16,
+    SRV_PATCH = 32,
 };
 
 /* Rights a route needs (STORE_SCOPE_* bits). SRV_OPEN_READ: STORE_SCOPE_READ, but only when
@@ -244,6 +247,9 @@ void srv_metrics_scrub_done(struct srv_metrics *m, const struct store_scrub_stat
 /* Prometheus text exposition (malloc'ed, NUL-terminated). */
 char *srv_metrics_render(struct srv *s, size_t *len);
 
+/* ---- package bytes (srv_routes_blobs.c) ------------------------------------------------ */
+/* Serves a stored blob (GET/HEAD, ETag, If-None-Match, one Range) as /v1/blobs does. */
+enum MHD_Result srv_blob_serve(struct srv_req *r, const char *digest, bool immutable);
 /* ---- background scrub (srv_scrub.c) ----------------------------------------------------- */
 struct srv_scrub;
 /* Starts the periodic scrub thread (NULL when scrub_interval is 0 or it cannot start). */
@@ -256,6 +262,7 @@ extern const struct srv_route srv_routes_models[];
 extern const struct srv_route srv_routes_blobs[];
 extern const struct srv_route srv_routes_fleet[];
 extern const struct srv_route srv_routes_misc[];
+extern const struct srv_route srv_routes_oci[];
 extern const struct srv_route srv_routes_console[];
 extern const struct srv_route srv_routes_ui[];
 

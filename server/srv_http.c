@@ -12,6 +12,7 @@
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_oci.h"
 #include "server/srv_guard.h"
 #include "server/srv_respcache.h"
 
@@ -76,6 +77,11 @@ struct srv_respcache *srv_get_respcache(struct srv *s)
     return s->respcache;
 }
 
+const char *srv_tmp_dir(struct srv *s)
+{
+    return s->tmp_dir;
+}
+
 unsigned srv_port(const struct srv *s)
 {
     return s->port;
@@ -110,7 +116,9 @@ static enum MHD_Result reply_text(struct srv_req *r, unsigned status, char *text
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pemn\"");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                srv_oci_path(r->path) ? SRV_OCI_CHALLENGE
+                                                      : "Bearer realm=\"pemn\"");
     return srv_queue(r, status, resp, len);
 }
 
@@ -211,6 +219,8 @@ enum MHD_Result srv_reply_error(struct srv_req *r, unsigned status, const char *
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p >= 0x80)
             *p = '?';
+    if (srv_oci_path(r->path)) /* /v2 speaks OCI's error format */
+        return srv_oci_reply_pemn_error(r, status, code, msg);
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     if (status >= 500)
         srv_log(SRV_LOG_ERROR, "%s %s: %u %s: %s", r->method_text, r->path, status, code, msg);
@@ -267,11 +277,8 @@ static enum srv_method method_of(const char *m)
     static const struct {
         const char *name;
         enum srv_method m;
-    } t[] = {{"GET", SRV_GET},
-             {"HEAD", SRV_HEAD},
-             {"PUT", SRV_PUT},
-             {"DELETE", SRV_DELETE},
-             {"POST", SRV_POST}};
+    } t[] = {{"GET", SRV_GET},       {"HEAD", SRV_HEAD}, {"PUT", SRV_PUT},
+             {"DELETE", SRV_DELETE}, {"POST", SRV_POST}, {"PATCH", SRV_PATCH}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(m, t[i].name) == 0)
             return t[i].m;
@@ -280,15 +287,17 @@ static enum srv_method method_of(const char *m)
 
 static enum MHD_Result reply_405(struct srv_req *r, unsigned allow)
 {
-    static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "POST"};
+    static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH"};
     char list[64] = "";
     size_t used = 0;
-    for (int i = 0; i < 5 && used < sizeof list; i++)
+    for (int i = 0; i < 6 && used < sizeof list; i++)
         if (allow & (1u << i)) {
             int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", names[i]);
             if (w > 0)
                 used += (size_t)w;
         }
+    if (srv_oci_path(r->path))
+        return srv_oci_reply_405(r, list);
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
                             "method not allowed on this resource");
     char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
@@ -543,6 +552,9 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         free(s);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     }
+    struct pemn_err be = {0};
+    if (srv_oci_backfill(s, &be)) /* OCI manifests of versions older than migration 6 */
+        srv_log(SRV_LOG_WARN, "OCI manifest backfill: %s", be.msg);
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)

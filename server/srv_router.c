@@ -4,7 +4,8 @@
  * Paths are matched segment by segment against patterns like
  * "/v1/models/{name}/versions/{version}". MHD is configured not to decode percent escapes
  * (srv_http.c), so a parameter is exactly the bytes between two slashes; it must match
- * [A-Za-z0-9][A-Za-z0-9._-]{0,127} ({digest}: "sha256:" + 64 hex), so "..", "%2F", NUL and
+ * [A-Za-z0-9][A-Za-z0-9._-]{0,127} ({digest}: "sha256:" + 64 hex; {reference}: either), so
+ * "..", "%2F", NUL and
  * over-long names are refused with 400 before anything else sees them.
  *
  * Adding routes: define a table `const struct srv_route srv_routes_X[]` ended by a zeroed
@@ -19,6 +20,7 @@ static const struct srv_route *const builtin_tables[] = {
     srv_routes_models,  /* models, versions, tags */
     srv_routes_blobs,   /* package bytes */
     srv_routes_fleet,   /* fleets, devices, rollouts */
+    srv_routes_oci,     /* OCI distribution /v2, fleet OCI sources (srv_routes_oci.c) */
     srv_routes_console, /* the console's reads (srv_routes_console.c) */
     srv_routes_ui,      /* the console's files (srv_routes_ui.c) */
 };
@@ -94,6 +96,8 @@ static int match_one(const char *pattern, const char *path, struct srv_req *r, c
             size_t nl = pl - 2;
             bool ok = (nl == 6 && memcmp(name, "digest", 6) == 0) ? valid_digest(u, ul)
                                                                   : srv_valid_label(u, ul);
+            if (nl == 9 && memcmp(name, "reference", 9) == 0) /* OCI: a tag or a digest */
+                ok = valid_digest(u, ul) || srv_valid_label(u, ul);
             if (r) {
                 if (!ok) {
                     /* remember which one; the caller reports 400 if nothing else matches */

@@ -250,6 +250,11 @@ static enum MHD_Result serve(struct srv_req *r, const char *digest, bool immutab
     return srv_queue(r, 200, resp, len);
 }
 
+enum MHD_Result srv_blob_serve(struct srv_req *r, const char *digest, bool immutable)
+{
+    return serve(r, digest, immutable);
+}
+
 static enum MHD_Result get_blob(struct srv_req *r)
 {
     return serve(r, srv_param(r, "digest"), true);

@@ -16,6 +16,7 @@
  * 404, when the fleet has none yet).
  */
 #include "server/srv.h"
+#include "server/srv_oci.h"
 #include "server/srv_rollout.h"
 #include "storage/store_fleet.h"
 
@@ -343,6 +344,7 @@ static enum MHD_Result h_desired(struct srv_req *r)
     json_object_set_new(o, "device", json_string(device));
     json_object_set_new(o, "rollout_id", json_string(f.rollout_id));
     json_object_set_new(o, "in_rollout", json_boolean(in_rollout));
+    srv_oci_desired_source(r->srv, fleet, o); /* bytes from an OCI registry (docs/OCI.md) */
     char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (!text)

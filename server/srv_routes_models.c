@@ -1,13 +1,13 @@
 /*
  * server/srv_routes_models.c — push, model and version listings, tags.
  *
- * A push is checked completely before anything is stored: the package must parse, its
- * content digest and Ed25519 signature must verify, the signer must be a trusted publisher
- * (the keys table, read at each push so `pemnd key add` takes effect at once), and the
- * manifest's name/version must equal the URL's. The store then writes blob, version and
- * audit row in one transaction.
+ * A push is checked completely before anything is stored, by srv_push_package (srv_push.h,
+ * shared with OCI's /v2): parse, digest, signature, trusted signer, name/version equal to the
+ * URL's, release order. The store then writes blob, version and audit row in one transaction.
  */
 #include "server/srv.h"
+#include "server/srv_oci.h"
+#include "server/srv_push.h"
 
 #include <math.h>
 #include <pemn/key.h>
@@ -42,119 +42,17 @@ json_t *srv_version_json(const struct store_version *v)
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
-static enum MHD_Result reject(struct srv_req *r, unsigned status, const char *code, const char *msg)
-{
-    srv_metrics_push_rejected(srv_get_metrics(r->srv), code);
-    return srv_reply_error(r, status, code, "%s", msg);
-}
-
-static int add_key_cb(void *ctx, const struct store_key *k)
-{
-    return pemn_keyring_add(ctx, &k->pub) != PEMN_OK;
-}
-
-static pemn_rc load_keyring(struct store *st, pemn_keyring **out, struct pemn_err *err)
-{
-    pemn_rc rc = pemn_keyring_new(out);
-    if (rc)
-        return rc;
-    rc = store_key_list(st, add_key_cb, *out, err);
-    if (rc) {
-        pemn_keyring_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 static enum MHD_Result push(struct srv_req *r)
 {
-    const char *name = srv_param(r, "name"), *version = srv_param(r, "version");
     const uint8_t *data;
     size_t len;
     srv_body_get(r, &data, &len);
-    if (len == 0)
-        return reject(r, 400, "corrupt", "empty body: expected a .pemn package");
-
-    struct pemn_err e = {0};
-    pemn_pkg *pkg = NULL;
-    pemn_rc rc = pemn_pkg_open_mem(data, len, 0, &pkg, &e);
-    if (rc)
-        return reject(r, 400, "corrupt", e.msg[0] ? e.msg : pemn_strerror(rc));
-
-    pemn_keyring *kr = NULL;
-    enum MHD_Result ret;
-    char msg[PEMN_ERR_MSG_MAX + 64];
-    if ((rc = load_keyring(srv_store(r->srv), &kr, &e))) {
-        ret = srv_reply_store_error(r, rc, &e);
-        goto out;
-    }
-    rc = pemn_pkg_verify(pkg, kr, &e);
-    if (rc == PEMN_EBADSIG) {
-        ret = reject(r, 403, "bad_signature", e.msg[0] ? e.msg : "signature does not verify");
-        goto out;
-    }
-    if (rc == PEMN_EUNTRUSTED) {
-        ret =
-            reject(r, 403, "untrusted", e.msg[0] ? e.msg : "the signer is not a trusted publisher");
-        goto out;
-    }
-    if (rc) {
-        ret = reject(r, 400, "corrupt", e.msg[0] ? e.msg : pemn_strerror(rc));
-        goto out;
-    }
-    struct pemn_pkg_info info;
-    if ((rc = pemn_pkg_info(pkg, &info))) {
-        ret = reject(r, 400, "corrupt", pemn_strerror(rc));
-        goto out;
-    }
-    if (strcmp(info.name, name) != 0 || strcmp(info.version, version) != 0) {
-        snprintf(msg, sizeof msg, "the package is %.128s %.128s, the URL says %s %s", info.name,
-                 info.version, name, version);
-        ret = reject(r, 400, "name_mismatch", msg);
-        goto out;
-    }
-
-    struct store_version meta;
-    memset(&meta, 0, sizeof meta);
-    snprintf(meta.model, sizeof meta.model, "%s", info.name);
-    snprintf(meta.version, sizeof meta.version, "%s", info.version);
-    snprintf(meta.strategy, sizeof meta.strategy, "%s", info.strategy ? info.strategy : "");
-    meta.release = info.release;
-    uint8_t d[PEMN_DIGEST_BYTES];
-    pemn_pkg_digest(pkg, d);
-    pemn_digest_format(d, meta.digest);
-    meta.size = len;
-    pemn_keyid_format(info.signer_id, meta.signer);
-    meta.created = info.created;
-    meta.density = info.density;
-    meta.n_params = info.n_params;
-    meta.f32_size = info.f32_size;
-
-    bool created = false;
-    struct store_version out;
-    rc = store_put_package(srv_store(r->srv), &meta, data, len, r->actor, &created, &out, &e);
-    if (rc == PEMN_ECONFLICT) {
-        ret = reject(r, 409, "conflict", e.msg);
-    } else if (rc == PEMN_EROLLBACK) {
-        ret = reject(r, 409, "release_not_newer", e.msg);
-    } else if (rc == PEMN_EINVAL) {
-        ret = reject(r, 400, "corrupt", e.msg);
-    } else if (rc) {
-        srv_metrics_push_rejected(srv_get_metrics(r->srv), "internal");
-        ret = srv_reply_store_error(r, rc, &e);
-    } else {
-        if (created) {
-            srv_metrics_push_accepted(srv_get_metrics(r->srv), len);
-            srv_log(SRV_LOG_INFO, "stored %s %s release %llu %s (%zu bytes) by %s", out.model,
-                    out.version, (unsigned long long)out.release, out.digest, len,
-                    r->actor[0] ? r->actor : "?");
-        }
-        ret = srv_reply_json(r, created ? 201 : 200, srv_version_json(&out));
-    }
-out:
-    pemn_keyring_free(kr);
-    pemn_pkg_free(pkg);
-    return ret;
+    struct srv_push_outcome o;
+    if (srv_push_package(r->srv, data, len, srv_param(r, "name"), srv_param(r, "version"), r->actor,
+                         &o))
+        return srv_reply_error(r, o.status, o.code, "%s", o.msg);
+    srv_oci_version_ensure(r->srv, &o.v); /* its OCI manifest (docs/OCI.md) */
+    return srv_reply_json(r, o.status, srv_version_json(&o.v));
 }
 
 /* ---- listings -------------------------------------------------------------------------- */

@@ -3,6 +3,7 @@
  * bounded retries, the audit helper, open/close and the operation table (pg_int.h).
  */
 #include "storage/pg_int.h"
+#include "storage/store_oci.h"
 #include "storage/store_console.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
@@ -462,6 +463,7 @@ const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
+    .oci = &pg_oci_ops,
     .console = &pg_console_ops,
     .verify = &pg_verify_ops,
     .devguard = &pg_devguard_ops,

@@ -3,6 +3,7 @@
  * transactions and the audit helper.
  */
 #include "storage/sqlite_int.h"
+#include "storage/store_oci.h"
 #include "storage/store_console.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
@@ -296,6 +297,7 @@ const struct store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
+    .oci = &sq_oci_ops,
     .console = &sq_console_ops,
     .verify = &sq_verify_ops,
     .devguard = &sq_devguard_ops,

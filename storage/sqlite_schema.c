@@ -9,6 +9,7 @@
 #include "storage/sqlite_int.h"
 #include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
+#include "storage/oci_schema.h"
 
 #include "proto/err.h"
 
@@ -85,6 +86,7 @@ static const struct {
     {3, schema_v3},
     {4, sq_schema_v4_console},
     {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
+    {6, sq_schema_v6_oci},      /* OCI uploads, manifests, fleet sources */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -55,6 +55,7 @@
 
 struct blob_cache;
 struct store_fleet_ops;
+struct store_oci_ops;
 struct store_console_ops;
 struct store_verify_ops;
 struct store_devguard_ops;
@@ -135,6 +136,7 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
+    const struct store_oci_ops *oci;           /* storage/store_oci.h (issue 13) */
     const struct store_console_ops *console;   /* storage/store_console.h */
     const struct store_verify_ops *verify;     /* storage/store_verify.h */
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */

@@ -60,6 +60,10 @@ static void usage(FILE *f)
             "                      package (K/M/G: 2^10...; default no limit: docs/AGENT.md)\n"
             "  --quiet             print only errors\n"
             "\n"
+            "When the fleet's desired state names an OCI registry (package_url oci://HOST/REPO,\n"
+            "see PUT /v1/fleets/{fleet}/oci), the package comes from there, checked the same way;\n"
+            "that registry's credentials come from $PEMN_OCI_USERNAME / $PEMN_OCI_PASSWORD.\n"
+            "\n"
             "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
             "  4 bad signature, 5 untrusted, 8 digest mismatch, 9 rollback refused,\n"
             "  7 network, 10 auth, 3 corrupt, 1 other.\n");
@@ -168,6 +172,8 @@ int cmd_agent(int argc, char **argv)
     static char token_buf[512];
     o.server = getenv("PEMN_SERVER");
     o.token = getenv("PEMN_TOKEN");
+    o.oci_username = getenv("PEMN_OCI_USERNAME"); /* when the fleet's bytes live in an OCI */
+    o.oci_password = getenv("PEMN_OCI_PASSWORD"); /* registry (docs/OCI.md) */
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

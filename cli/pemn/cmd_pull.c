@@ -4,6 +4,7 @@
  * reconstruct the dense network as safetensors in the same step.
  */
 #include "cli/pemn/client_util.h"
+#include "cli/pemn/cmd_oci.h"
 #include "cli/pemn/cmd.h"
 #include "proto/fsutil.h"
 
@@ -33,6 +34,8 @@ static void pull_usage(FILE *f)
             "with backoff), and installs it at FILE only when its SHA-256 equals the\n"
             "registry's digest and its signature verifies under one of the --trust keys.\n"
             "Otherwise nothing is installed and the reason is printed.\n"
+            "From an OCI registry: pemn pull --trust KEY.pub oci://HOST[:PORT]/REPO[:TAG]\n"
+            "(options: pemn pull --help oci://; docs/OCI.md).\n"
             "\n"
             "  -s, --server URL    registry base URL (default $PEMN_SERVER)\n"
             "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
@@ -96,6 +99,8 @@ static int expand(const char *pkg_path, const char *st_path, bool quiet)
 
 int cmd_pull(int argc, char **argv)
 {
+    if (cli_oci_wanted(argc, argv)) /* oci://HOST/REPO: any OCI registry */
+        return cli_oci_pull(argc, argv);
     struct cli_net n;
     cli_net_init(&n);
     cli_net_catch_signals();

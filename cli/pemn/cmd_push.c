@@ -2,6 +2,7 @@
  * pemn push — upload packages to a pemnd registry.
  */
 #include "cli/pemn/client_util.h"
+#include "cli/pemn/cmd_oci.h"
 #include "cli/pemn/cmd.h"
 
 #include <getopt.h>
@@ -15,6 +16,8 @@ static void push_usage(FILE *f)
                "Uploads each package to /v1/models/<name>/versions/<version> (name and version\n"
                "from its manifest). The registry checks the signature against its trusted\n"
                "publisher keys. Pushing identical bytes again is harmless.\n"
+               "To an OCI registry: pemn push FILE.pemn oci://HOST[:PORT]/REPO[:TAG]\n"
+               "(options: pemn push --help oci://; docs/OCI.md).\n"
                "\n"
                "  -s, --server URL   registry base URL (default $PEMN_SERVER)\n"
                "  -t, --token T      bearer token with publish scope (default $PEMN_TOKEN)\n"
@@ -29,6 +32,8 @@ static void push_usage(FILE *f)
 
 int cmd_push(int argc, char **argv)
 {
+    if (cli_oci_wanted(argc, argv)) /* oci://HOST/REPO: any OCI registry */
+        return cli_oci_push(argc, argv);
     struct cli_net n;
     cli_net_init(&n);
     cli_net_catch_signals();

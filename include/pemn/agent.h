@@ -105,6 +105,10 @@ struct pemn_agent_opts {
     void *event_user;
     pemn_agent_fault_fn fault; /* test hook, normally NULL */
     void *fault_user;
+    /* when the desired state names an OCI repository ("oci://HOST/REPO", docs/OCI.md) as
+     * package_url: credentials for that registry's challenge, or NULL (borrowed) */
+    const char *oci_username;
+    const char *oci_password;
     /* package downloads (docs/AGENT.md, "Limits"): each is bounded as a whole and by rate */
     uint64_t download_timeout_ms; /* whole download, all attempts; 0 = default (10 min) */
     uint32_t min_rate;            /* bytes/s averaged over rate_window_ms; 0 = default 1024 */

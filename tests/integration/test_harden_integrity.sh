@@ -35,7 +35,8 @@ check_eq "scrub finds bad blobs: exit 3" 3 "$?"
 check "scrub names blob a" grep -q "^BAD $D_a" "$T_TMP/scrub.out"
 check "scrub names blob c" grep -q "^BAD $D_c" "$T_TMP/scrub.out"
 check "scrub does not name blob b" bash -c "! grep -q '$D_b' '$T_TMP/scrub.out'"
-check "scrub summary" grep -q "scrubbed 3 blobs.*2 bad" "$T_TMP/scrub.out"
+# 3 packages + the 3 config blobs of their OCI manifests (docs/OCI.md)
+check "scrub summary" grep -q "scrubbed 6 blobs.*2 bad" "$T_TMP/scrub.out"
 
 for mode in "cached" "streamed:--cache-item-max 1K" "uncached:--cache-size 0"; do
     name=${mode%%:*}
