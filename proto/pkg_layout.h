@@ -35,7 +35,8 @@
 #define PKG_MAGIC "\x89PEMN\r\n\x1a"
 #define PKG_MAGIC_LEN 8
 #define PKG_MAJOR 1
-#define PKG_MINOR 1 /* 1.1: a co-signature block may follow the trailer */
+#define PKG_MINOR 0
+#define PKG_MINOR_RANS 1 /* written when a tensor uses mask encoding 2 */
 #define PKG_HEADER_SIZE 64
 #define PKG_ALIGN 64
 #define PKG_SECT_ENTRY 32
@@ -112,10 +113,10 @@
 #define PKG_SIG_DOMAIN "pemn-sig-v1"
 #define PKG_SIG_DOMAIN_LEN 12
 
-/* Co-signature block (format 1.1), right after the trailer, outside the header's file
- * length: u8[8] magic | u32 count (1..PEMN_PKG_MAX_SIGNERS-1) | u32 reserved (0) |
- * count entries of (public key 32 | signature 64). Every signature is of the same message as
- * the trailer's. */
+/* Co-signature block (read since format 1.2 readers; allowed after any 1.x package), right
+ * after the trailer, outside the header's file length: u8[8] magic | u32 count
+ * (1..PEMN_PKG_MAX_SIGNERS-1) | u32 reserved (0) | count entries of (public key 32 | signature 64).
+ * Every signature is of the same message as the trailer's. */
 #define PKG_COSIG_MAGIC "PEMNCSIG"
 #define PKG_COSIG_HDR 16
 #define PKG_COSIG_ENTRY 96

@@ -1,6 +1,6 @@
 /*
- * proto/pkg_sigs.c — a package's signatures: the trailer's and the co-signatures of format
- * 1.1 (docs/FORMAT.md "Digest, signature and identity", "Co-signatures").
+ * proto/pkg_sigs.c — a package's signatures: the trailer's and the co-signatures
+ * (docs/FORMAT.md "Digest, signature and identity", "Co-signatures").
  */
 #include "proto/err.h"
 #include "proto/pkg_internal.h"
@@ -49,8 +49,18 @@ pemn_rc pemn_pkg_verify_signatures(const pemn_pkg *pkg, struct pemn_err *err)
     if (pemn_init() != PEMN_OK)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
     const uint8_t *digest = pkg->bytes + pkg->core_len - PKG_TRAILER_SIZE + 32;
+    /* hashed in chunks, each released from a mapping once hashed (as pemn_pkg_digest) */
     uint8_t d[PEMN_DIGEST_BYTES];
-    pemn_sha256(pkg->bytes, pkg->core_len - PKG_TRAILER_SIZE, d);
+    crypto_hash_sha256_state hs;
+    crypto_hash_sha256_init(&hs);
+    size_t n = pkg->core_len - PKG_TRAILER_SIZE;
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < ((size_t)8 << 20) ? n - off : ((size_t)8 << 20);
+        crypto_hash_sha256_update(&hs, pkg->bytes + off, k);
+        proto_pkg_release_bytes(pkg, pkg->bytes + off, k);
+        off += k;
+    }
+    crypto_hash_sha256_final(&hs, d);
     if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
         return proto_err(err, PEMN_ECORRUPT, pkg->core_len - PKG_TRAILER_SIZE + 32,
                          "content digest does not match the content");
@@ -107,10 +117,6 @@ pemn_rc pemn_pkg_add_signature(const pemn_pkg *pkg, const struct pemn_seckey *sk
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
     *out = NULL;
     *out_len = 0;
-    if (pkg->minor < 1)
-        return proto_err(err, PEMN_EVERSION, PKG_H_MINOR,
-                         "format 1.%u packages cannot carry co-signatures: re-pack it (1.1)",
-                         pkg->minor);
     pemn_rc rc = pemn_pkg_verify_signatures(pkg, err);
     if (rc)
         return rc;

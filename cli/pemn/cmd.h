@@ -46,6 +46,8 @@ CLI_CMD(pull);
 CLI_CMD(agent);
 CLI_CMD(train);
 CLI_CMD(eval);
+CLI_CMD(diff);
+CLI_CMD(patch);
 CLI_CMD(root);
 CLI_CMD(sign);
 #undef CLI_CMD

@@ -1,5 +1,5 @@
 /*
- * pemn sign — add a co-signature to a package (threshold signing, format 1.1).
+ * pemn sign — add a co-signature to a package (threshold signing; docs/FORMAT.md).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,15 +14,15 @@
 static void help(FILE *f)
 {
     fprintf(f, "usage: pemn sign MODEL.pemn --key KEY.key [--out OUT.pemn]\n\n"
-               "Adds KEY's Ed25519 signature to the package, beside those it carries (format\n"
-               "1.1 co-signatures, docs/FORMAT.md): a root of trust can require several\n"
+               "Adds KEY's Ed25519 signature to the package, beside those it carries\n"
+               "(co-signatures, docs/FORMAT.md): a root of trust can require several\n"
                "publishers to sign a model (docs/TRUST.md). The content and its digest do not\n"
                "change; the file's identity (SHA-256 of the whole file) does. The existing\n"
                "signatures are checked first. Written atomically to --out (default: in place).\n\n"
                "  -k, --key FILE   the secret key (.key) that signs\n"
                "  -o, --out FILE   write here instead of replacing MODEL.pemn\n"
                "  -h, --help       this text\n\n"
-               "exit: 0 signed, 2 usage, 3 corrupt or format 1.0 (re-pack it), 4 a signature\n"
+               "exit: 0 signed, 2 usage, 3 corrupt, 4 a signature\n"
                "      does not verify, 6 not found, 11 already signed by this key, 1 other\n");
 }
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests: packages with several signatures (format 1.1 co-signatures, docs/FORMAT.md):
+ * Unit tests: packages with several signatures (co-signatures, docs/FORMAT.md):
  * adding them, reading every signer, verification, malformed co-signature blocks, and
  * format 1.0 packages (tests/data/compat/format-1.0.pemn) still read and verify.
  */
@@ -73,7 +73,7 @@ static void test_add_and_read_signers(void **state)
     struct pemn_pkg_info info;
     assert_int_equal(pemn_pkg_info(p, &info), PEMN_OK);
     assert_int_equal(info.file_size, n2);
-    assert_int_equal(info.format_minor, 1);
+    assert_int_equal(info.format_minor, 0); /* co-signing does not touch the signed header */
     assert_int_equal(pemn_pkg_verify_signatures(p, NULL), PEMN_OK);
     /* the identity covers the co-signatures */
     uint8_t d0[32], d2[32];
@@ -162,28 +162,29 @@ static void test_format_1_0_compat(void **state)
     assert_int_equal(pemn_keyring_add_file(kr, "tests/data/signer.pub", &e), PEMN_OK);
     assert_int_equal(pemn_pkg_verify(p, kr, &e), PEMN_OK);
     pemn_keyring_free(kr);
-    /* a 1.0 header cannot announce co-signatures */
+    /* a package written before co-signatures existed can be co-signed, and reads back */
     struct pemn_seckey sk;
     struct pemn_pubkey pk;
     pkgfix_key(2, &sk, &pk);
     uint8_t *out;
     size_t ol;
-    assert_int_equal(pemn_pkg_add_signature(p, &sk, &out, &ol, &e), PEMN_EVERSION);
+    assert_int_equal(pemn_pkg_add_signature(p, &sk, &out, &ol, &e), PEMN_OK);
     pemn_pkg_free(p);
-    /* bytes after a 1.0 package stay an error, even a well-formed co-signature block */
-    size_t n1;
-    uint8_t *b1 = cosigned(1, &n1);
-    size_t tail = PKG_COSIG_HDR + PKG_COSIG_ENTRY;
-    uint8_t *x = malloc(n + tail);
+    assert_int_equal(ol, n + PKG_COSIG_HDR + PKG_COSIG_ENTRY);
+    p = open_bytes(out, ol, PEMN_OK);
+    assert_int_equal(pemn_pkg_signer_count(p), 2);
+    assert_int_equal(pemn_pkg_verify_signatures(p, &e), PEMN_OK);
+    pemn_pkg_free(p);
+    free(out);
+    /* bytes after a package that are not a co-signature block stay an error */
+    uint8_t *x = malloc(n + 112);
     memcpy(x, b, n);
-    memcpy(x + n, b1 + n1 - tail, tail);
-    pemn_pkg_free(open_bytes(x, n + tail, PEMN_ECORRUPT));
+    memset(x + n, 0, 112);
+    pemn_pkg_free(open_bytes(x, n + 112, PEMN_ECORRUPT));
     free(x);
-    free(b1);
     free(b);
 }
 
-/* Each damage of the co-signature block of a 2-signature package, and its result. */
 static void test_malformed_blocks(void **state)
 {
     (void)state;
