@@ -11,6 +11,7 @@
  * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
  */
 #include "storage/pg_int.h"
+#include "storage/delta_schema.h"
 #include "storage/oci_schema.h"
 #include "storage/store_console.h"
 
@@ -133,6 +134,7 @@ static const struct {
         "  PRIMARY KEY(token, device));"
         "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
     {6, pg_schema_v6_oci}, /* = SQLite 6: OCI state (storage/pg_oci.c) */
+    {7, pg_schema_v7_delta}, /* = SQLite 7: package deltas (storage/pg_delta.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
