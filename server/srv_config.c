@@ -95,6 +95,9 @@ static const struct ckey keys[] = {
      "(a delta computation holds both packages and the delta in memory)"},
     {"delta_concurrency", C_UINT, F(delta_concurrency), "2", 0, 256,
      "delta computations running at once (503 busy with Retry-After beyond; 0: none)"},
+    {"delta_min_saving", C_UINT, F(delta_min_saving), "0", 0, 99,
+     "percent of the package a delta must save to be served (404 delta_not_smaller below; "
+     "0: any delta smaller than the package)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

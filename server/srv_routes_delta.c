@@ -8,7 +8,9 @@
  * stored (storage/store_delta.h): its bytes become a blob named by their own SHA-256, then
  * served exactly as a blob (ETag = that digest, Range, If-None-Match, Cache-Control
  * immutable, private under read_token_required). A delta not smaller than NEW is recorded
- * as such and answered 404 delta_not_smaller, so the client takes the full package.
+ * as such and answered 404 delta_not_smaller, so the client takes the full package; so is
+ * one that saves less than delta_min_saving percent of NEW (checked when serving, so the
+ * stored rows do not depend on the setting).
  *
  * Bounds: a computation holds both packages and the delta in memory (about 3x the larger
  * package), so packages above delta_max_package are not diffed (404 delta_too_large), and
@@ -184,11 +186,14 @@ static enum MHD_Result get_delta(struct srv_req *r)
     } else if (rc) {
         return srv_reply_store_error(r, rc, &e);
     }
-    if (!sd.smaller)
+    uint64_t pct = srv_cfg(r->srv)->delta_min_saving;
+    if (!sd.smaller || (pct && sd.size > sd.new_size / 100 * (100 - pct) +
+                                             sd.new_size % 100 * (100 - pct) / 100))
         return srv_reply_error(r, 404, "delta_not_smaller",
                                "the delta from %s to %s would not be smaller than the package "
-                               "(%llu bytes); fetch the full package",
-                               ov.version, nv.version, (unsigned long long)sd.new_size);
+                               "(%llu bytes%s); fetch the full package",
+                               ov.version, nv.version, (unsigned long long)sd.new_size,
+                               sd.smaller ? " less delta_min_saving" : "");
     enum MHD_Result ret = srv_blob_serve(r, sd.delta_digest, true);
     if (r->status == 200 || r->status == 206) {
         atomic_fetch_add_explicit(&n_served, 1, memory_order_relaxed);
