@@ -89,8 +89,7 @@ static enum MHD_Result reply_busy(struct srv_req *r, unsigned limit)
 
 /* Computes and stores the delta from old to new (both already checked). */
 static enum MHD_Result compute(struct srv_req *r, const struct store_version *nv,
-                               const struct store_version *ov, struct store_delta *out,
-                               bool *done)
+                               const struct store_version *ov, struct store_delta *out, bool *done)
 {
     const struct srv_config *cfg = srv_cfg(r->srv);
     struct store *st = srv_store(r->srv);
@@ -157,8 +156,7 @@ static enum MHD_Result get_delta(struct srv_req *r)
     struct pemn_err e;
     pemn_rc rc = store_delta_version_of(st, new_digest, &nv, &e);
     if (rc == PEMN_ENOTFOUND)
-        return srv_reply_error(r, 404, "not_found", "no package version has digest %s",
-                               new_digest);
+        return srv_reply_error(r, 404, "not_found", "no package version has digest %s", new_digest);
     if (rc)
         return srv_reply_store_error(r, rc, &e);
     rc = store_delta_version_of(st, from, &ov, &e);
@@ -187,8 +185,8 @@ static enum MHD_Result get_delta(struct srv_req *r)
         return srv_reply_store_error(r, rc, &e);
     }
     uint64_t pct = srv_cfg(r->srv)->delta_min_saving;
-    if (!sd.smaller || (pct && sd.size > sd.new_size / 100 * (100 - pct) +
-                                             sd.new_size % 100 * (100 - pct) / 100))
+    if (!sd.smaller ||
+        (pct && sd.size > sd.new_size / 100 * (100 - pct) + sd.new_size % 100 * (100 - pct) / 100))
         return srv_reply_error(r, 404, "delta_not_smaller",
                                "the delta from %s to %s would not be smaller than the package "
                                "(%llu bytes%s); fetch the full package",
@@ -199,8 +197,7 @@ static enum MHD_Result get_delta(struct srv_req *r)
         atomic_fetch_add_explicit(&n_served, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&bytes_served, r->bytes, memory_order_relaxed);
         if (r->status == 200 && r->method == SRV_GET)
-            atomic_fetch_add_explicit(&bytes_saved, sd.new_size - sd.size,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&bytes_saved, sd.new_size - sd.size, memory_order_relaxed);
     }
     return ret;
 }
@@ -234,8 +231,7 @@ void srv_delta_transfer_count(const struct srv_delta_transfer *t)
     atomic_fetch_add_explicit(&fleet_updates[k], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&fleet_bytes[k], t->bytes, memory_order_relaxed);
     if (t->delta && t->bytes < t->package_size)
-        atomic_fetch_add_explicit(&fleet_saved, t->package_size - t->bytes,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&fleet_saved, t->package_size - t->bytes, memory_order_relaxed);
 }
 
 void srv_delta_metrics(void (*add)(void *ctx, const char *text), void *ctx)

@@ -420,8 +420,8 @@ static json_t *device_json(const struct store_device *d, const struct store_flee
 
 static enum MHD_Result h_status(struct srv_req *r)
 {
-    static const char *const keys[] = {"state",   "reason",  "version",  "release",
-                                       "digest",  "message", "transfer", NULL};
+    static const char *const keys[] = {"state",  "reason",  "version",  "release",
+                                       "digest", "message", "transfer", NULL};
     static const char *const states[] = {"downloading", "verifying", "installed", "failed", NULL};
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result ret = MHD_NO;

@@ -135,7 +135,7 @@ static const struct {
         "  at bigint NOT NULL,"
         "  PRIMARY KEY(token, device));"
         "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
-    {6, pg_schema_v6_oci}, /* = SQLite 6: OCI state (storage/pg_oci.c) */
+    {6, pg_schema_v6_oci},   /* = SQLite 6: OCI state (storage/pg_oci.c) */
     {7, pg_schema_v7_delta}, /* = SQLite 7: package deltas (storage/pg_delta.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

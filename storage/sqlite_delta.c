@@ -83,8 +83,7 @@ static pemn_rc sq_get(struct store *st, const char *new_digest, const char *old_
     return rc;
 }
 
-static pemn_rc step_done(struct sq_conn *c, sqlite3_stmt *s, const char *what,
-                         struct pemn_err *err)
+static pemn_rc step_done(struct sq_conn *c, sqlite3_stmt *s, const char *what, struct pemn_err *err)
 {
     int r = sqlite3_step(s);
     sq_done(s);

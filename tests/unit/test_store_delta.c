@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put_version(struct store *st, const char *model, const char *version,
-                        uint64_t release, uint8_t fill, size_t n, char digest[PEMN_DIGEST_TEXT_MAX])
+static void put_version(struct store *st, const char *model, const char *version, uint64_t release,
+                        uint8_t fill, size_t n, char digest[PEMN_DIGEST_TEXT_MAX])
 {
     uint8_t *bytes = malloc(n);
     assert_non_null(bytes);
@@ -88,8 +88,7 @@ static void test_put_get(void **state)
         delta[i] = (uint8_t)(i * 7);
     /* a delta as big as NEW is refused */
     assert_int_equal(store_delta_put(st, d2, d1, 300, delta, sizeof delta, NULL, &e), PEMN_EINVAL);
-    assert_int_equal(store_delta_put(st, d2, d2, 4000, delta, sizeof delta, NULL, &e),
-                     PEMN_EINVAL);
+    assert_int_equal(store_delta_put(st, d2, d2, 4000, delta, sizeof delta, NULL, &e), PEMN_EINVAL);
     assert_int_equal(store_delta_put(st, d2, d1, 4000, delta, sizeof delta, &d, &e), PEMN_OK);
     assert_true(d.smaller);
     assert_int_equal(d.size, sizeof delta);
@@ -113,8 +112,7 @@ static void test_put_get(void **state)
     uint8_t other[200];
     memset(other, 9, sizeof other);
     struct store_delta d_again;
-    assert_int_equal(store_delta_put(st, d2, d1, 4000, other, sizeof other, &d_again, &e),
-                     PEMN_OK);
+    assert_int_equal(store_delta_put(st, d2, d1, 4000, other, sizeof other, &d_again, &e), PEMN_OK);
     assert_string_equal(d_again.delta_digest, wtext);
     assert_int_equal(d_again.size, sizeof delta);
     /* "not smaller" is remembered, with no bytes */
