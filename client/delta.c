@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #define MAX_BASES 3 /* candidate bases asked for, at most */
+/* Patching holds the base, the delta and the result in memory: larger packages (base or
+ * new) are fetched whole. */
+#define DELTA_MAX_PACKAGE (1ull << 30)
 
 struct membuf {
     uint8_t *p;
@@ -188,6 +191,11 @@ pemn_rc client_delta_fetch(pemn_client *c, const struct pemn_resolved *r, const 
                            const struct pemn_fetch_options *o, struct pemn_fetch_stats *st,
                            struct pemn_err *err)
 {
+    uint64_t limit =
+        c->o.max_package_size < DELTA_MAX_PACKAGE ? c->o.max_package_size : DELTA_MAX_PACKAGE;
+    if (r->size > limit)
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET,
+                         "package above %" PRIu64 " bytes: no delta", limit);
     char bases[MAX_BASES + 2][PEMN_URL_BUF];
     size_t nb = 0;
     if (o && o->base_path && o->base_path[0])
@@ -201,7 +209,7 @@ pemn_rc client_delta_fetch(pemn_client *c, const struct pemn_resolved *r, const 
     for (size_t i = 0; i < nb && asked < MAX_BASES; i++) {
         uint8_t *old = NULL, *out = NULL;
         size_t old_len = 0, out_len = 0;
-        if (load_file(bases[i], c->o.max_package_size, &old, &old_len) != PEMN_OK)
+        if (load_file(bases[i], limit, &old, &old_len) != PEMN_OK)
             continue;
         asked++;
         rc = try_base(c, r, want, old, old_len, st, &out, &out_len, err);
