@@ -164,6 +164,30 @@ static pemn_rc try_base(pemn_client *c, const struct pemn_resolved *r,
     return rc;
 }
 
+/* Writes the rebuilt package to part (not fsync'ed: the install that follows fsyncs it
+ * before the rename). */
+static pemn_rc write_part(const char *part, const uint8_t *p, size_t n, struct pemn_err *err)
+{
+    int fd = proto_open_regular(part, O_WRONLY | O_CREAT | O_TRUNC, 0644, err);
+    if (fd < 0)
+        return PEMN_EIO;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = write(fd, p + done, n - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        done += (size_t)k;
+    }
+    int e = errno;
+    if (close(fd) != 0 || done != n) {
+        unlink(part);
+        return proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "%s: %s", part, strerror(e));
+    }
+    return PEMN_OK;
+}
+
 /* Older versions of the model in the cache, newest first (paths into bases). */
 static size_t cache_bases(pemn_client *c, const struct pemn_resolved *r, char bases[][PEMN_URL_BUF],
                           size_t max)
@@ -215,7 +239,7 @@ pemn_rc client_delta_fetch(pemn_client *c, const struct pemn_resolved *r, const 
         rc = try_base(c, r, want, old, old_len, st, &out, &out_len, err);
         free(old);
         if (!rc) {
-            rc = proto_write_atomic(part, out, out_len, 0644, err);
+            rc = write_part(part, out, out_len, err);
             free(out);
             return rc;
         }
