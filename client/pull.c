@@ -527,7 +527,25 @@ pemn_rc pemn_client_fetch(pemn_client *c, const struct pemn_resolved *r, const c
             unlink(part);
         goto out;
     }
-    /* 3. the network */
+    /* 3. a delta from an older version the client holds (client/delta.c); any failure
+     *    falls through to the whole package */
+    if (!(o && (o->flags & PEMN_FETCH_NO_DELTA)) && r->package_url[0] == '/') {
+        struct pemn_err de;
+        if (client_delta_fetch(c, r, dest_path, part, want, o, st, &de) == PEMN_OK) {
+            /* the bytes hash to the expected digest: the same checks as a download */
+            rc = verify_pkg(c, part, r, o, &release, model, err);
+            if (!rc && use_cache)
+                (void)client_cache_put(c, r->digest, part, NULL);
+            if (!rc)
+                rc = install(part, dest_path, err);
+            if (rc)
+                unlink(part);
+            goto out;
+        }
+        st->delta_used = 0;
+        st->delta_bytes = 0;
+    }
+    /* 4. the network */
     bool busy = false;
     rc = fetch_to_part(c, r, part, want, o, st, &busy, err);
     if (!rc)

@@ -13,6 +13,7 @@
  */
 #include "server/srv.h"
 #include "server/srv_trust.h"
+#include "server/srv_delta.h"
 
 #include <string.h>
 
@@ -20,6 +21,7 @@ static const struct srv_route *const builtin_tables[] = {
     srv_routes_misc,    /* health, metrics, keys */
     srv_routes_models,  /* models, versions, tags */
     srv_routes_blobs,   /* package bytes */
+    srv_routes_delta,   /* package deltas (srv_routes_delta.c) */
     srv_routes_fleet,   /* fleets, devices, rollouts */
     srv_routes_oci,     /* OCI distribution /v2, fleet OCI sources (srv_routes_oci.c) */
     srv_routes_console, /* the console's reads (srv_routes_console.c) */

@@ -5,6 +5,7 @@
 #include "storage/pg_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_delta.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
 #include "storage/store_trust.h"
@@ -469,4 +470,5 @@ const struct store_ops pg_ops = {
     .verify = &pg_verify_ops,
     .devguard = &pg_devguard_ops,
     .trust = &pg_trust_ops,
+    .delta = &pg_delta_ops,
 };

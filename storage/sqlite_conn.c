@@ -5,6 +5,7 @@
 #include "storage/sqlite_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_delta.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
 #include "storage/store_trust.h"
@@ -303,4 +304,5 @@ const struct store_ops sq_ops = {
     .verify = &sq_verify_ops,
     .devguard = &sq_devguard_ops,
     .trust = &sq_trust_ops,
+    .delta = &sq_delta_ops,
 };

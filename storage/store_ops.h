@@ -59,6 +59,7 @@ struct store_oci_ops;
 struct store_console_ops;
 struct store_verify_ops;
 struct store_devguard_ops;
+struct store_delta_ops;
 struct verified_set;
 struct store_trust_ops;
 
@@ -142,6 +143,7 @@ struct store_ops {
     const struct store_verify_ops *verify;     /* storage/store_verify.h */
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
     const struct store_trust_ops *trust;       /* storage/store_trust.h */
+    const struct store_delta_ops *delta;       /* storage/store_delta.h (issue 12) */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */

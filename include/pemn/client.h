@@ -192,6 +192,8 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
  * client with a cache_dir keeps that record in CACHE/releases and otherwise refuses such a
  * package with PEMN_EROLLBACK) */
 #define PEMN_FETCH_ALLOW_DOWNGRADE 2u
+/* never ask for a delta (issue 12): always download the whole package */
+#define PEMN_FETCH_NO_DELTA 4u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;
@@ -199,6 +201,8 @@ struct pemn_fetch_options {
     unsigned flags;            /* PEMN_FETCH_* */
     pemn_progress_fn progress; /* overrides the client's callback when not NULL */
     void *progress_user;
+    const char *base_path; /* an older package to update from by delta, or NULL (then the
+                              destination file and the cache's older versions are tried) */
 };
 
 struct pemn_fetch_stats {
@@ -207,9 +211,18 @@ struct pemn_fetch_stats {
     uint32_t resumes;        /* Range requests accepted with 206 */
     uint32_t restarts;       /* downloads restarted from byte 0 */
     int from_cache;          /* 1 when served by the cache (or dest already held it) */
+    int delta_used;          /* 1 when the package was rebuilt from a delta */
+    uint64_t delta_bytes;    /* bytes of that delta (included in bytes_received) */
 };
 
-/* Downloads the package r->package_url (relative to the base URL, or absolute), expected to
+/* Deltas: unless opts->flags has PEMN_FETCH_NO_DELTA, a fetch that holds an older version of
+ * the model (opts->base_path, the file at dest_path, or an older version in the cache)
+ * first asks the registry for a delta from it (GET /v1/blobs/<new>/delta?from=<old>),
+ * patches, and verifies the result exactly as a download; when there is no delta or it
+ * fails in any way (404, transfer error, corrupt delta, digest mismatch) the whole package
+ * is downloaded instead.
+ *
+ * Downloads the package r->package_url (relative to the base URL, or absolute), expected to
  * hash to r->digest (required) and be r->size bytes (0 = unknown), verifies it as described
  * at the top and installs it at dest_path. When r->model / r->version / r->release are set
  * the manifest must match them (PEMN_ECONFLICT otherwise). opts and stats may be NULL. */
