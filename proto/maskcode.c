@@ -264,8 +264,7 @@ void proto_maskdec_seek(struct proto_maskdec *d, const struct proto_maskcode_ckp
     d->i = at;
 }
 
-pemn_rc proto_maskdec_next(struct proto_maskdec *d, uint8_t *out, uint64_t n,
-                           struct pemn_err *err)
+pemn_rc proto_maskdec_next(struct proto_maskdec *d, uint8_t *out, uint64_t n, struct pemn_err *err)
 {
     const uint8_t *p[NSTATES], *e[NSTATES];
     uint32_t x[NSTATES];

@@ -87,8 +87,7 @@ void proto_maskdec_free(struct proto_maskdec *d);
 void proto_maskdec_seek(struct proto_maskdec *d, const struct proto_maskcode_ckpt *c, uint64_t at);
 /* Decodes the next n mask bytes into out (out may be NULL: decoded and dropped).
  * PEMN_ECORRUPT when a stream runs out. */
-pemn_rc proto_maskdec_next(struct proto_maskdec *d, uint8_t *out, uint64_t n,
-                           struct pemn_err *err);
+pemn_rc proto_maskdec_next(struct proto_maskdec *d, uint8_t *out, uint64_t n, struct pemn_err *err);
 /* After the last mask byte: every stream consumed exactly and every state back to 2^23. */
 pemn_rc proto_maskdec_end(struct proto_maskdec *d, struct pemn_err *err);
 

@@ -47,8 +47,8 @@ static uint8_t *build(uint32_t enc, uint8_t **masks, size_t *len)
         char name[8];
         snprintf(name, sizeof name, "t%d", t);
         uint64_t shape[1] = {numels[t]};
-        assert_int_equal(pemn_builder_add_masked_bits(b, name, 1, shape, p, (uint64_t)t * 101,
-                                                      1.5f, masks[t], NULL),
+        assert_int_equal(pemn_builder_add_masked_bits(b, name, 1, shape, p, (uint64_t)t * 101, 1.5f,
+                                                      masks[t], NULL),
                          PEMN_OK);
     }
     uint8_t *out;
