@@ -858,15 +858,21 @@ void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t
         proto_pkg_release_bytes(pkg, t->bits + first / 8, (first + n) / 8 - first / 8);
         return;
     }
-    /* coded: the stream bytes between the checkpoints at or after the range's ends */
+    /* coded: each stream's bytes from the tensor's start to the checkpoint at or before the
+     * range's end (a range's share of one stream is often under a page, and the kernel's
+     * fault-around maps pages behind the one read again; the page the next range starts in
+     * is kept). Releasing pages already released costs a page-table walk only. */
     uint64_t nb = (t->numel + 7) / 8, nc = proto_maskcode_n_ckpt(nb);
-    uint64_t a = (first / 8 + PROTO_MASKCODE_CKPT - 1) / PROTO_MASKCODE_CKPT,
-             b = (first + n) / 8 / PROTO_MASKCODE_CKPT;
-    if (b > nc - 1 || a >= b)
+    uint64_t b = (first + n) / 8 / PROTO_MASKCODE_CKPT;
+    if ((first + n) / 8 >= nb) { /* the range reaches the end of the tensor */
+        proto_pkg_release_bytes(pkg, t->data, t->data_len);
+        return;
+    }
+    if (b == 0 || b > nc - 1)
         return;
     for (unsigned j = 0; j < 4; j++)
-        proto_pkg_release_bytes(pkg, t->data + t->ckpt[a].pos[j],
-                                t->ckpt[b].pos[j] - t->ckpt[a].pos[j]);
+        proto_pkg_release_bytes(pkg, t->data + t->ckpt[0].pos[j],
+                                t->ckpt[b].pos[j] - t->ckpt[0].pos[j]);
 }
 
 static pthread_mutex_t decode_lock = PTHREAD_MUTEX_INITIALIZER;
