@@ -44,7 +44,7 @@ static uint8_t *build(uint32_t enc, uint8_t **masks, size_t *len)
     uint32_t p;
     assert_int_equal(pemn_builder_add_proto_seeded(b, 1, seed, 0.5f, 997, &p), PEMN_OK);
     for (int t = 0; t < NT; t++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "t%d", t);
         uint64_t shape[1] = {numels[t]};
         assert_int_equal(pemn_builder_add_masked_bits(b, name, 1, shape, p, (uint64_t)t * 101, 1.5f,
