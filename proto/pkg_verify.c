@@ -105,6 +105,53 @@ pemn_rc pemn_pkg_proto_values(const pemn_pkg *pkg, uint32_t i, const float **val
 }
 
 /* ---- expansion -------------------------------------------------------------------------- */
+/* Elements [first, first + n) of masked tensor t from `bits`, whose byte 0 holds elements
+ * base .. base + 7 (base a multiple of 8, base <= first). */
+static void expand_bits(const struct pkg_tensor *t, const float *v, uint64_t d_v,
+                        const uint8_t *bits, uint64_t base, uint64_t first, uint64_t n, float *out)
+{
+    /* elements before the next multiple of 8: one at a time, then whole mask bytes */
+    uint64_t head = (8 - first % 8) % 8;
+    head = head < n ? head : n;
+    for (uint64_t k = 0; k < head; k++) {
+        uint64_t e = first + k, b = e - base;
+        float w = t->scale * v[(t->offset % d_v + e % d_v) % d_v];
+        out[k] = w * (float)((bits[b >> 3] >> (b & 7)) & 1u);
+    }
+    if (n > head) {
+        uint64_t e = first + head;
+        proto_expand_f32(out + head, bits + (e - base) / 8, n - head, v, d_v,
+                         (t->offset % d_v + e % d_v) % d_v, t->scale);
+    }
+}
+
+/* The same for a coded mask (encoding 2): decoded from the checkpoint at or before the
+ * range, PROTO_MASKDEC_SCRATCH mask bytes at a time, in the decoder's own bounded memory. */
+static pemn_rc expand_coded(const struct pkg_tensor *t, const float *v, uint64_t d_v,
+                            uint64_t first, uint64_t n, float *out, struct pemn_err *err)
+{
+    struct proto_maskdec *d;
+    pemn_rc rc = proto_maskdec_open(t->data, t->data_len, &d, err);
+    if (rc)
+        return rc;
+    uint64_t b0 = first / 8, b1 = (first + n + 7) / 8, c = b0 / PROTO_MASKCODE_CKPT;
+    proto_maskdec_seek(d, &t->ckpt[c], c * PROTO_MASKCODE_CKPT);
+    if (b0 > c * PROTO_MASKCODE_CKPT)
+        rc = proto_maskdec_next(d, NULL, b0 - c * PROTO_MASKCODE_CKPT, err);
+    uint8_t *s = proto_maskdec_scratch(d);
+    for (uint64_t at = b0; at < b1 && !rc;) {
+        uint64_t m = b1 - at < PROTO_MASKDEC_SCRATCH ? b1 - at : PROTO_MASKDEC_SCRATCH;
+        if ((rc = proto_maskdec_next(d, s, m, err)) != PEMN_OK)
+            break;
+        uint64_t e0 = at * 8 > first ? at * 8 : first, e1 = (at + m) * 8;
+        e1 = e1 < first + n ? e1 : first + n;
+        expand_bits(t, v, d_v, s, at * 8, e0, e1 - e0, out + (e0 - first));
+        at += m;
+    }
+    proto_maskdec_free(d);
+    return rc;
+}
+
 pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_out,
                         struct pemn_err *err)
 {
@@ -141,20 +188,12 @@ pemn_rc pemn_pkg_expand_range(const pemn_pkg *pkg, uint32_t i, uint64_t first, f
         if (rc)
             return rc;
         uint64_t d_v = pkg->protos[t->proto].length;
-        /* elements before the next multiple of 8: one at a time, then whole mask bytes */
-        uint64_t head = (8 - first % 8) % 8;
-        head = head < n ? head : n;
-        for (uint64_t k = 0; k < head; k++) {
-            uint64_t e = first + k;
-            float w = t->scale * v[(t->offset % d_v + e % d_v) % d_v];
-            out[k] = w * (float)((t->bits[e >> 3] >> (e & 7)) & 1u);
+        const uint8_t *bits = t->bits ? t->bits : atomic_load(&((struct pkg_tensor *)t)->decoded);
+        if (bits) {
+            expand_bits(t, v, d_v, bits, 0, first, n, out);
+            return PEMN_OK;
         }
-        if (n > head) {
-            uint64_t e = first + head;
-            proto_expand_f32(out + head, t->bits + e / 8, n - head, v, d_v,
-                             (t->offset % d_v + e % d_v) % d_v, t->scale);
-        }
-        return PEMN_OK;
+        return expand_coded(t, v, d_v, first, n, out, err);
     }
     const uint8_t *p = t->data + first * pemn_dtype_size(t->dtype);
     switch (t->dtype) {

@@ -110,8 +110,11 @@ struct pemn_tensor_info {
     uint64_t offset;
     float scale;
     uint32_t mask_encoding;
-    uint64_t kept;       /* number of 1 bits */
-    const uint8_t *mask; /* borrowed: the packed bits (decoded at open for encoding 2) */
+    uint64_t kept; /* number of 1 bits */
+    /* borrowed: the packed bits; for encoding 2 the whole mask, decoded on the first
+     * pemn_pkg_tensor call for it and kept until pemn_pkg_free (PEMN_ENOMEM if it cannot
+     * be; expansion never needs it) */
+    const uint8_t *mask;
     /* dense only */
     const void *data;      /* borrowed: raw little-endian data in dtype */
     uint64_t stored_bytes; /* bytes this tensor occupies in the file (mask or data) */
