@@ -133,7 +133,7 @@ $(LIBPEMN_SO): $(LIB_OBJ) deploy/libpemn.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libpemn.so.$(SOVER) -Wl,--version-script=deploy/libpemn.map \
 	    $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) \
-	    $(shell pkg-config --libs libsodium jansson libcurl) -lm
+	    $(shell pkg-config --libs libsodium jansson libcurl zlib) -lm
 	ln -sf libpemn.so.$(VERSION) $(BUILD)/lib/libpemn.so.$(SOVER)
 	ln -sf libpemn.so.$(VERSION) $(BUILD)/lib/libpemn.so
 

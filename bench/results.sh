@@ -82,6 +82,7 @@ CONFIGS=(
     "rp1e-2|RP 1e-2|1|--mode mask --strategy rp --ratio 1e-2"
     "rp1e-3|RP 1e-3|$SEEDS|--mode mask --strategy rp --ratio 1e-3"
     "rp1e-4|RP 1e-4|1|--mode mask --strategy rp --ratio 1e-4"
+    "rp1e-3-k0.1|RP 1e-3, k = 0.1|1|--mode mask --strategy rp --ratio 1e-3 --density 0.1"
     "rp1e-3-k0.3|RP 1e-3, k = 0.3|1|--mode mask --strategy rp --ratio 1e-3 --density 0.3"
     "rp1e-3-k0.7|RP 1e-3, k = 0.7|1|--mode mask --strategy rp --ratio 1e-3 --density 0.7"
     "rp1e-1-ns|RP 1e-1, no per-layer scale|1|--mode mask --strategy rp --ratio 1e-1 --no-layer-scale"

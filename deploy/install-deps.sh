@@ -17,6 +17,7 @@ PKGS=(
     chromium chromium-driver python3-selenium
     python3-numpy python3-torch python3-pytest
     xz-utils
+    time
 )
 
 missing=()

@@ -300,12 +300,17 @@ static pemn_rc classify(struct ctx *c, struct pemn_err *err)
         rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
         goto out;
     }
+    /* a `pemn train --checkpoint` file carries optimizer state (docs/RESULTS.md): not part
+     * of the network */
+    int has_optim = pemn_st_meta_get(st, "pemn.optim") != NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (consumed[i])
             continue;
         struct pemn_st_tensor t;
         if ((rc = pemn_st_tensor(st, i, &t)) != PEMN_OK)
             goto out;
+        if (has_optim && strncmp(t.name, "_optim.", 7) == 0)
+            continue;
         struct pemn_pack_layer *L = &r->layers[r->n_layers];
         L->name = strdup(t.name);
         if (!L->name) {
@@ -947,7 +952,8 @@ pemn_rc pemn_pack_safetensors(const pemn_st *in, const struct pemn_pack_opts *op
     }
     if ((rc = pemn_builder_new(opts->name, opts->version, opts->release, &b, err)) != PEMN_OK)
         goto out;
-    if ((rc = pemn_builder_set_strategy(b, pemn_pack_strategy_name(r->strategy))) != PEMN_OK ||
+    if ((rc = pemn_builder_set_mask_encoding(b, opts->mask_encoding)) != PEMN_OK ||
+        (rc = pemn_builder_set_strategy(b, pemn_pack_strategy_name(r->strategy))) != PEMN_OK ||
         (opts->created && (rc = pemn_builder_set_created(b, opts->created)) != PEMN_OK)) {
         proto_err(err, rc, PEMN_NO_OFFSET, "cannot set the manifest: %s", pemn_strerror(rc));
         goto out;

@@ -31,8 +31,10 @@ struct pkg_tensor {
     float scale;
     uint32_t encoding;
     uint64_t kept;
-    const uint8_t *data; /* mask bits or dense data */
+    const uint8_t *data; /* stored block: mask (in its encoding) or dense data */
     uint64_t data_len;
+    const uint8_t *bits; /* masked: the packed mask bits (data, or decoded) */
+    uint8_t *decoded;    /* masked, encoding 2: the decoded bits (owned) */
 };
 
 struct pkg_meta {
@@ -63,6 +65,14 @@ struct pemn_pkg {
 
     pthread_mutex_t lock; /* serialises lazy prototype value generation */
 };
+
+/* Streaming: tells the kernel that the mapped file bytes holding elements [first, first+n)
+ * of tensor i's mask will not be needed soon (whole pages only), so a long streaming
+ * expansion does not keep the whole mapped package resident. No-op for packages in memory
+ * or decoded masks. The bytes stay readable (they are read again from the file). */
+void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t n);
+/* The same for bytes [p, p + n) of the mapped file (whole pages inside the range). */
+void proto_pkg_release_bytes(const pemn_pkg *pkg, const uint8_t *p, uint64_t n);
 
 /* Values of prototype i (lazily materialised). */
 pemn_rc proto_pkg_values(const pemn_pkg *pkg, uint32_t i, const float **values,

@@ -36,6 +36,7 @@
 #define PKG_MAGIC_LEN 8
 #define PKG_MAJOR 1
 #define PKG_MINOR 0
+#define PKG_MINOR_RANS 1 /* written when a tensor uses mask encoding 2 */
 #define PKG_HEADER_SIZE 64
 #define PKG_ALIGN 64
 #define PKG_SECT_ENTRY 32

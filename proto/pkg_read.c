@@ -7,6 +7,7 @@
  * the file size. Digest and signature are not checked here (pkg_verify.c does).
  */
 #include "proto/err.h"
+#include "proto/maskcode.h"
 #include "proto/pkg_internal.h"
 #include "proto/pkg_layout.h"
 
@@ -401,11 +402,16 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
                        (unsigned long long)t->offset);
         if (!isfinite(t->scale))
             return BAD(where + PKG_T_SCALE, "tensor %u: scale not finite", i);
-        if (t->encoding != PEMN_MASK_BITS)
+        if (t->encoding != PEMN_MASK_BITS && t->encoding != PEMN_MASK_RANS)
             return proto_err(err, PEMN_EUNSUPPORTED, where + PKG_T_ENCODING,
                              "tensor %u: unknown mask encoding %u", i, t->encoding);
         uint64_t want = numel / 8 + (numel % 8 != 0);
-        if (len != want)
+        if (t->encoding == PEMN_MASK_RANS) {
+            if (!proto_maskcode_ratio_ok(want, len))
+                return proto_err(err, PEMN_ETOOBIG, where + PKG_T_DATA_LEN,
+                                 "tensor %u: coded mask of %llu bytes claims %llu mask bytes", i,
+                                 (unsigned long long)len, (unsigned long long)want);
+        } else if (len != want)
             return BAD(where + PKG_T_DATA_LEN, "tensor %u: mask is %llu bytes, expected %llu", i,
                        (unsigned long long)len, (unsigned long long)want);
     } else if (kind == PKG_TENSOR_DENSE) {
@@ -430,9 +436,24 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
     t->data = pkg->bytes + data->off + off;
     t->data_len = len;
     if (t->masked) {
-        if (numel % 8 && (t->data[len - 1] >> (numel % 8)) != 0)
+        uint64_t nb = numel / 8 + (numel % 8 != 0);
+        t->bits = t->data;
+        if (t->encoding == PEMN_MASK_RANS) {
+            t->decoded = malloc(nb ? (size_t)nb : 1);
+            if (!t->decoded)
+                return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+            pemn_rc rc2 = proto_maskcode_decode(t->data, len, t->decoded, nb, err);
+            if (rc2) {
+                if (err && rc2 == PEMN_ECORRUPT)
+                    err->offset += data->off + off;
+                return rc2;
+            }
+            t->bits = t->decoded;
+        }
+        if (numel % 8 && (t->bits[nb - 1] >> (numel % 8)) != 0)
             return BAD(data->off + off + len - 1, "tensor %u: unused trailing mask bits set", i);
-        t->kept = popcount_bytes(t->data, len);
+        t->kept = popcount_bytes(t->bits, nb);
+        proto_pkg_release_bytes(pkg, t->data, len); /* read once here; expansion maps it again */
     }
     return PEMN_OK;
 }
@@ -795,6 +816,8 @@ void pemn_pkg_free(pemn_pkg *pkg)
             free(v);
     }
     free(pkg->protos);
+    for (uint32_t i = 0; i < pkg->n_tensors && pkg->tensors; i++)
+        free(pkg->tensors[i].decoded);
     free(pkg->tensors);
     free(pkg->by_name);
     free(pkg->meta);
@@ -803,6 +826,31 @@ void pemn_pkg_free(pemn_pkg *pkg)
     free(pkg->owned);
     pthread_mutex_destroy(&pkg->lock);
     free(pkg);
+}
+
+void proto_pkg_release_bytes(const pemn_pkg *pkg, const uint8_t *p, uint64_t n)
+{
+    const uint8_t *m = pkg->map;
+    if (!m || p < m || n == 0 || n > pkg->map_len || (uint64_t)(p - m) > pkg->map_len - n)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0)
+        return;
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)(p + n);
+    a = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1); /* whole pages inside the range */
+    b &= ~((uintptr_t)pg - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t n)
+{
+    if (i >= pkg->n_tensors)
+        return;
+    const struct pkg_tensor *t = &pkg->tensors[i];
+    if (!t->masked || t->bits != t->data || n == 0 || first > t->numel || n > t->numel - first)
+        return;
+    proto_pkg_release_bytes(pkg, t->bits + first / 8, (first + n) / 8 - first / 8);
 }
 
 /* ---- accessors -------------------------------------------------------------------------- */
@@ -910,7 +958,7 @@ pemn_rc pemn_pkg_tensor(const pemn_pkg *pkg, uint32_t i, struct pemn_tensor_info
         out->scale = t->scale;
         out->mask_encoding = t->encoding;
         out->kept = t->kept;
-        out->mask = t->data;
+        out->mask = t->bits;
     } else {
         out->data = t->data;
     }

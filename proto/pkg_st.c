@@ -2,12 +2,14 @@
  * proto/pkg_st.c — pemn_pkg_write_safetensors: a package as a dense safetensors file.
  *
  * Built only on the public package API and the safetensors writer. Masked tensors become
- * F32 and are expanded one at a time, at write time (the writer's lazy tensors); dense
+ * F32 and are expanded at write time, chunk by chunk (the writer's lazy tensors and
+ * pemn_pkg_expand_range), so memory stays bounded whatever the model size; dense
  * tensors are copied as stored. __metadata__ holds the package's own metadata pairs, then
  * the manifest under "pemn.*" keys (which win over a package pair of the same name), and
  * "format": "pt" (what Hugging Face loaders look for).
  */
 #include "proto/err.h"
+#include "proto/pkg_internal.h"
 #include "proto/safetensors_int.h"
 
 #include <inttypes.h>
@@ -15,14 +17,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static pemn_rc fill_expanded(void *ctx, uint64_t i, void *buf, uint64_t nbytes,
+static pemn_rc fill_expanded(void *ctx, uint64_t i, uint64_t off, void *buf, uint64_t nbytes,
                              struct pemn_err *err)
 {
     const pemn_pkg *pkg = ctx;
     float *out = buf;
-    pemn_rc rc = pemn_pkg_expand(pkg, (uint32_t)i, out, nbytes / sizeof(float), err);
+    pemn_rc rc = pemn_pkg_expand_range(pkg, (uint32_t)i, off / sizeof(float), out,
+                                       nbytes / sizeof(float), err);
     if (rc != PEMN_OK)
         return rc;
+    proto_pkg_release(pkg, (uint32_t)i, off / sizeof(float), nbytes / sizeof(float));
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     uint8_t *b = buf;
     for (uint64_t k = 0; k < nbytes / 4; k++) {

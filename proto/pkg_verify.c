@@ -13,9 +13,28 @@
 #include <string.h>
 
 /* ---- identity and verification ---------------------------------------------------------- */
+/* SHA-256 of the first n bytes, in chunks, each released from a mapping once hashed: a
+ * large mapped package does not stay resident for being hashed. */
+static void hash_prefix(const pemn_pkg *pkg, size_t n, uint8_t out[PEMN_DIGEST_BYTES])
+{
+    crypto_hash_sha256_state hs;
+    crypto_hash_sha256_init(&hs);
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < ((size_t)8 << 20) ? n - off : ((size_t)8 << 20);
+        crypto_hash_sha256_update(&hs, pkg->bytes + off, k);
+        proto_pkg_release_bytes(pkg, pkg->bytes + off, k);
+        off += k;
+    }
+    crypto_hash_sha256_final(&hs, out);
+}
+
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES])
 {
-    pemn_sha256(pkg->bytes, pkg->len, out);
+    if (pemn_init() != PEMN_OK) {
+        pemn_sha256(pkg->bytes, pkg->len, out);
+        return;
+    }
+    hash_prefix(pkg, pkg->len, out);
 }
 
 pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct pemn_err *err)
@@ -28,7 +47,7 @@ pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct
     const uint8_t *pk = tr, *digest = tr + 32, *sig = tr + 64;
 
     uint8_t d[PEMN_DIGEST_BYTES];
-    pemn_sha256(pkg->bytes, pkg->len - PKG_TRAILER_SIZE, d);
+    hash_prefix(pkg, pkg->len - PKG_TRAILER_SIZE, d);
     if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
         return proto_err(err, PEMN_ECORRUPT, pkg->len - PKG_TRAILER_SIZE + 32,
                          "content digest does not match the content");
@@ -132,35 +151,64 @@ pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
                          "tensor %s has %llu elements, buffer holds %llu", t->name,
                          (unsigned long long)t->numel, (unsigned long long)n_out);
-    if (t->numel == 0)
+    return pemn_pkg_expand_range(pkg, i, 0, out, n_out, err);
+}
+
+pemn_rc pemn_pkg_expand_range(const pemn_pkg *pkg, uint32_t i, uint64_t first, float *out,
+                              uint64_t n, struct pemn_err *err)
+{
+    if (!pkg || (!out && n))
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
+    if (i >= pkg->n_tensors)
+        return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no tensor %u", i);
+    const struct pkg_tensor *t = &pkg->tensors[i];
+    if (first > t->numel || n > t->numel - first)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
+                         "tensor %s has %llu elements, range [%llu, +%llu) is outside", t->name,
+                         (unsigned long long)t->numel, (unsigned long long)first,
+                         (unsigned long long)n);
+    if (n == 0)
         return PEMN_OK;
-    const uint8_t *p = t->data;
     if (t->masked) {
         const float *v;
         pemn_rc rc = proto_pkg_values(pkg, t->proto, &v, err);
         if (rc)
             return rc;
-        proto_expand_f32(out, p, t->numel, v, pkg->protos[t->proto].length, t->offset, t->scale);
+        uint64_t d_v = pkg->protos[t->proto].length;
+        /* elements before the next multiple of 8: one at a time, then whole mask bytes */
+        uint64_t head = (8 - first % 8) % 8;
+        head = head < n ? head : n;
+        for (uint64_t k = 0; k < head; k++) {
+            uint64_t e = first + k;
+            float w = t->scale * v[(t->offset % d_v + e % d_v) % d_v];
+            out[k] = w * (float)((t->bits[e >> 3] >> (e & 7)) & 1u);
+        }
+        if (n > head) {
+            uint64_t e = first + head;
+            proto_expand_f32(out + head, t->bits + e / 8, n - head, v, d_v,
+                             (t->offset % d_v + e % d_v) % d_v, t->scale);
+        }
         return PEMN_OK;
     }
+    const uint8_t *p = t->data + first * pemn_dtype_size(t->dtype);
     switch (t->dtype) {
     case PEMN_DT_F32:
         if (host_is_le())
-            memcpy(out, p, (size_t)t->numel * 4);
+            memcpy(out, p, (size_t)n * 4);
         else
-            for (uint64_t j = 0; j < t->numel; j++)
+            for (uint64_t j = 0; j < n; j++)
                 out[j] = proto_f32_from_bits(proto_le32(p + 4 * j));
         return PEMN_OK;
     case PEMN_DT_F16:
-        for (uint64_t j = 0; j < t->numel; j++)
+        for (uint64_t j = 0; j < n; j++)
             out[j] = proto_f16_to_f32(proto_le16(p + 2 * j));
         return PEMN_OK;
     case PEMN_DT_BF16:
-        for (uint64_t j = 0; j < t->numel; j++)
+        for (uint64_t j = 0; j < n; j++)
             out[j] = proto_bf16_to_f32(proto_le16(p + 2 * j));
         return PEMN_OK;
     case PEMN_DT_F64:
-        for (uint64_t j = 0; j < t->numel; j++) {
+        for (uint64_t j = 0; j < n; j++) {
             uint64_t u = proto_le64(p + 8 * j);
             double dv;
             memcpy(&dv, &u, sizeof dv);

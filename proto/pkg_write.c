@@ -8,6 +8,7 @@
  */
 #include "proto/err.h"
 #include "proto/fsutil.h"
+#include "proto/maskcode.h"
 #include "proto/pkg_layout.h"
 
 #include <errno.h>
@@ -44,8 +45,9 @@ struct btensor {
     uint32_t proto;
     uint64_t offset;
     float scale;
-    uint8_t *data; /* packed mask bits or raw dense bytes */
+    uint8_t *data; /* mask in its encoding, or raw dense bytes */
     uint64_t len;
+    uint32_t encoding; /* masked: PEMN_MASK_BITS or PEMN_MASK_RANS */
 };
 
 struct bmeta {
@@ -65,7 +67,8 @@ struct pemn_builder {
     uint32_t n_tensors, cap_tensors;
     uint32_t *names; /* open-addressing set of tensor indices + 1, by name */
     uint32_t names_cap;
-    uint64_t bytes; /* bytes held, bounded by PEMN_BUILDER_MAX_BYTES */
+    uint64_t bytes;         /* bytes held, bounded by PEMN_BUILDER_MAX_BYTES */
+    uint32_t mask_encoding; /* 0 = the smaller per tensor, else forced (builder.h) */
 };
 
 /* ---- validation helpers ----------------------------------------------------------------- */
@@ -408,6 +411,14 @@ static pemn_rc tensor_commit(pemn_builder *b, const char *name, struct btensor *
     return PEMN_OK;
 }
 
+pemn_rc pemn_builder_set_mask_encoding(pemn_builder *b, uint32_t encoding)
+{
+    if (!b || (encoding != 0 && encoding != PEMN_MASK_BITS && encoding != PEMN_MASK_RANS))
+        return PEMN_EINVAL;
+    b->mask_encoding = encoding;
+    return PEMN_OK;
+}
+
 static pemn_rc masked_common(pemn_builder *b, const char *name, uint32_t ndim,
                              const uint64_t *shape, uint32_t proto, uint64_t offset, float scale,
                              const uint8_t *mask, int packed, struct pemn_err *err)
@@ -442,6 +453,25 @@ static pemn_rc masked_common(pemn_builder *b, const char *name, uint32_t ndim,
         for (uint64_t i = 0; i < t.numel; i++)
             if (mask[i])
                 t.data[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    t.encoding = PEMN_MASK_BITS;
+    if (t.len && b->mask_encoding != PEMN_MASK_BITS) {
+        uint8_t *coded;
+        uint64_t clen;
+        uint64_t limit = b->mask_encoding == PEMN_MASK_RANS ? 0 : t.len;
+        rc = proto_maskcode_encode(t.data, t.len, limit, &coded, &clen, NULL);
+        if (rc == PEMN_ENOMEM) {
+            free(t.data);
+            return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+        }
+        if (rc == PEMN_OK && proto_maskcode_ratio_ok(t.len, clen)) {
+            free(t.data);
+            t.data = coded;
+            t.len = clen;
+            t.encoding = PEMN_MASK_RANS;
+        } else if (rc == PEMN_OK) {
+            free(coded);
+        }
     }
     t.masked = 1;
     t.dtype = PEMN_DT_F32;
@@ -580,7 +610,11 @@ static void serialise(const pemn_builder *b, const struct layout *L, uint8_t *ou
 {
     memcpy(out, PKG_MAGIC, PKG_MAGIC_LEN);
     proto_put16(out + PKG_H_MAJOR, PKG_MAJOR);
-    proto_put16(out + PKG_H_MINOR, PKG_MINOR);
+    uint16_t minor = PKG_MINOR;
+    for (uint32_t i = 0; i < b->n_tensors; i++)
+        if (b->tensors[i].masked && b->tensors[i].encoding == PEMN_MASK_RANS)
+            minor = PKG_MINOR_RANS;
+    proto_put16(out + PKG_H_MINOR, minor);
     proto_put64(out + PKG_H_FILE_LEN, L->total);
     proto_put32(out + PKG_H_NSECT, PKG_SEC_KNOWN_MAX);
     proto_put64(out + PKG_H_TABLE_OFF, PKG_HEADER_SIZE);
@@ -637,7 +671,7 @@ static void serialise(const pemn_builder *b, const struct layout *L, uint8_t *ou
             proto_put32(e + PKG_T_PROTO, t->proto);
             proto_put64(e + PKG_T_OFFSET, t->offset);
             put_f32(e + PKG_T_SCALE, t->scale);
-            proto_put32(e + PKG_T_ENCODING, PEMN_MASK_BITS);
+            proto_put32(e + PKG_T_ENCODING, t->encoding);
         }
         dpos = pkg_align_up(dpos);
         proto_put64(e + PKG_T_DATA_OFF, dpos);

@@ -310,7 +310,7 @@ pemn_rc pemn_st_writer_write_mem(pemn_st_writer *w, uint8_t **out, size_t *len,
             continue;
         if (t->data) {
             memcpy(p, t->data, (size_t)t->nbytes);
-        } else if ((rc = t->fill(t->ctx, t->arg, p, t->nbytes, err)) != PEMN_OK) {
+        } else if ((rc = t->fill(t->ctx, t->arg, 0, p, t->nbytes, err)) != PEMN_OK) {
             free(buf);
             return rc;
         }
@@ -340,31 +340,55 @@ static pemn_rc write_all(int fd, const void *data, uint64_t n, const char *path,
     return PEMN_OK;
 }
 
+/* Starts writeback of what was written since the last call, every 8 MiB, so the disk
+ * works while later chunks are produced and the final fsync has little left to do (and
+ * dirty pages do not pile up). Advisory: errors are left to fsync. */
+static void kick_writeback(int fd, uint64_t *done, uint64_t *kicked)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (*done - *kicked >= ((uint64_t)8 << 20)) {
+        (void)sync_file_range(fd, (off64_t)*kicked, (off64_t)(*done - *kicked),
+                              SYNC_FILE_RANGE_WRITE);
+        *kicked = *done;
+    }
+#else
+    (void)fd, (void)done, (void)kicked;
+#endif
+}
+
 static pemn_rc write_tensors(pemn_st_writer *w, int fd, const char *tmp, struct pemn_err *err)
 {
-    for (uint32_t i = 0; i < w->n; i++) {
+    void *buf = NULL;
+    pemn_rc rc = PEMN_OK;
+    uint64_t done = 0, kicked = 0; /* tensor bytes written; written and handed to writeback */
+    for (uint32_t i = 0; i < w->n && rc == PEMN_OK; i++) {
         const struct wt *t = &w->t[i];
-        pemn_rc rc;
         if (t->nbytes == 0)
             continue;
         if (t->data) {
             rc = write_all(fd, t->data, t->nbytes, tmp, err);
-        } else {
-            if (t->nbytes > SIZE_MAX)
-                return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "tensor too large");
-            void *buf = malloc((size_t)t->nbytes);
-            if (!buf)
-                return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET,
-                                 "out of memory for tensor \"%.64s\"", t->name);
-            rc = t->fill(t->ctx, t->arg, buf, t->nbytes, err);
-            if (rc == PEMN_OK)
-                rc = write_all(fd, buf, t->nbytes, tmp, err);
-            free(buf);
+            done += t->nbytes;
+            kick_writeback(fd, &done, &kicked);
+            continue;
         }
-        if (rc != PEMN_OK)
-            return rc;
+        if (!buf && !(buf = malloc(PROTO_ST_FILL_CHUNK))) {
+            rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+            break;
+        }
+        /* a chunk that is a multiple of every dtype size */
+        for (uint64_t off = 0; off < t->nbytes && rc == PEMN_OK;) {
+            uint64_t n =
+                t->nbytes - off < PROTO_ST_FILL_CHUNK ? t->nbytes - off : PROTO_ST_FILL_CHUNK;
+            rc = t->fill(t->ctx, t->arg, off, buf, n, err);
+            if (rc == PEMN_OK)
+                rc = write_all(fd, buf, n, tmp, err);
+            off += n;
+            done += n;
+            kick_writeback(fd, &done, &kicked);
+        }
     }
-    return PEMN_OK;
+    free(buf);
+    return rc;
 }
 
 pemn_rc pemn_st_writer_write_file(pemn_st_writer *w, const char *path, struct pemn_err *err)

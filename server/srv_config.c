@@ -36,9 +36,12 @@ struct ckey {
 
 static const struct ckey keys[] = {
     {"listen", C_STR, F(listen), "127.0.0.1:8080", 0, 0, "address to listen on, HOST:PORT"},
-    {"db", C_STR, F(db), "", 0, 0, "SQLite database file (created if missing)"},
+    {"db", C_STR, F(db), "", 0, 0,
+     "SQLite database file (created if missing; also sqlite:FILE), or a PostgreSQL URI "
+     "postgresql://... (password from PGPASSFILE or a service file, never in the URI)"},
     {"tmp_dir", C_STR, F(tmp_dir), "", 0, 0,
-     "where large uploads are spooled (default: the database's directory)"},
+     "where large uploads are spooled (default: the database file's directory; $TMPDIR or "
+     "/var/tmp with PostgreSQL)"},
     {"ui_dir", C_STR, F(ui_dir), "", 0, 0,
      "the web console's files, served at /ui/ (default: ../share/pemn/ui next to the pemnd "
      "binary, or the source tree's ui/ for a binary in build/)"},

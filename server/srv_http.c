@@ -508,8 +508,13 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
     s->cfg = *cfg;
     if (cfg->tmp_dir[0]) {
         snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", cfg->tmp_dir);
+    } else if (strstr(cfg->db, "://")) {
+        /* a database server (PostgreSQL): no local directory to borrow */
+        const char *t = getenv("TMPDIR");
+        snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", t && *t ? t : "/var/tmp");
     } else {
-        snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", cfg->db);
+        const char *file = strncmp(cfg->db, "sqlite:", 7) == 0 ? cfg->db + 7 : cfg->db;
+        snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", file);
         char *slash = strrchr(s->tmp_dir, '/');
         if (slash == s->tmp_dir)
             slash[1] = '\0';

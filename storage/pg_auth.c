@@ -12,7 +12,7 @@
 
 /* ---- keys ------------------------------------------------------------------------------ */
 struct key_ctx {
-    const struct store_key *k;
+    struct store_key *k;
     const char *name_or_id, *actor;
 };
 
@@ -21,9 +21,10 @@ static pemn_rc key_add_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = $1 OR name = $2"
                                   " OR public_key = $3 OR name = $1 OR id = $2";
     static const char sql_ins[] =
-        "INSERT INTO keys(id, name, public_key, added) VALUES($1, $2, $3, " PG_NOW ")";
+        "INSERT INTO keys(id, name, public_key, added) VALUES($1, $2, $3, " PG_NOW ")"
+        " RETURNING added";
     struct key_ctx *x = vctx;
-    const struct store_key *k = x->k;
+    struct store_key *k = x->k;
     struct pg_params p;
     pg_p_init(&p);
     pg_p_text(&p, k->id);
@@ -49,12 +50,12 @@ static pemn_rc key_add_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
                    ? proto_err(err, PEMN_EEXIST, PEMN_NO_OFFSET,
                                "key %s or name %s was added meanwhile", k->id, k->name)
                    : PEMN_EDB;
+    k->added = pg_i64(r, 0, 0); /* the database's clock */
     PQclear(r);
     return pg_audit(c, x->actor, "key.add", k->name, k->id, err);
 }
 
-pemn_rc pg_key_add(struct store *st, const struct store_key *k, const char *actor,
-                   struct pemn_err *err)
+pemn_rc pg_key_add(struct store *st, struct store_key *k, const char *actor, struct pemn_err *err)
 {
     struct key_ctx x = {k, NULL, actor};
     return pg_run(st, PG_WRITE, key_add_body, &x, err);

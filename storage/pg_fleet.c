@@ -9,8 +9,8 @@
  *     counters (rollout_counts) and reads the new totals from the same UPDATE ... RETURNING:
  *     two concurrent reports see 1 and 2, never 1 and 1, and no report scans the fleet;
  *   - a poll is one read statement; the last_seen refresh it owes is queued and written by
- *     a background thread in one batched UPDATE per second per replica (device_get and the
- *     counts flush the queue first, so this replica reads its own touches).
+ *     a background thread in one batched UPDATE per second per replica (storage/pg_touch.c;
+ *     device_get flushes the queue first, so this replica reads its own touches).
  */
 #include "storage/pg_int.h"
 
@@ -177,6 +177,41 @@ static pemn_rc db_now(struct pg_conn *c, int64_t *now, struct pemn_err *err)
     return PEMN_OK;
 }
 
+/* A target given by tag is the tag's version as of this transaction: the caller resolved
+ * the tag before, and a tag move may have committed since (it would then not have moved
+ * this fleet, which did not follow the tag yet). The tag row is locked FOR SHARE (tags come
+ * before fleets in the lock order) so no move slips in before this transaction commits. */
+static pemn_rc tag_now(struct pg_conn *c, const struct store_fleet_target *t,
+                       struct store_fleet_target *out, struct pemn_err *err)
+{
+    /* first the lock (it waits for a move in flight), then the read in a new statement:
+     * under READ COMMITTED that statement sees the move once it committed (a locking read
+     * of the join would re-check the moved tag row against the old version row) */
+    static const char sql_lock[] = "SELECT 1 FROM tags t JOIN models m ON m.id = t.model_id"
+                                   " WHERE m.name = $1 AND t.tag = $2 FOR SHARE OF t";
+    static const char sql[] =
+        "SELECT v.version, v.release, b.digest, b.size FROM tags t JOIN models m ON"
+        " m.id = t.model_id JOIN versions v ON v.id = t.version_id JOIN blobs b ON"
+        " b.id = v.blob_id WHERE m.name = $1 AND t.tag = $2";
+    *out = *t;
+    struct pg_params p;
+    pg_p_init(&p);
+    pg_p_text(&p, t->model);
+    pg_p_text(&p, t->tag);
+    pemn_rc rc = pg_cmd(c, sql_lock, &p, "locking a tag", err);
+    PGresult *r = rc ? NULL : pg_exec(c, sql, &p, false, "reading a tag", NULL, err);
+    if (!r)
+        return PEMN_EDB;
+    if (PQntuples(r) == 1) { /* a deleted tag leaves the target as given */
+        pg_text(r, 0, 0, out->version, sizeof out->version);
+        out->release = (uint64_t)pg_i64(r, 0, 1);
+        pg_text(r, 0, 2, out->digest, sizeof out->digest);
+        out->size = (uint64_t)pg_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return PEMN_OK;
+}
+
 /* store_fleet_put's rules on c, inside the caller's transaction, the fleet row locked. */
 static pemn_rc fleet_put_on(struct pg_conn *c, const char *fleet,
                             const struct store_fleet_target *t, uint32_t percent_bp,
@@ -185,9 +220,14 @@ static pemn_rc fleet_put_on(struct pg_conn *c, const char *fleet,
                             bool *begun, struct pemn_err *err)
 {
     struct store_fleet f;
+    struct store_fleet_target cur;
     int64_t id = 0, now = 0;
     bool begin = true;
     pemn_rc rc = db_now(c, &now, err);
+    if (!rc && t->tag[0] && !strcmp(action, "fleet.put")) {
+        rc = tag_now(c, t, &cur, err);
+        t = &cur;
+    }
     if (rc)
         return rc;
     rc = fleet_read(c, fleet, true, &f, &id, err);
@@ -496,194 +536,6 @@ static pemn_rc device_lock_in(struct pg_conn *c, const char *id, int64_t fid,
     return PEMN_OK;
 }
 
-struct touch_item {
-    char id[STORE_LABEL_MAX];
-    int64_t ts;
-};
-
-struct pg_touch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t th;
-    bool running, stop;
-    struct store *st;
-    struct touch_item *items;
-    size_t n, cap;
-};
-
-#define TOUCH_MAX 65536 /* pending touches per replica; beyond, polls touch synchronously */
-#define TOUCH_BATCH 4096
-
-/* Queues a touch; false when the queue is full (or not running). */
-static bool touch_enqueue(struct store *st, const char *id, int64_t ts)
-{
-    struct pg_store *q = st->be;
-    struct pg_touch *t = q->touch;
-    if (!t)
-        return false;
-    bool ok = false;
-    pthread_mutex_lock(&t->mu);
-    if (t->running && t->n < TOUCH_MAX) {
-        if (t->n == t->cap) {
-            size_t nc = t->cap ? t->cap * 2 : 256;
-            void *np = realloc(t->items, nc * sizeof *t->items);
-            if (np) {
-                t->items = np;
-                t->cap = nc;
-            }
-        }
-        if (t->n < t->cap) {
-            snprintf(t->items[t->n].id, sizeof t->items[t->n].id, "%s", id);
-            t->items[t->n].ts = ts;
-            t->n++;
-            ok = true;
-            if (t->n >= TOUCH_BATCH)
-                pthread_cond_signal(&t->cv);
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    return ok;
-}
-
-struct flush_ctx {
-    char *ids, *tss;
-};
-
-static pemn_rc flush_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
-{
-    /* rows locked in id order so two replicas' batches do not deadlock; never moves a
-     * last_seen backwards */
-    static const char sql[] =
-        "WITH v AS (SELECT u.id, max(u.ts) AS ts FROM unnest($1::text[], $2::bigint[])"
-        " AS u(id, ts) GROUP BY u.id),"
-        " l AS (SELECT d.id FROM devices d JOIN v ON v.id = d.id ORDER BY d.id FOR UPDATE OF d)"
-        " UPDATE devices d SET last_seen = v.ts FROM v, l"
-        " WHERE d.id = v.id AND l.id = d.id AND d.last_seen < v.ts";
-    struct flush_ctx *x = vctx;
-    struct pg_params p;
-    pg_p_init(&p);
-    pg_p_text(&p, x->ids);
-    pg_p_text(&p, x->tss);
-    return pg_cmd(c, sql, &p, "touching devices", err);
-}
-
-/* Writes n touches in one statement (array literals; ids are [A-Za-z0-9._-] but quoted and
- * escaped anyway). */
-static void touch_write(struct store *st, const struct touch_item *it, size_t n)
-{
-    if (!n)
-        return;
-    size_t cap_ids = n * (2 * STORE_LABEL_MAX + 3) + 3, cap_ts = n * 22 + 3;
-    char *ids = malloc(cap_ids), *tss = malloc(cap_ts);
-    if (ids && tss) {
-        size_t a = 0, b = 0;
-        ids[a++] = '{';
-        tss[b++] = '{';
-        for (size_t i = 0; i < n; i++) {
-            if (i) {
-                ids[a++] = ',';
-                tss[b++] = ',';
-            }
-            ids[a++] = '"';
-            for (const char *s = it[i].id; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                    ids[a++] = '\\';
-                ids[a++] = *s;
-            }
-            ids[a++] = '"';
-            b += (size_t)snprintf(tss + b, cap_ts - b, "%lld", (long long)it[i].ts);
-        }
-        ids[a++] = '}';
-        ids[a] = '\0';
-        tss[b++] = '}';
-        tss[b] = '\0';
-        struct flush_ctx x = {ids, tss};
-        /* a failure loses only last_seen refreshes: the next polls queue them again */
-        (void)pg_run(st, PG_WRITE, flush_body, &x, NULL);
-    }
-    free(ids);
-    free(tss);
-}
-
-/* Takes the queue (under the lock) and writes it. */
-static void touch_drain(struct pg_touch *t)
-{
-    pthread_mutex_lock(&t->mu);
-    struct touch_item *items = t->items;
-    size_t n = t->n;
-    t->items = NULL;
-    t->n = t->cap = 0;
-    pthread_mutex_unlock(&t->mu);
-    touch_write(t->st, items, n);
-    free(items);
-}
-
-static void *touch_main(void *arg)
-{
-    struct pg_touch *t = arg;
-    pthread_mutex_lock(&t->mu);
-    while (!t->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        while (!t->stop && t->n < TOUCH_BATCH &&
-               pthread_cond_timedwait(&t->cv, &t->mu, &ts) != ETIMEDOUT) {
-        }
-        pthread_mutex_unlock(&t->mu);
-        touch_drain(t);
-        pthread_mutex_lock(&t->mu);
-    }
-    pthread_mutex_unlock(&t->mu);
-    touch_drain(t); /* what arrived while stopping */
-    return NULL;
-}
-
-pemn_rc pg_touch_start(struct store *st, struct pemn_err *err)
-{
-    struct pg_store *q = st->be;
-    struct pg_touch *t = calloc(1, sizeof *t);
-    if (!t)
-        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
-    t->st = st;
-    t->running = true;
-    if (pthread_create(&t->th, NULL, touch_main, t) != 0) {
-        pthread_cond_destroy(&t->cv);
-        pthread_mutex_destroy(&t->mu);
-        free(t);
-        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "cannot start the touch thread");
-    }
-    q->touch = t;
-    return PEMN_OK;
-}
-
-void pg_touch_flush(struct store *st)
-{
-    struct pg_store *q = st->be;
-    if (q->touch)
-        touch_drain(q->touch);
-}
-
-void pg_touch_stop(struct store *st)
-{
-    struct pg_store *q = st->be;
-    struct pg_touch *t = q->touch;
-    if (!t)
-        return;
-    pthread_mutex_lock(&t->mu);
-    t->stop = true;
-    t->running = false;
-    pthread_cond_signal(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-    pthread_join(t->th, NULL);
-    free(t->items);
-    pthread_cond_destroy(&t->cv);
-    pthread_mutex_destroy(&t->mu);
-    free(t);
-    q->touch = NULL;
-}
-
 struct poll_ctx {
     const char *fleet, *device;
     struct store_fleet *f;
@@ -766,7 +618,7 @@ static pemn_rc pg_device_poll(struct store *st, const char *fleet, const char *d
         return rc;
     }
     if (x.now - dev_out->last_seen >= touch_seconds) {
-        if (!touch_enqueue(st, device, x.now)) {
+        if (!pg_touch_enqueue(st, device, x.now)) {
             struct reg_ctx g = {fleet, device, x.now};
             rc = pg_run(st, PG_WRITE, sync_touch_body, &g, err);
         }

@@ -146,8 +146,7 @@ pemn_rc pg_blob_find(struct store *st, const char *digest, uint64_t *size, int64
                      struct pemn_err *err);
 pemn_rc pg_blob_read(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
                      struct pemn_err *err);
-pemn_rc pg_key_add(struct store *st, const struct store_key *k, const char *actor,
-                   struct pemn_err *err);
+pemn_rc pg_key_add(struct store *st, struct store_key *k, const char *actor, struct pemn_err *err);
 pemn_rc pg_key_remove(struct store *st, const char *name_or_id, const char *actor,
                       struct pemn_err *err);
 pemn_rc pg_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err);
@@ -168,8 +167,10 @@ extern const struct store_fleet_ops pg_fleet_ops;
 /* Inside the caller's transaction: fleets following model+tag move to v (store_tag_set). */
 pemn_rc pg_fleet_follow_tag(struct pg_conn *c, const struct store_version *v, const char *tag,
                             const char *actor, unsigned *moved, struct pemn_err *err);
-/* The batched last_seen touches: start / flush / stop. */
+/* The batched last_seen touches (pg_touch.c): start / queue / flush / stop. pg_touch_enqueue
+ * returns false when the queue is full or stopped (the caller then touches by itself). */
 pemn_rc pg_touch_start(struct store *st, struct pemn_err *err);
+bool pg_touch_enqueue(struct store *st, const char *device, int64_t ts);
 void pg_touch_flush(struct store *st);
 void pg_touch_stop(struct store *st);
 

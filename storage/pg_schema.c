@@ -7,8 +7,10 @@
  * replicas may start at once; the first migrates, the others wait and then find nothing
  * to do. PostgreSQL's DDL is transactional, so a database is never half-migrated.
  *
- * The numbering is this backend's own; version 1 holds what SQLite's versions 1-3 hold,
- * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
+ * The numbers mean the same schema as SQLite's (storage/sqlite_schema.c): this backend
+ * starts at version 3, which holds what SQLite's versions 1-3 hold, plus rollout_counts
+ * (the abort rule's counters, so a report never scans a fleet). A feature that adds
+ * SQLite migration N adds PostgreSQL migration N too, so store_schema_latest() agrees.
  */
 #include "storage/pg_int.h"
 #include "storage/oci_schema.h"

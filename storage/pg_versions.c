@@ -351,10 +351,10 @@ static pemn_rc tag_set_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     pemn_rc rc = pg_audit(c, x->actor, "tag.set", target, x->version, err);
     if (!rc)
         rc = get_version(c, x->model, x->version, &x->v, err);
-    pg_hook(x->st, "tag.fleets");
     /* fleets that follow this tag move with it, in the same transaction (rows locked) */
     if (!rc)
         rc = pg_fleet_follow_tag(c, &x->v, x->tag, x->actor, &x->moved, err);
+    pg_hook(x->st, "tag.fleets");
     return rc;
 }
 

@@ -10,8 +10,7 @@
 #include <string.h>
 
 /* ---- keys ------------------------------------------------------------------------------ */
-pemn_rc sq_key_add(struct store *st, const struct store_key *kin, const char *actor,
-                   struct pemn_err *err)
+pemn_rc sq_key_add(struct store *st, struct store_key *kin, const char *actor, struct pemn_err *err)
 {
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = ?1 OR name = ?2"
                                   " OR public_key = ?3 OR name = ?1 OR id = ?2";

@@ -225,6 +225,12 @@ void sq_release(struct store *st, struct sq_conn *c)
     conn_close(c);
 }
 
+void sq_hook(struct store *st, const char *point)
+{
+    if (store_test_hook)
+        store_test_hook(st, point);
+}
+
 /* ---- open / close ---------------------------------------------------------------------- */
 static void sq_close(struct store *st)
 {
@@ -260,7 +266,7 @@ static pemn_rc sq_open(struct store *st, const char *path, struct pemn_err *err)
     struct sq_conn *c = NULL;
     pemn_rc rc = sq_acquire(st, &c, err);
     if (!rc)
-        rc = sq_migrate(c, &st->schema, err);
+        rc = sq_migrate(st, c, &st->schema, err);
     sq_release(st, c);
     return rc;
 }

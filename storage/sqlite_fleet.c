@@ -160,6 +160,32 @@ static pemn_rc fleet_write(struct sq_conn *c, int64_t id, const struct store_fle
     return r == SQLITE_DONE ? PEMN_OK : sq_fail(c, err, "writing a fleet");
 }
 
+/* A target given by tag is the tag's version as of this (write) transaction: a tag move
+ * may have committed since the caller resolved the tag. */
+static pemn_rc tag_now(struct sq_conn *c, const struct store_fleet_target *t,
+                       struct store_fleet_target *out, struct pemn_err *err)
+{
+    static const char sql[] =
+        "SELECT v.version, v.release, b.digest, b.size FROM tags t JOIN models m ON"
+        " m.id = t.model_id JOIN versions v ON v.id = t.version_id JOIN blobs b ON"
+        " b.id = v.blob_id WHERE m.name = ?1 AND t.tag = ?2";
+    *out = *t;
+    sqlite3_stmt *s = sq_stmt(c, sql, err);
+    if (!s)
+        return PEMN_EDB;
+    sqlite3_bind_text(s, 1, t->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, t->tag, -1, SQLITE_STATIC);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) { /* a deleted tag leaves the target as given */
+        sq_col_text(s, 0, out->version, sizeof out->version);
+        out->release = (uint64_t)sqlite3_column_int64(s, 1);
+        sq_col_text(s, 2, out->digest, sizeof out->digest);
+        out->size = (uint64_t)sqlite3_column_int64(s, 3);
+    }
+    sq_done(s);
+    return r == SQLITE_ROW || r == SQLITE_DONE ? PEMN_OK : sq_fail(c, err, "reading a tag");
+}
+
 /* The body of a fleet PUT on c, inside the caller's transaction (store_fleet_put's rules);
  * action names the audit row. *begun: whether a new rollout began. */
 static pemn_rc fleet_put_on(struct sq_conn *c, const char *fleet,
@@ -169,9 +195,16 @@ static pemn_rc fleet_put_on(struct sq_conn *c, const char *fleet,
                             bool *begun, struct pemn_err *err)
 {
     struct store_fleet f;
+    struct store_fleet_target cur;
     int64_t id = 0;
     int64_t now = sq_now();
     bool begin = true;
+    if (t->tag[0] && !strcmp(action, "fleet.put")) {
+        pemn_rc trc = tag_now(c, t, &cur, err);
+        if (trc)
+            return trc;
+        t = &cur;
+    }
     pemn_rc rc = fleet_read(c, fleet, &f, &id, NULL);
     if (rc == PEMN_ENOTFOUND) {
         memset(&f, 0, sizeof f);
@@ -361,6 +394,7 @@ static pemn_rc sq_fleet_set_state(struct store *st, const char *fleet, enum stor
     int64_t id;
     bool moved = false;
     rc = fleet_read(c, fleet, &f, &id, err);
+    sq_hook(st, "state.read");
     if (!rc && rollout_id && strcmp(rollout_id, f.rollout_id) != 0)
         rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
                        "rollout %s is no longer current in fleet '%s'", rollout_id, fleet);
@@ -565,6 +599,7 @@ static pemn_rc sq_device_report(struct store *st, const char *fleet, const struc
         if (!rc)
             rc = count_where(c, fid, counts_for, "failed", failed, err);
     }
+    sq_hook(st, "report.counted");
     if (!rc)
         rc = sq_commit(c, err);
     else

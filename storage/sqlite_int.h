@@ -75,7 +75,9 @@ int64_t sq_now(void);
 void sq_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 
 /* Runs the migrations on c (sqlite_schema.c). */
-pemn_rc sq_migrate(struct sq_conn *c, int *schema_out, struct pemn_err *err);
+pemn_rc sq_migrate(struct store *st, struct sq_conn *c, int *schema_out, struct pemn_err *err);
+/* store_test_hook at a named point (the same points as the PostgreSQL backend). */
+void sq_hook(struct store *st, const char *point);
 int sq_schema_latest(void);
 
 /* ---- the operations (struct store_ops sq_ops, sqlite_conn.c) ---- */
@@ -102,8 +104,7 @@ pemn_rc sq_blob_find(struct store *st, const char *digest, uint64_t *size, int64
                      struct pemn_err *err);
 pemn_rc sq_blob_read(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
                      struct pemn_err *err);
-pemn_rc sq_key_add(struct store *st, const struct store_key *k, const char *actor,
-                   struct pemn_err *err);
+pemn_rc sq_key_add(struct store *st, struct store_key *k, const char *actor, struct pemn_err *err);
 pemn_rc sq_key_remove(struct store *st, const char *name_or_id, const char *actor,
                       struct pemn_err *err);
 pemn_rc sq_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err);

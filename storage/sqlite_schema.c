@@ -106,7 +106,7 @@ static int user_version(struct sq_conn *c)
     return v;
 }
 
-pemn_rc sq_migrate(struct sq_conn *c, int *schema_out, struct pemn_err *err)
+pemn_rc sq_migrate(struct store *st, struct sq_conn *c, int *schema_out, struct pemn_err *err)
 {
     int latest = sq_schema_latest();
     int v = user_version(c);
@@ -123,6 +123,7 @@ pemn_rc sq_migrate(struct sq_conn *c, int *schema_out, struct pemn_err *err)
     if (rc)
         return rc;
     v = user_version(c); /* another process may have migrated while we waited */
+    sq_hook(st, "migrate.locked");
     for (int i = 0; i < N_MIGRATIONS && !rc; i++) {
         if (migrations[i].version <= v)
             continue;

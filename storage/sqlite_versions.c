@@ -113,8 +113,9 @@ static int64_t lookup_id(struct sq_conn *c, const char *sql, const char *key, st
 
 static const char sql_model_id[] = "SELECT id FROM models WHERE name = ?1";
 
-static pemn_rc put_locked(struct sq_conn *c, const struct store_version *m, const void *bytes,
-                          size_t len, const char *actor, bool *created, struct pemn_err *err)
+static pemn_rc put_locked(struct store *st, struct sq_conn *c, const struct store_version *m,
+                          const void *bytes, size_t len, const char *actor, bool *created,
+                          struct pemn_err *err)
 {
     static const char sql_max_release[] = "SELECT max(release) FROM versions WHERE model_id = ?1";
     static const char sql_new_model[] = "INSERT INTO models(name, created) VALUES(?1, ?2)";
@@ -170,6 +171,7 @@ static pemn_rc put_locked(struct sq_conn *c, const struct store_version *m, cons
         model_id = sqlite3_last_insert_rowid(c->db);
     }
 
+    sq_hook(st, "push.checked");
     int64_t blob_id = lookup_id(c, sql_blob_id, m->digest, err);
     if (blob_id < 0)
         return PEMN_EDB;
@@ -225,7 +227,7 @@ pemn_rc sq_put_package(struct store *st, const struct store_version *meta, const
         return rc;
     rc = sq_begin(c, err);
     if (!rc) {
-        rc = put_locked(c, &m, bytes, len, actor, created, err);
+        rc = put_locked(st, c, &m, bytes, len, actor, created, err);
         if (!rc && *created)
             rc = sq_commit(c, err);
         else
@@ -340,6 +342,7 @@ pemn_rc sq_tag_set(struct store *st, const char *model, const char *tag, const c
     /* fleets that follow this tag move with it, in the same transaction */
     if (!rc)
         rc = sq_fleet_follow_tag(c, &v, tag, actor, &moved, err);
+    sq_hook(st, "tag.fleets");
     if (!rc)
         rc = sq_commit(c, err);
     if (!rc && out)

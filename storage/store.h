@@ -2,9 +2,12 @@
  * storage/store.h — the registry's storage interface (internal to pemnd).
  *
  * This is the only way server/ reaches stored data. It speaks in registry terms (models,
- * versions, blobs, tags, keys, tokens, audit), never in SQL, so that a second backend (for
- * instance PostgreSQL) can implement the same functions without server/ changing. The
- * embedded backend is SQLite (storage/sqlite_*.c): one database file in WAL mode.
+ * versions, blobs, tags, keys, tokens, audit), never in SQL. Two backends implement it
+ * behind a table of operations (storage/store_ops.h), chosen at run time by store_open's
+ * path: a file or "sqlite:FILE" is SQLite (storage/sqlite_*.c: one database file in WAL
+ * mode, the default); "postgresql://..." or "postgres://..." is PostgreSQL
+ * (storage/pg_*.c: any number of pemnd replicas on one database). Every guarantee below
+ * holds on both.
  *
  * Data model:
  *   blob     package bytes, addressed by "sha256:<hex>" of the bytes; immutable.
@@ -49,14 +52,17 @@ struct store_opts {
 /* Defaults: 256 MiB cache, 64 MiB per item, 5000 ms. */
 void store_opts_default(struct store_opts *o);
 
-/* Opens (creating if needed) the database at path and brings its schema up to date.
- * opts may be NULL for the defaults. PEMN_EDB with SQLite's message on failure;
- * PEMN_EVERSION when the file's schema is newer than this build knows. */
+/* Opens (creating if needed) the database at path — a SQLite file, "sqlite:FILE", or a
+ * PostgreSQL URI (whose password must come from PGPASSFILE or a service file: PEMN_EINVAL
+ * when the URI holds one) — and brings its schema up to date. opts may be NULL for the
+ * defaults. PEMN_EDB with the database's message on failure; PEMN_EVERSION when the
+ * database's schema is newer than this build knows. */
 PEMN_WARN_UNUSED pemn_rc store_open(const char *path, const struct store_opts *opts,
                                     struct store **out, struct pemn_err *err);
 /* Closes every connection. NULL is a no-op. No other call may be running. */
 void store_close(struct store *st);
-/* The schema version of the open database (PRAGMA user_version). */
+/* The schema version of the open database (SQLite: PRAGMA user_version; PostgreSQL: table
+ * pemn_schema). The numbers mean the same schema on both backends. */
 int store_schema_version(struct store *st);
 /* The newest schema version this build knows. */
 int store_schema_latest(void);

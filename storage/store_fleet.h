@@ -65,6 +65,9 @@ struct store_fleet {
  *   - otherwise a new rollout (new_rollout_id, active); the previous target becomes the old
  *     target, or stays the old previous target when the old rollout was aborted (an aborted
  *     target never becomes anyone's fallback).
+ * A target given by tag (t->tag set) is re-read inside the transaction: if the tag moved
+ * since the caller resolved it, the fleet gets the tag's current version (a tag move that
+ * committed in between could not have moved this fleet yet).
  * *started tells whether a new rollout began (may be NULL); *out gets the stored fleet. */
 pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
                         uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,

@@ -30,17 +30,22 @@
  *      Declare both `extern` in storage/store_oci.h's internal section (or a small
  *      storage/oci_ops.h) and add `.oci = &sq_oci_ops` to sq_ops (storage/sqlite_conn.c) and
  *      `.oci = &pg_oci_ops` to pg_ops (storage/pg_conn.c): one line each.
- *   5. Schema: append a migration to the SQLite list (storage/sqlite_schema.c) and to the
- *      PostgreSQL list (storage/pg_schema.c).
- *   6. tests/unit/test_store_oci.c: write the contract test against `store_open(g_db...)`
- *      using tests/common/storefix.h, which runs every case on SQLite and, when the
- *      PostgreSQL tools are present, on a throwaway PostgreSQL database too.
+ *   5. Schema: append migration N to the SQLite list (storage/sqlite_schema.c) and the same
+ *      N to the PostgreSQL list (storage/pg_schema.c); the numbers mean the same schema.
+ *   6. tests/unit/test_store_oci.c: the contract test, opening its store with
+ *      store_open(storefix_db, ...) and using storefix_setup/storefix_teardown
+ *      (tests/common/storefix.h). make test (tests/run.sh) runs every unit test that
+ *      includes storefix.h twice: on SQLite, then on a fresh database of a throwaway
+ *      PostgreSQL cluster ("test_store_oci[pg]").
  *
  * Backend helpers:
  *   SQLite:     sq_acquire/sq_acquire_write/sq_stmt/sq_commit/sq_audit (storage/sqlite_int.h).
- *   PostgreSQL: pg_acquire/pg_tx/pg_exec/pg_audit (storage/pg_int.h); every write runs in
- *               pg_tx, which retries the whole transaction on serialization failures and
- *               deadlocks; lock rows in the documented order (pg_int.h).
+ *   PostgreSQL: pg_run(st, PG_WRITE | PG_READ | PG_SINGLE, body, ctx, err) runs a
+ *               restartable body (no callbacks into the caller inside it) and retries the
+ *               whole transaction on serialization failures, deadlocks and lost
+ *               connections; inside: pg_exec/pg_cmd with pg_params, pg_audit, pg_hook;
+ *               lock rows in the order documented in storage/pg_int.h; timestamps from
+ *               PG_NOW (the database's clock).
  */
 #ifndef PEMN_STORAGE_STORE_OPS_H
 #define PEMN_STORAGE_STORE_OPS_H
@@ -104,8 +109,9 @@ struct store_ops {
     pemn_rc (*blob_read)(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
                          struct pemn_err *err);
 
-    /* keys: k fully filled (id computed, name defaulted) */
-    pemn_rc (*key_add)(struct store *st, const struct store_key *k, const char *actor,
+    /* keys: k fully filled (id computed, name defaulted); a backend with its own clock
+     * sets k->added to the time it stored */
+    pemn_rc (*key_add)(struct store *st, struct store_key *k, const char *actor,
                        struct pemn_err *err);
     pemn_rc (*key_remove)(struct store *st, const char *name_or_id, const char *actor,
                           struct pemn_err *err);

@@ -27,12 +27,13 @@ fi
 
 run_cmocka() {
     local bin=$1 name log rc p f
-    name=$(basename "$bin")
+    name=$(basename "$bin")${2:-}
     log="$LOGDIR/$name.log"
     (cd "$ROOT" && timeout 600 "${VG[@]}" "$bin") >"$log" 2>&1
     rc=$?
-    p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)
-    f=$(grep -Eo '^\[  FAILED  \] [0-9]+ test' "$log" | grep -Eo '[0-9]+' | tail -1)
+    # summed over the binary's test groups (a binary may run more than one)
+    p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' | awk '{s += $1} END {print s + 0}')
+    f=$(grep -Eo '^\[  FAILED  \] [0-9]+ test' "$log" | grep -Eo '[0-9]+' | awk '{s += $1} END {print s + 0}')
     p=${p:-0}
     f=${f:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
@@ -75,7 +76,7 @@ run_replay() {
 
 run_script() {
     local sh=$1 name log rc p f
-    name=$(basename "$sh" .sh)
+    name=$(basename "$sh" .sh)${2:-}
     log="$LOGDIR/$name.log"
     timeout 900 bash "$sh" >"$log" 2>&1
     rc=$?
@@ -111,6 +112,45 @@ if [ "$MODE" = all ]; then
         [ -f "$s" ] || continue
         run_script "$s"
     done
+fi
+
+# ---- the PostgreSQL leg ----------------------------------------------------------------------
+# The storage contract tests (every unit test built on tests/common/storefix.h) and the server
+# and integration scripts below run again on pemnd's PostgreSQL backend, against one throwaway
+# cluster started here (tests/pg/cluster.sh) and stopped at the end. Scripts that need two
+# replicas or a PostgreSQL restart (test_pg_*.sh) start their own cluster in the main pass.
+PG_SCRIPTS="test_server_api test_server_etag test_fleet_api test_fleet_tags test_fleet_agents test_fleet_load
+    test_client test_pemnd_admin"
+PGDIR=
+pg_leg_stop() { [ -n "$PGDIR" ] && bash tests/pg/cluster.sh stop "$PGDIR"; PGDIR=; }
+trap pg_leg_stop EXIT
+if [ "${PEMN_SKIP_PG:-0}" = 1 ]; then
+    echo "== PostgreSQL leg skipped (PEMN_SKIP_PG=1)"
+elif ! bash tests/pg/cluster.sh available; then
+    failed=$((failed + 1))
+    failures+=("PostgreSQL leg: no PostgreSQL server binaries (deploy/install-deps.sh installs them)")
+else
+    echo "== PostgreSQL leg"
+    PGDIR=$(mktemp -d /tmp/pemn-pg.XXXXXX)
+    if bash tests/pg/cluster.sh start "$PGDIR" >"$LOGDIR/pg-cluster.log" 2>&1; then
+        export PEMN_TEST_PG_HOST=$PGDIR
+        for b in "$BUILD"/tests/test_*; do
+            [ -x "$b" ] || continue
+            case "$b" in *.d | *.o) continue ;; esac
+            src="tests/unit/$(basename "$b").c"
+            grep -q 'tests/common/storefix.h' "$src" 2>/dev/null && run_cmocka "$b" "[pg]"
+        done
+        if [ "$MODE" = all ]; then
+            for s in $PG_SCRIPTS; do
+                [ -f "tests/integration/$s.sh" ] && run_script "tests/integration/$s.sh" "[pg]"
+            done
+        fi
+        unset PEMN_TEST_PG_HOST
+    else
+        failed=$((failed + 1))
+        failures+=("PostgreSQL leg: the test cluster did not start (log: $LOGDIR/pg-cluster.log)")
+    fi
+    pg_leg_stop
 fi
 
 if [ "${#failures[@]}" -gt 0 ]; then

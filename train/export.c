@@ -14,6 +14,7 @@
 #include <pemn/safetensors.h>
 
 #include "proto/err.h"
+#include "train/warm.h"
 
 /* ---- metadata -------------------------------------------------------------------------- */
 
@@ -254,7 +255,9 @@ pemn_rc train_export_pkg(const struct train_model *m, const struct train_opts *o
     pemn_rc rc = pemn_builder_new(name, version, release, &b, err);
     if (rc)
         goto out;
-    rc = pemn_builder_set_strategy(b, m->masked ? train_strategy_name(m->strategy) : "dense");
+    rc = pemn_builder_set_mask_encoding(b, o->mask_encoding);
+    if (!rc)
+        rc = pemn_builder_set_strategy(b, m->masked ? train_strategy_name(m->strategy) : "dense");
     if (!rc && m->masked)
         rc = pemn_builder_set_density(b, (float)m->density);
     if (rc) {
@@ -348,6 +351,8 @@ pemn_rc train_export_safetensors(const struct train_model *m, const struct train
         if (rc)
             goto out;
     }
+    if (m->optim.n && (rc = train_optim_export(&m->optim, m->net, w, err)) != PEMN_OK)
+        goto out;
     rc = pemn_st_writer_write_file(w, path, err);
 out:
     free(t);

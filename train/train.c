@@ -12,6 +12,7 @@
 
 #include "proto/err.h"
 #include "train/rng.h"
+#include "train/warm.h"
 
 double train_now(void)
 {
@@ -80,6 +81,7 @@ void train_model_free(struct train_model *m)
     if (!m)
         return;
     train_net_free(m->net);
+    train_optim_free(&m->optim);
     for (size_t i = 0; i < TRAIN_MAX_CLASSES; i++)
         free(m->classes[i]);
     free(m);
@@ -287,6 +289,8 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
     rc = train_optim_init(&opt, o->optim, o->momentum, o->wd, m->net, err);
     if (rc)
         goto fail;
+    if (o->init && (rc = train_init_apply(o->init, m, &opt, err)) != PEMN_OK)
+        goto fail;
     perm = malloc((size_t)n_train * sizeof *perm);
     labels = malloc(max_batch);
     dlogits = malloc(max_batch * m->net->out_dim * sizeof(float));
@@ -299,6 +303,18 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
 
     struct train_rng shuf;
     train_rng_seed(&shuf, o->seed, 2);
+    /* A warm start continues the shuffle stream after the epochs already taken (when the
+     * steps taken are whole epochs of this data set), so that N epochs then M more from
+     * the checkpoint equal N + M epochs in one run under a constant learning rate. */
+    uint64_t steps_per_epoch = n_train / o->batch + (n_train % o->batch > 1);
+    if (o->init && opt.t && steps_per_epoch && opt.t % steps_per_epoch == 0)
+        for (uint64_t ep = 0; ep < opt.t / steps_per_epoch && ep < 100000; ep++)
+            for (uint32_t i = n_train - 1; i > 0; i--) {
+                uint32_t j = (uint32_t)train_rng_below(&shuf, (uint64_t)i + 1);
+                uint32_t t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
     /* A final batch of one sample is dropped (batch-norm needs two). */
     uint64_t steps_epoch = n_train / o->batch + (n_train % o->batch > 1);
     uint64_t total_steps = steps_epoch * o->epochs, gstep = 0;
@@ -388,7 +404,7 @@ pemn_rc train_run(const struct train_opts *o, const struct train_data *train,
     res->first_loss = first_loss_sum / (double)first_steps;
     res->train_seconds = train_secs;
     res->samples_per_sec = train_secs > 0 ? (double)res->samples / train_secs : 0;
-    train_optim_free(&opt);
+    m->optim = opt; /* kept for checkpoints */
     free(perm);
     free(labels);
     free(dlogits);

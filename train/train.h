@@ -16,6 +16,8 @@
 #include "train/mlp.h"
 #include "train/optim.h"
 
+struct train_init;
+
 /* Evaluation batch size: fixed so that trainer and `pemn eval` multiply identically. */
 #define TRAIN_EVAL_BATCH 256
 
@@ -44,6 +46,7 @@ struct train_model {
     int layer_scale;
     uint64_t seed;
     struct train_protos protos;
+    struct train_optim optim; /* optimizer state at the end of training (checkpoints) */
 };
 void train_model_free(struct train_model *m); /* NULL is a no-op; frees m itself */
 /* Sets class names from a comma-separated list, or "0".."n-1" when list is NULL. */
@@ -68,9 +71,14 @@ struct train_opts {
     uint32_t epochs;
     uint32_t batch;
     uint64_t seed;
-    int threads;         /* OpenBLAS threads (>= 1) */
-    uint32_t holdout;    /* last N training samples held out for validation (0: none) */
-    int eval_each_epoch; /* test accuracy after every epoch (monitoring only) */
+    int threads;            /* OpenBLAS threads (>= 1) */
+    uint32_t holdout;       /* last N training samples held out for validation (0: none) */
+    int eval_each_epoch;    /* test accuracy after every epoch (monitoring only) */
+    uint32_t mask_encoding; /* package export: 0 smaller per tensor, PEMN_MASK_BITS */
+    /* warm start (train/warm.h): the network, input normalisation and optimizer state
+     * continue from this checkpoint; the fields above that define the network must equal
+     * the checkpoint's. NULL: a fresh start. Borrowed. */
+    const struct train_init *init;
 };
 /* The defaults of `pemn train`. */
 void train_opts_default(struct train_opts *o);

@@ -44,6 +44,8 @@ CLI_CMD(pull);
 CLI_CMD(agent);
 CLI_CMD(train);
 CLI_CMD(eval);
+CLI_CMD(diff);
+CLI_CMD(patch);
 #undef CLI_CMD
 
 #endif

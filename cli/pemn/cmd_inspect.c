@@ -105,6 +105,7 @@ static json_t *to_json(const pemn_pkg *pkg, const struct pemn_pkg_info *in, cons
             json_object_set_new(j, "offset", json_integer((json_int_t)ti.offset));
             json_object_set_new(j, "scale", json_real(ti.scale));
             json_object_set_new(j, "kept", json_integer((json_int_t)ti.kept));
+            json_object_set_new(j, "mask_encoding", json_integer((json_int_t)ti.mask_encoding));
         }
         json_object_set_new(j, "stored_bytes", json_integer((json_int_t)ti.stored_bytes));
         json_array_append_new(tensors, j);
@@ -168,8 +169,9 @@ static void to_text(const pemn_pkg *pkg, const struct pemn_pkg_info *in, const c
                cli_shape(ti.ndim, ti.shape, shape, sizeof shape),
                cli_human_size(ti.stored_bytes, h, sizeof h));
         if (ti.masked)
-            printf("  masked proto %u scale %.9g kept %llu/%llu", ti.proto, ti.scale,
-                   (unsigned long long)ti.kept, (unsigned long long)ti.numel);
+            printf("  masked proto %u scale %.9g kept %llu/%llu%s", ti.proto, ti.scale,
+                   (unsigned long long)ti.kept, (unsigned long long)ti.numel,
+                   ti.mask_encoding == PEMN_MASK_RANS ? " entropy-coded" : "");
         else
             printf("  dense");
         printf("\n");

@@ -55,6 +55,8 @@ static void help(void)
            "  --created SECONDS    creation time (Unix seconds; default now)\n"
            "  --dry-run            detect and print only (no --key/--out needed)\n"
            "  --json               print the detection and sizes as JSON\n"
+           "  --mask-encoding E    auto (default: per tensor the smaller of bit-packed and\n"
+           "                       entropy-coded, format 1.1) or bits (format 1.0 readers)\n"
            "  -h, --help           this text\n\n"
            "exit: 0 ok, 2 usage, 3 corrupt checkpoint, 6 file not found, 1 other failure\n"
            "      (weights not reproducible by the strategy, unsupported dtype, I/O, ...)\n");
@@ -74,23 +76,15 @@ struct args {
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"in", required_argument, NULL, 'i'},
-        {"key", required_argument, NULL, 'k'},
-        {"name", required_argument, NULL, 'n'},
-        {"version", required_argument, NULL, 'v'},
-        {"release", required_argument, NULL, 'r'},
-        {"out", required_argument, NULL, 'o'},
-        {"density", required_argument, NULL, 'd'},
-        {"strategy", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},
-        {"generator", required_argument, NULL, 'g'},
-        {"meta", required_argument, NULL, 'm'},
-        {"created", required_argument, NULL, 'c'},
-        {"dry-run", no_argument, NULL, 'D'},
-        {"seeds-from-meta", no_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"in", required_argument, NULL, 'i'},      {"key", required_argument, NULL, 'k'},
+        {"name", required_argument, NULL, 'n'},    {"version", required_argument, NULL, 'v'},
+        {"release", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
+        {"density", required_argument, NULL, 'd'}, {"strategy", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},    {"generator", required_argument, NULL, 'g'},
+        {"meta", required_argument, NULL, 'm'},    {"created", required_argument, NULL, 'c'},
+        {"dry-run", no_argument, NULL, 'D'},       {"seeds-from-meta", no_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},          {"mask-encoding", required_argument, NULL, 'E'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t u;
@@ -99,6 +93,10 @@ static int parse(int argc, char **argv, struct args *a)
         switch (c) {
         case 'i':
             a->in = optarg;
+            break;
+        case 'E':
+            if (cli_parse_mask_encoding(optarg, &a->o.mask_encoding))
+                return cli_usage("pack", "--mask-encoding is auto or bits, not '%s'", optarg);
             break;
         case 'k':
             a->key = optarg;

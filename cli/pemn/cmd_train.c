@@ -18,15 +18,17 @@
 
 #include "cli/pemn/blas_tune.h"
 #include "cli/pemn/cmd.h"
+#include "cli/pemn/util.h"
 #include "train/export.h"
 #include "train/train.h"
+#include "train/warm.h"
 
 static void train_usage(FILE *f)
 {
     fprintf(f,
             "usage: pemn train [--data DIR] --mode dense|mask [options]\n"
             "                  [--key KEY.key --name N --version V --release R --out M.pemn]\n"
-            "                  [--checkpoint M.safetensors]\n"
+            "                  [--checkpoint M.safetensors] [--init-from M.safetensors]\n"
             "\n"
             "data:\n"
             "  --data DIR         IDX files train-/t10k-{images-idx3,labels-idx1}-ubyte[.gz]\n"
@@ -61,8 +63,18 @@ static void train_usage(FILE *f)
             "  --out FILE         signed .pemn package (needs --key, --name, --version)\n"
             "  --key KEY.key      publisher key (pemn keygen)\n"
             "  --name N --version V --release R   manifest (release default 1)\n"
-            "  --checkpoint FILE  safetensors checkpoint (X.weight + X.scores)\n"
+            "  --checkpoint FILE  safetensors checkpoint (X.weight + X.scores, and the\n"
+            "                     optimizer state, so --init-from can continue from it)\n"
+            "warm start:\n"
+            "  --init-from CKPT   continue from a --checkpoint file: the network (mode,\n"
+            "                     architecture, strategy, density, prototype, seed), scores,\n"
+            "                     input normalisation and optimizer state come from it;\n"
+            "                     train --epochs more on --data (the same or another data\n"
+            "                     set), with a fresh --lr schedule. Fine-tunes keep most of\n"
+            "                     the mask, so `pemn diff` of the packages is small\n"
             "  --report FILE      JSON summary of the run (for scripts)\n"
+            "  --mask-encoding E  auto (default: per tensor the smaller of bit-packed and\n"
+            "                     entropy-coded) or bits (readable by format-1.0 readers)\n"
             "  --quiet            no progress\n"
             "  --naive-gemm       naive matrix products instead of OpenBLAS (benchmark peer)\n"
             "Same seed, options and --threads give identical results.\n",
@@ -207,7 +219,9 @@ int cmd_train(int argc, char **argv)
         O_REPORT,
         O_QUIET,
         O_HELP,
-        O_NAIVE
+        O_NAIVE,
+        O_MASKENC,
+        O_INIT
     };
     static const struct option lo[] = {
         {"data", 1, 0, O_DATA},
@@ -244,13 +258,17 @@ int cmd_train(int argc, char **argv)
         {"quiet", 0, 0, O_QUIET},
         {"help", 0, 0, O_HELP},
         {"naive-gemm", 0, 0, O_NAIVE},
+        {"mask-encoding", 1, 0, O_MASKENC},
+        {"init-from", 1, 0, O_INIT},
         {0, 0, 0, 0},
     };
     struct train_opts o;
     train_opts_default(&o);
     const char *data = TRAIN_DEFAULT_DATA_DIR, *mode = NULL, *classes = NULL;
     const char *key_path = NULL, *name = NULL, *version = NULL, *out = NULL, *ckpt = NULL;
-    const char *report = NULL;
+    const char *report = NULL, *init_from = NULL, *net_opt = NULL;
+    int optim_given = 0;
+    struct train_init *init = NULL;
     uint64_t release = 1, train_limit = 0, test_limit = 0, v;
     int quiet = 0, data_given = 0;
     struct pemn_err err = {0};
@@ -259,6 +277,11 @@ int cmd_train(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         int bad = 0;
+        if (c == O_MODE || c == O_ARCH || c == O_STRATEGY || c == O_RATIO || c == O_DENSITY ||
+            c == O_GEN || c == O_NOSCALE || c == O_BIAS || c == O_BN || c == O_SEED)
+            net_opt = lo[c - O_DATA].name;
+        if (c == O_OPTIM)
+            optim_given = 1;
         switch (c) {
         case O_DATA:
             data = optarg;
@@ -358,6 +381,12 @@ int cmd_train(int argc, char **argv)
         case O_REPORT:
             report = optarg;
             break;
+        case O_MASKENC:
+            bad = cli_parse_mask_encoding(optarg, &o.mask_encoding);
+            break;
+        case O_INIT:
+            init_from = optarg;
+            break;
         case O_QUIET:
             quiet = 1;
             break;
@@ -381,8 +410,39 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "pemn train: unexpected argument '%s'\n", argv[optind]);
         return CLI_EXIT_USAGE;
     }
+    if (init_from) {
+        if (net_opt) {
+            fprintf(stderr,
+                    "pemn train: --%s: with --init-from the network (mode, architecture, "
+                    "strategy, density, prototype and seed) comes from the checkpoint\n",
+                    net_opt);
+            return CLI_EXIT_USAGE;
+        }
+        pemn_rc lrc = train_init_load(init_from, &init, &err);
+        if (lrc) {
+            fprintf(stderr, "pemn train: --init-from %s: %s\n", init_from, err.msg);
+            return lrc == PEMN_ENOTFOUND ? CLI_EXIT_NOTFOUND : cli_exit_code(lrc);
+        }
+        o.arch = init->arch;
+        o.masked = init->masked;
+        o.seed = init->seed;
+        if (init->masked) {
+            o.strategy = init->strategy;
+            o.ratio = init->ratio;
+            o.density = init->density;
+            o.gen = init->gen;
+            o.layer_scale = init->layer_scale;
+        }
+        if (init->have_optim && !optim_given)
+            o.optim = init->optim;
+        if (!classes)
+            classes = init->classes;
+        o.init = init;
+        mode = init->masked ? "mask" : "dense";
+    }
     if (!mode || (strcmp(mode, "dense") && strcmp(mode, "mask"))) {
         fprintf(stderr, "pemn train: --mode dense|mask is required (pemn train --help)\n");
+        train_init_free(init);
         return CLI_EXIT_USAGE;
     }
     o.masked = strcmp(mode, "mask") == 0;
@@ -449,6 +509,10 @@ int cmd_train(int argc, char **argv)
                 "seed %llu, %d thread%s\n",
                 tr.n - o.holdout, te.n, data, train_optim_name(o.optim), o.lr, o.epochs, o.batch,
                 (unsigned long long)o.seed, o.threads, o.threads > 1 ? "s" : "");
+        if (init)
+            fprintf(stderr, "pemn train: warm start from %s (%s state after %llu steps)\n",
+                    init_from, init->have_optim ? "optimizer" : "no optimizer",
+                    (unsigned long long)init->optim_t);
     }
     struct progress_state ps = {isatty(STDERR_FILENO), quiet, -1};
     struct train_result res;
@@ -516,5 +580,6 @@ done:
     train_model_free(m);
     train_data_free(&tr);
     train_data_free(&te);
+    train_init_free(init);
     return ret;
 }

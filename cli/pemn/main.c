@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"agent", cmd_agent, "fleet agent: keep a device on its desired model"},
     {"train", cmd_train, "train a dense or PEMN (edge-popup) model"},
     {"eval", cmd_eval, "measure a model's test accuracy"},
+    {"diff", cmd_diff, "make a delta (.pemnd) that turns one package into another"},
+    {"patch", cmd_patch, "rebuild a package from its predecessor and a delta, and verify it"},
 };
 
 int cli_exit_code(pemn_rc rc)

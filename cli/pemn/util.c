@@ -14,6 +14,8 @@
 #include "cli/pemn/util.h"
 #include "proto/err.h"
 
+#include <pemn/pkg.h>
+
 int cli_fail(const char *cmd, pemn_rc rc, const struct pemn_err *e)
 {
     const char *msg = (e && e->rc == rc && e->msg[0]) ? e->msg : pemn_strerror(rc);
@@ -134,6 +136,17 @@ int cli_parse_double(const char *s, double *out)
     if (errno || *end || !isfinite(v))
         return -1;
     *out = v;
+    return 0;
+}
+
+int cli_parse_mask_encoding(const char *s, uint32_t *out)
+{
+    if (s && strcmp(s, "auto") == 0)
+        *out = 0;
+    else if (s && strcmp(s, "bits") == 0)
+        *out = PEMN_MASK_BITS;
+    else
+        return -1;
     return 0;
 }
 

@@ -42,6 +42,8 @@ const char *cli_shape(uint32_t ndim, const uint64_t *shape, char *buf, size_t ca
 /* Strict parsers: the whole string must be a number in range. 0 ok, -1 otherwise. */
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_double(const char *s, double *out);
+/* "auto" -> 0, "bits" -> PEMN_MASK_BITS (pemn_builder_set_mask_encoding); -1 otherwise. */
+int cli_parse_mask_encoding(const char *s, uint32_t *out);
 /* Exactly 2*n hex digits into out. 0 ok, -1 otherwise. */
 int cli_parse_hex(const char *s, uint8_t *out, size_t n);
 

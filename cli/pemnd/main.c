@@ -31,6 +31,10 @@ static void help(FILE *f)
             "       pemnd --db FILE scrub [--rate BYTES_PER_SECOND]  (exit 3: bad blobs found)\n"
             "       pemnd --print-config [--config FILE] [--SETTING VALUE]...\n"
             "\n"
+            "--db names a SQLite file (or sqlite:FILE; the default backend) or a PostgreSQL URI\n"
+            "postgresql://[USER@]HOST[:PORT]/DBNAME[?PARAMS] for N replicas on one database\n"
+            "(password from PGPASSFILE/~/.pgpass or a service file, never in the URI).\n"
+            "\n"
             "Every setting can be given as a flag (--max-package-size 64M) or in the config\n"
             "file as 'key = value' (max_package_size = 64M); flags win. Boolean flags may omit\n"
             "their value (--read-token-required). Settings and defaults:\n\n",

@@ -56,6 +56,13 @@ pemn_rc pemn_builder_add_dense(pemn_builder *b, const char *name, pemn_dtype dty
                                const uint64_t *shape, const void *data, uint64_t nbytes,
                                struct pemn_err *err);
 
+/* Mask encoding of the masked tensors added after this call: 0 (default) stores each mask
+ * in whichever encoding is smaller, bit-packed (PEMN_MASK_BITS) or entropy-coded
+ * (PEMN_MASK_RANS, readable by readers of format 1.1 and later); PEMN_MASK_BITS always
+ * bit-packs (for old readers); PEMN_MASK_RANS codes every mask the format allows (tests).
+ * A package with a coded mask is written as format minor 1. PEMN_EINVAL for other values. */
+pemn_rc pemn_builder_set_mask_encoding(pemn_builder *b, uint32_t encoding);
+
 /* Serialises and signs. *out is malloc'ed (release with free()). */
 pemn_rc pemn_builder_finish(pemn_builder *b, const struct pemn_seckey *key, uint8_t **out,
                             size_t *out_len, struct pemn_err *err);

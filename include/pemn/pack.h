@@ -97,6 +97,9 @@ struct pemn_pack_opts {
     size_t n_meta;
     const char *const *meta_keys;
     const char *const *meta_values;
+    /* Mask encoding (pemn_builder_set_mask_encoding): 0 = the smaller per tensor (default),
+     * PEMN_MASK_BITS = bit-packed only (packages readable by format-1.0 readers). */
+    uint32_t mask_encoding;
 };
 /* Zeroes *o and sets the defaults (auto, density from the checkpoint or 0.5, release 1). */
 void pemn_pack_opts_init(struct pemn_pack_opts *o);

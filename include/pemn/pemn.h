@@ -10,6 +10,7 @@
 #include <pemn/gen.h>
 #include <pemn/pkg.h>
 #include <pemn/builder.h>
+#include <pemn/delta.h>
 #include <pemn/safetensors.h>
 #include <pemn/pack.h>
 #include <pemn/client.h>

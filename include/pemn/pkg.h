@@ -97,6 +97,7 @@ pemn_rc pemn_pkg_proto_values(const pemn_pkg *pkg, uint32_t i, const float **val
 
 /* ---- tensors -------------------------------------------------------------------------- */
 #define PEMN_MASK_BITS 1 /* mask encoding: 1 bit per element, LSB-first (docs/FORMAT.md) */
+#define PEMN_MASK_RANS 2 /* mask encoding: the bits entropy-coded (rANS; format minor 1) */
 struct pemn_tensor_info {
     const char *name; /* borrowed */
     pemn_dtype dtype; /* F32 for masked tensors */
@@ -110,7 +111,7 @@ struct pemn_tensor_info {
     float scale;
     uint32_t mask_encoding;
     uint64_t kept;       /* number of 1 bits */
-    const uint8_t *mask; /* borrowed: the packed bits */
+    const uint8_t *mask; /* borrowed: the packed bits (decoded at open for encoding 2) */
     /* dense only */
     const void *data;      /* borrowed: raw little-endian data in dtype */
     uint64_t stored_bytes; /* bytes this tensor occupies in the file (mask or data) */
@@ -134,6 +135,12 @@ PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring
  * expanded; dense F32/F16/BF16/F64 tensors are converted; other dtypes: PEMN_EUNSUPPORTED. */
 pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_out,
                         struct pemn_err *err);
+/* Streaming: writes elements [first, first + n) of tensor i as float32 into out, exactly
+ * the values pemn_pkg_expand gives for them, so a caller can expand any model chunk by
+ * chunk through a buffer of its choice (memory: the buffer; a seeded prototype is
+ * generated once, on first use). PEMN_EINVAL when the range is outside the tensor. */
+pemn_rc pemn_pkg_expand_range(const pemn_pkg *pkg, uint32_t i, uint64_t first, float *out,
+                              uint64_t n, struct pemn_err *err);
 /* Expands every tensor i whose outs[i] is not NULL into outs[i] (numel floats each), as
  * pemn_pkg_expand does; n must equal pemn_pkg_tensor_count (PEMN_EINVAL otherwise). Pass
  * NULL for tensors not wanted and for dtypes that do not convert (integers, BOOL, F8:
@@ -142,7 +149,8 @@ pemn_rc pemn_pkg_expand_all(const pemn_pkg *pkg, float *const *outs, uint32_t n,
                             struct pemn_err *err);
 /* Writes the whole network as a safetensors file: masked tensors as F32, dense tensors as
  * stored; the manifest goes into __metadata__. Written to a temporary file, fsync'ed, then
- * renamed over path. Memory: one tensor at a time. */
+ * renamed over path. Memory: bounded whatever the model size (masked tensors are expanded
+ * in chunks of 1 MiB through one buffer). */
 pemn_rc pemn_pkg_write_safetensors(const pemn_pkg *pkg, const char *path, struct pemn_err *err);
 
 #ifdef __cplusplus

@@ -87,7 +87,7 @@ class PackOpts(ctypes.Structure):
         ("strategy", c_int), ("seeded", c_int), ("generator", c_u32), ("seed", c_u8 * 32),
         ("n_seeds", c_size_t), ("seeds", POINTER(c_u8 * 32)), ("seeds_from_meta", c_int),
         ("created", c_i64), ("n_meta", c_size_t), ("meta_keys", POINTER(c_char_p)),
-        ("meta_values", POINTER(c_char_p)),
+        ("meta_values", POINTER(c_char_p)), ("mask_encoding", c_u32),
     ]
 
 

@@ -274,7 +274,7 @@ class Package:
                  "masked": bool(t.masked)}
             if t.masked:
                 d.update(proto=int(t.proto), offset=int(t.offset), scale=float(t.scale),
-                         kept=int(t.kept))
+                         kept=int(t.kept), mask_encoding=int(t.mask_encoding))
             d["stored_bytes"] = int(t.stored_bytes)
             out.append(d)
         return out

@@ -42,9 +42,8 @@ static int pg_admin(const char *sql)
     return ok;
 }
 
-int storefix_setup(void **state)
+static int setup_from(const char *tmpl)
 {
-    (void)state;
     snprintf(storefix_dir, sizeof storefix_dir, "/tmp/pemn-storefix-XXXXXX");
     if (!mkdtemp(storefix_dir))
         return -1;
@@ -55,12 +54,26 @@ int storefix_setup(void **state)
     }
     snprintf(pg_name, sizeof pg_name, "sf_%ld_%u", (long)getpid(), pg_serial++);
     char sql[200];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE pemn_tmpl", pg_name);
-    if (pg_admin(sql))
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE %s", pg_name, tmpl);
+    if (pg_admin(sql)) {
+        rmdir(storefix_dir); /* cmocka runs no teardown after a failed setup */
         return -1;
+    }
     snprintf(storefix_db, sizeof storefix_db, "postgresql:///%s?host=%s&user=postgres", pg_name,
              getenv("PEMN_TEST_PG_HOST"));
     return 0;
+}
+
+int storefix_setup(void **state)
+{
+    (void)state;
+    return setup_from("pemn_tmpl");
+}
+
+int storefix_setup_empty(void **state)
+{
+    (void)state;
+    return setup_from("template0");
 }
 
 int storefix_teardown(void **state)
@@ -73,8 +86,8 @@ int storefix_teardown(void **state)
         pg_name[0] = '\0';
     }
     char p[400];
-    const char *suffix[] = {"t.db", "t.db-wal", "t.db-shm"};
-    for (int i = 0; i < 3; i++) {
+    const char *suffix[] = {"t.db", "t.db-wal", "t.db-shm", "t.db-journal"};
+    for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s/%s", storefix_dir, suffix[i]);
         unlink(p);
     }

@@ -19,6 +19,9 @@ extern char storefix_dir[256]; /* a fresh temporary directory (both backends) */
 /* cmocka setup/teardown: a fresh, empty database per test. */
 int storefix_setup(void **state);
 int storefix_teardown(void **state);
+/* The same without pemn's schema (PostgreSQL: a database from template0), to test
+ * migrations. */
+int storefix_setup_empty(void **state);
 /* True on the PostgreSQL leg. */
 bool storefix_pg(void);
 /* Runs one statement on the test database, outside the store: sqlite_sql on SQLite, pg_sql

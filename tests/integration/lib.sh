@@ -66,6 +66,23 @@ t_done() {
 }
 
 # ---- pemnd (the registry daemon) ----------------------------------------------------------
+# pemnd_db DIR: the --db for DIR: DIR/pemn.db; on the PostgreSQL leg of make test
+# (PEMN_TEST_PG_HOST: a cluster from tests/pg/cluster.sh) a fresh database of that cluster,
+# the same one every time for the same DIR.
+pemnd_db() {
+    local dir=$1 name
+    if [ -z "${PEMN_TEST_PG_HOST:-}" ]; then
+        echo "$dir/pemn.db"
+        return 0
+    fi
+    if [ ! -s "$dir/pg-uri" ]; then
+        name=it_$$_${RANDOM}_$(basename "$dir" | tr -c 'a-zA-Z0-9\n' _ | tr -d '\n')
+        bash "$PEMN_ROOT/tests/pg/cluster.sh" newdb "$PEMN_TEST_PG_HOST" "${name:0:60}" \
+            >"$dir/pg-uri" || return 1
+    fi
+    cat "$dir/pg-uri"
+}
+
 # pemnd_start DIR [PEMND ARGS...]: starts pemnd on a free 127.0.0.1 port with the database
 # DIR/pemn.db (created fresh unless it exists), logging to DIR/pemnd.log. Sets PEMND_URL,
 # PEMND_PID, PEMND_PORT, PEMND_DB, PEMND_LOG. Retries when another process grabs the port.
@@ -74,7 +91,7 @@ pemnd_start() {
     local dir=$1 attempt
     shift
     mkdir -p "$dir"
-    PEMND_DB=$dir/pemn.db
+    PEMND_DB=$(pemnd_db "$dir") || return 1
     PEMND_LOG=$dir/pemnd.log
     for attempt in 1 2 3 4 5; do
         PEMND_PORT=$(free_port) || return 1
@@ -87,7 +104,7 @@ pemnd_start() {
 pemnd_start_on() {
     local dir=$1 port=$2 i
     shift 2
-    PEMND_DB=$dir/pemn.db
+    PEMND_DB=$(pemnd_db "$dir") || return 1
     PEMND_LOG=$dir/pemnd.log
     PEMND_PORT=$port
     PEMND_URL=http://127.0.0.1:$port

@@ -164,7 +164,12 @@ agent tp1 tp
 cp "$D/tam-2.0.0.pemn" "$D/tampered.pemn"
 printf '\x55' | dd of="$D/tampered.pemn" bs=1 seek=300 conv=notrunc status=none
 pemnd_stop
-sqlite3 "$PEMND_DB" "UPDATE blobs SET data = readfile('$D/tampered.pemn') WHERE digest = '$T2'"
+if [ -n "${PEMN_TEST_PG_HOST:-}" ]; then # the PostgreSQL leg: the same byte in its chunk row
+    psql -q "$PEMND_DB" -c "UPDATE blob_chunks c SET data = set_byte(c.data, 300, 85) FROM blobs b
+        WHERE b.id = c.blob_id AND b.digest = '$T2' AND c.idx = 0" >/dev/null
+else
+    sqlite3 "$PEMND_DB" "UPDATE blobs SET data = readfile('$D/tampered.pemn') WHERE digest = '$T2'"
+fi
 pemnd_start_on "$D/srv" "$PEMND_PORT" --allow-unbound-device-tokens --device-registration-rate 0 || fail "pemnd restarts"
 fleet tp '{"model":"tam","version":"2.0.0"}' >/dev/null
 agent tp1 tp 2>/dev/null

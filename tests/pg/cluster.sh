@@ -21,9 +21,12 @@ pg_start() {
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
         -c max_connections=200 -c shared_buffers=32MB -c log_min_messages=fatal \
         >"$dir/server.log" 2>&1 &
-    echo $! >"$dir/pid"
     for _ in $(seq 1 100); do
-        "$PGBIN/pg_isready" -q -h "$dir" -U postgres && return 0
+        if "$PGBIN/pg_isready" -q -h "$dir" -U postgres; then
+            # the postmaster's own PID (runuser stays as its parent)
+            head -1 "$dir/data/postmaster.pid" >"$dir/pid"
+            return 0
+        fi
         sleep 0.1
     done
     echo "cluster.sh: PostgreSQL did not start; log:" >&2
@@ -35,7 +38,7 @@ pg_stop() {
     [ -f "$dir/pid" ] || return 0
     local pid
     pid=$(cat "$dir/pid")
-    kill -INT "$pid" 2>/dev/null # fast shutdown
+    kill -INT "$pid" 2>/dev/null # fast shutdown (runuser, its parent, exits with it)
     for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

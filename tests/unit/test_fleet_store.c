@@ -617,6 +617,55 @@ static void test_report_message(void **state)
     store_close(st);
 }
 
+/* last_seen: refreshed by a poll once it is older than the touch interval (on PostgreSQL
+ * through the replica's batch), read back by the same store, never moved backwards. */
+static void test_touch(void **state)
+{
+    (void)state;
+    struct store *st = open_store();
+    struct store_fleet f;
+    struct store_device d, g;
+    struct pemn_err e;
+    struct store_fleet_target t1 = target("1.0.0", 1, 'a');
+    assert_int_equal(store_fleet_put(st, "a", &t1, 10000, 0, 0, "ra", "x", NULL, NULL, &e),
+                     PEMN_OK);
+    assert_int_equal(store_device_poll(st, "a", "dev1", 60, &f, &d, &e), PEMN_OK);
+    int64_t t0 = d.last_seen;
+    assert_true(t0 > 0);
+    /* within the interval: nothing to refresh */
+    assert_int_equal(store_device_poll(st, "a", "dev1", 60, &f, &d, &e), PEMN_OK);
+    assert_int_equal(d.last_seen, t0);
+    /* the device was last seen 100 s ago: the next poll refreshes it */
+    assert_int_equal(storefix_sql("UPDATE devices SET last_seen = last_seen - 100",
+                                  "UPDATE devices SET last_seen = last_seen - 100"),
+                     0);
+    assert_int_equal(store_device_get(st, "a", "dev1", &g, &e), PEMN_OK);
+    assert_int_equal(g.last_seen, t0 - 100);
+    assert_int_equal(store_device_poll(st, "a", "dev1", 60, &f, &d, &e), PEMN_OK);
+    assert_true(d.last_seen >= t0);
+    assert_int_equal(store_device_get(st, "a", "dev1", &g, &e), PEMN_OK);
+    assert_true(g.last_seen >= t0);
+    /* many polls of many devices, then every refresh is stored */
+    char id[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "m%02d", i);
+        assert_int_equal(store_device_poll(st, "a", id, 60, &f, &d, &e), PEMN_OK);
+    }
+    assert_int_equal(storefix_sql("UPDATE devices SET last_seen = 1000", "UPDATE devices SET"
+                                                                         " last_seen = 1000"),
+                     0);
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "m%02d", i);
+        assert_int_equal(store_device_poll(st, "a", id, 60, &f, &d, &e), PEMN_OK);
+        assert_true(d.last_seen >= t0);
+    }
+    assert_int_equal(store_device_get(st, "a", "m00", &g, &e), PEMN_OK); /* flushes */
+    assert_int_equal(storefix_sql("SELECT count(*) FROM devices WHERE last_seen < 1700000000",
+                                  "SELECT count(*) FROM devices WHERE last_seen < 1700000000"),
+                     1); /* only dev1, not polled since */
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +676,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_follow_tag, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_bound_tokens, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_touch, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_report_message, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -534,7 +534,7 @@ static void s_dense_encoding(struct xpkg *x)
 }
 static void s_mask_encoding(struct xpkg *x)
 {
-    proto_put32(entry(x, PKG_SEC_TENSORS, 0) + PKG_T_ENCODING, 2);
+    proto_put32(entry(x, PKG_SEC_TENSORS, 0) + PKG_T_ENCODING, 3);
 }
 static void s_tensor_kind(struct xpkg *x)
 {
@@ -670,6 +670,35 @@ static void case_rich(void)
     add_case("rich", buf, len, PEMN_OK, PEMN_OK);
 }
 
+/* Mask encoding 2 (format 1.1): a 1000-element mask at density ~0.1 and a 13-element one,
+ * both entropy-coded (forced), next to a bit-packed one. */
+static void case_rans(void)
+{
+    pemn_builder *b;
+    assert_int_equal(pemn_builder_new("coded", "v1", 2, &b, NULL), PEMN_OK);
+    assert_int_equal(pemn_builder_set_created(b, 1700000000), PEMN_OK);
+    uint8_t seed[32] = {7};
+    uint32_t p;
+    assert_int_equal(pemn_builder_add_proto_seeded(b, PEMN_GEN_UNIFORM, seed, 1.0f, 64, &p),
+                     PEMN_OK);
+    uint8_t m[1000];
+    uint32_t r = 12345;
+    for (int i = 0; i < 1000; i++) {
+        r = r * 1103515245u + 12345u;
+        m[i] = (r >> 16) % 10 == 0;
+    }
+    uint64_t s1[2] = {40, 25}, s2[1] = {13};
+    assert_int_equal(pemn_builder_add_masked(b, "plain", 1, s2, p, 5, 1.0f, m, NULL), PEMN_OK);
+    assert_int_equal(pemn_builder_set_mask_encoding(b, PEMN_MASK_RANS), PEMN_OK);
+    assert_int_equal(pemn_builder_add_masked(b, "coded", 2, s1, p, 0, 0.5f, m, NULL), PEMN_OK);
+    assert_int_equal(pemn_builder_add_masked(b, "tiny", 1, s2, p, 63, 2.0f, m + 7, NULL), PEMN_OK);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(pemn_builder_finish(b, &fix_sk, &buf, &len, NULL), PEMN_OK);
+    pemn_builder_free(b);
+    add_case("mask-rans", buf, len, PEMN_OK, PEMN_OK);
+}
+
 static void make_cases(void)
 {
     if (n_cases)
@@ -684,6 +713,7 @@ static void make_cases(void)
     case_sect("seeded-length-free", 1, s_seeded_len_free, PEMN_OK, PEMN_OK);
     case_sect("no-tensors", 0, s_no_tensors, PEMN_OK, PEMN_OK);
     case_rich();
+    case_rans();
     case_bytes("future-minor", m_minor7, 1, PEMN_OK, PEMN_OK);
     case_bytes("reserved-header-bytes", m_reserved, 1, PEMN_OK, PEMN_OK);
     /* structurally fine, signature or digest wrong */

@@ -457,20 +457,23 @@ static void test_writer_errors(void **state)
 }
 
 /* ---- files ---------------------------------------------------------------------------- */
-static pemn_rc fill_ramp(void *ctx, uint64_t arg, void *buf, uint64_t nbytes, struct pemn_err *err)
+static pemn_rc fill_ramp(void *ctx, uint64_t arg, uint64_t off, void *buf, uint64_t nbytes,
+                         struct pemn_err *err)
 {
     (void)ctx;
     (void)err;
     uint8_t *b = buf;
     for (uint64_t i = 0; i < nbytes; i++)
-        b[i] = (uint8_t)(i + arg);
+        b[i] = (uint8_t)(off + i + arg);
     return PEMN_OK;
 }
 
-static pemn_rc fill_fail(void *ctx, uint64_t arg, void *buf, uint64_t nbytes, struct pemn_err *err)
+static pemn_rc fill_fail(void *ctx, uint64_t arg, uint64_t off, void *buf, uint64_t nbytes,
+                         struct pemn_err *err)
 {
     (void)ctx;
     (void)arg;
+    (void)off;
     (void)buf;
     (void)nbytes;
     err->rc = PEMN_ECORRUPT;

@@ -127,7 +127,43 @@ static void test_newer_schema_refused(void **state)
     assert_null(st);
     assert_non_null(strstr(e.msg, "999"));
     assert_int_equal(store_open("", NULL, &st, NULL), PEMN_EINVAL);
+    assert_int_equal(store_open("sqlite:", NULL, &st, NULL), PEMN_EINVAL);
     assert_int_equal(store_open("/nonexistent-dir/x/y.db", NULL, &st, &e), PEMN_EDB);
+}
+
+/* The backend comes from the --db string; a PostgreSQL URI never carries a password. */
+static void test_backend_choice(void **state)
+{
+    (void)state;
+    struct store *st = NULL;
+    struct pemn_err e;
+    const char *with_pw[] = {"postgresql://alice:s3cr3t@127.0.0.1:1/pemn",
+                             "postgres://alice:s3cr3t@127.0.0.1:1/pemn",
+                             "postgresql:///pemn?host=/nonexistent&password=s3cr3t"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_open(with_pw[i], NULL, &st, &e), PEMN_EINVAL);
+        assert_null(st);
+        assert_null(strstr(e.msg, "s3cr3t"));
+        assert_non_null(strstr(e.msg, "password"));
+    }
+    /* nothing listening: a clear database error, quickly (no retry loop at open) */
+    assert_int_equal(store_open("postgresql:///pemn?host=/nonexistent-pemn-dir&connect_timeout=2",
+                                NULL, &st, &e),
+                     PEMN_EDB);
+    assert_non_null(strstr(e.msg, "PostgreSQL"));
+    assert_int_equal(store_open("postgresql://[bad", NULL, &st, &e), PEMN_EINVAL);
+    if (!storefix_pg()) {
+        /* "sqlite:FILE" is the same store as FILE */
+        struct store *a = open_store(NULL);
+        push(a, "net", "1", 1, 100, PEMN_OK, true);
+        store_close(a);
+        char uri[700];
+        snprintf(uri, sizeof uri, "sqlite:%s", storefix_db);
+        assert_int_equal(store_open(uri, NULL, &st, &e), PEMN_OK);
+        struct store_version v;
+        assert_int_equal(store_get_latest(st, "net", &v, &e), PEMN_OK);
+        store_close(st);
+    }
 }
 
 static void test_push_outcomes(void **state)
@@ -340,6 +376,56 @@ static void test_blobs_and_cache(void **state)
     free(b1);
     free(b2);
     free(b3);
+}
+
+/* A package larger than a PostgreSQL chunk row (1 MiB): stored in several chunks, read back
+ * whole (into the cache), streamed, and in ranges that cross chunk boundaries. */
+static void test_large_blob(void **state)
+{
+    (void)state;
+    const size_t size = ((size_t)5 << 19) + 123; /* 2.5 MiB + 123 */
+    struct store_opts o;
+    store_opts_default(&o);
+    o.cache_bytes = (size_t)8 << 20;
+    o.cache_item_max = (size_t)1 << 20; /* streamed */
+    struct store *st = open_store(&o);
+    struct store_version m;
+    uint8_t *b = fake_pkg("big", "1", 1, size, &m);
+    bool created;
+    assert_int_equal(store_put_package(st, &m, b, size, "t", &created, NULL, NULL), PEMN_OK);
+    struct store_blob *h;
+    struct pemn_err e;
+    assert_int_equal(store_blob_get(st, m.digest, &h, &e), PEMN_OK);
+    assert_null(h->data);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    assert_int_equal(store_blob_read(st, h, 0, buf, size, &e), PEMN_OK);
+    assert_memory_equal(buf, b, size);
+    const size_t mib = (size_t)1 << 20;
+    const size_t ranges[][2] = {{mib - 100, 200}, {2 * mib - 1, 2}, {mib, mib}, {0, mib + 1},
+                                {size - 7, 7},    {mib - 1, 1},     {5, 0}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        memset(buf, 0, ranges[i][1] + 1);
+        assert_int_equal(store_blob_read(st, h, ranges[i][0], buf, ranges[i][1], &e), PEMN_OK);
+        assert_memory_equal(buf, b + ranges[i][0], ranges[i][1]);
+    }
+    assert_int_equal(store_blob_read(st, h, size - 7, buf, 8, &e), PEMN_EINVAL);
+    if (storefix_pg()) /* three chunk rows: 1 MiB, 1 MiB, 0.5 MiB + 123 */
+        assert_int_equal(storefix_sql(NULL, "SELECT count(*) FROM blob_chunks c JOIN blobs b ON"
+                                            " b.id = c.blob_id WHERE b.size > 2000000"),
+                         3);
+    store_blob_release(h);
+    store_close(st);
+    /* the same blob copied whole into the cache */
+    o.cache_item_max = (size_t)4 << 20;
+    st = open_store(&o);
+    assert_int_equal(store_blob_get(st, m.digest, &h, &e), PEMN_OK);
+    assert_non_null(h->data);
+    assert_memory_equal(h->data, b, size);
+    store_blob_release(h);
+    store_close(st);
+    free(buf);
+    free(b);
 }
 
 static void test_cache_eviction(void **state)
@@ -604,9 +690,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_schema, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, storefix_setup,
                                         storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_backend_choice, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_push_outcomes, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_listings_and_tags, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_blobs_and_cache, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_large_blob, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_cache_eviction, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_keys, storefix_setup, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_tokens_and_audit, storefix_setup, storefix_teardown),
