@@ -48,7 +48,7 @@ int main(int argc, char **argv)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             memcpy(bits + 8 * i, &x, 8);
         }
-        char name[32];
+        char name[48]; /* "layer" + 20 digits + ".weight" + NUL */
         snprintf(name, sizeof name, "layer%lu.weight", t);
         uint64_t shape[2] = {8192, per / 8192};
         if (pemn_builder_add_masked_bits(b, name, 2, shape, p, (t * 977) % 65536, 1.0f, bits, &e) !=
