@@ -57,7 +57,7 @@ int main(int argc, char **argv)
             }
             memcpy(bits + 8 * i, &w, 8);
         }
-        char name[32];
+        char name[48]; /* "layer" + 20 digits + ".weight" + NUL */
         snprintf(name, sizeof name, "layer%lu.weight", t);
         uint64_t shape[2] = {8192, per / 8192};
         if (pemn_builder_add_masked_bits(b, name, 2, shape, p, (t * 977) % 65536, 1.0f, bits, &e) !=

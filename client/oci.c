@@ -184,7 +184,7 @@ pemn_rc pemn_oci_push(const char *path, const char *ref, const struct pemn_oci_o
         pemn_oci_options_init(&defaults);
         o = &defaults;
     }
-    struct pemn_oci_result local;
+    struct pemn_oci_result local = {0};
     struct pemn_oci_result *res = out ? out : &local;
     memset(res, 0, sizeof *res);
     if (!path || !ref)
@@ -326,7 +326,7 @@ pemn_rc pemn_oci_pull(const char *ref, const char *dest_path, const struct pemn_
         pemn_oci_options_init(&defaults);
         o = &defaults;
     }
-    struct pemn_oci_result local;
+    struct pemn_oci_result local = {0};
     struct pemn_oci_result *res = out ? out : &local;
     memset(res, 0, sizeof *res);
     if (!ref || !dest_path || !*dest_path)

@@ -335,7 +335,7 @@ pemn_rc sq_tag_set(struct store *st, const char *model, const char *tag, const c
         snprintf(target, sizeof target, "%s:%s", model, tag);
         rc = sq_audit(c, actor, "tag.set", target, version, err);
     }
-    struct store_version v;
+    struct store_version v = {0};
     unsigned moved = 0;
     if (!rc)
         rc = get_version(c, model, version, &v, err);

@@ -299,27 +299,12 @@ int cli_oci_pull(int argc, char **argv)
     struct pemn_err e = {0};
     if (pemn_oci_parse_ref(ref, &pr, &e))
         return cli_usage("pull", "%s", e.msg);
-    char *env_trust = NULL;
-    if (n_trust == 0 && getenv("PEMN_TRUST") && *getenv("PEMN_TRUST")) {
-        env_trust = strdup(getenv("PEMN_TRUST"));
-        if (!env_trust)
-            return CLI_EXIT_FAIL;
-        for (char *save = NULL, *p = strtok_r(env_trust, ":", &save); p && n_trust < MAX_TRUST;
-             p = strtok_r(NULL, ":", &save))
-            trust[n_trust++] = p;
-    }
-    if (n_trust == 0) {
-        free(env_trust);
-        return cli_usage("pull", "give at least one --trust KEY.pub (or set PEMN_TRUST): a "
-                                 "package is installed only when a trusted key signed it");
-    }
     pemn_keyring *kr = NULL;
-    pemn_rc rc = cli_load_trust(trust, n_trust, &kr, &e);
-    free(env_trust);
-    if (rc)
-        return cli_fail("pull", rc, &e);
+    int ex = cli_pull_trust("pull", trust, n_trust, MAX_TRUST, &kr);
+    if (ex)
+        return ex;
     struct creds cr;
-    int ex = load_creds("pull", cred_file, &cr, &o);
+    ex = load_creds("pull", cred_file, &cr, &o);
     if (ex) {
         pemn_keyring_free(kr);
         return ex;
@@ -332,6 +317,7 @@ int cli_oci_pull(int argc, char **argv)
         snprintf(def_out, sizeof def_out, "%s.pemn", last ? last + 1 : pr.repo);
         out = def_out;
     }
+    pemn_rc rc;
     if ((rc = proto_mkdir_parent(out, 0755, &e)) != PEMN_OK) {
         sodium_memzero(cr.buf, sizeof cr.buf);
         pemn_keyring_free(kr);

@@ -79,25 +79,6 @@ static void pull_usage(FILE *f)
             "      12 root expired, 13 signer revoked\n");
 }
 
-static int load_trust(char **files, size_t n, pemn_keyring **out)
-{
-    pemn_keyring *kr;
-    if (pemn_keyring_new(&kr) != PEMN_OK) {
-        fprintf(stderr, "pemn pull: out of memory\n");
-        return CLI_EXIT_FAIL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct pemn_err e = {0};
-        pemn_rc rc = pemn_keyring_add_file(kr, files[i], &e);
-        if (rc) {
-            pemn_keyring_free(kr);
-            return cli_fail("pull", rc, &e); /* the message names the file */
-        }
-    }
-    *out = kr;
-    return 0;
-}
-
 static int expand(const char *pkg_path, const char *st_path, bool quiet)
 {
     pemn_pkg *pkg;
@@ -211,24 +192,12 @@ int cmd_pull(int argc, char **argv)
         fprintf(stderr, "pemn pull: %s\n", e.msg);
         return CLI_EXIT_USAGE;
     }
-    char *env_trust = NULL;
-    if (n_trust == 0 && getenv("PEMN_TRUST") && *getenv("PEMN_TRUST")) {
-        env_trust = strdup(getenv("PEMN_TRUST"));
-        if (!env_trust)
-            return CLI_EXIT_FAIL;
-        for (char *save = NULL, *p = strtok_r(env_trust, ":", &save); p && n_trust < MAX_TRUST;
-             p = strtok_r(NULL, ":", &save))
-            trust[n_trust++] = p;
-    }
-    if (n_trust == 0 && !root_path) {
-        free(env_trust);
-        fprintf(stderr, "pemn pull: give at least one --trust KEY.pub (or set PEMN_TRUST):\n"
-                        "  a package is installed only when a trusted key signed it\n");
-        return CLI_EXIT_USAGE;
-    }
+    /* with --root alone the root's publishers decide; --trust / PEMN_TRUST add pinned keys */
     pemn_keyring *kr = NULL;
-    int ex = n_trust ? load_trust(trust, n_trust, &kr) : 0;
-    free(env_trust);
+    const char *env_trust = getenv("PEMN_TRUST");
+    int ex = (root_path && n_trust == 0 && !(env_trust && *env_trust))
+                 ? 0
+                 : cli_pull_trust("pull", trust, n_trust, MAX_TRUST, &kr);
     if (ex)
         return ex;
     pemn_root *root = NULL;

@@ -50,6 +50,37 @@ pemn_rc cli_load_trust(char *const *paths, size_t n, pemn_keyring **out, struct 
     return PEMN_OK;
 }
 
+int cli_pull_trust(const char *cmd, char *const *paths, size_t n, size_t max, pemn_keyring **out)
+{
+    char *env = NULL;
+    char **files = calloc(max ? max : 1, sizeof *files);
+    if (!files)
+        return CLI_EXIT_FAIL;
+    for (size_t i = 0; i < n && i < max; i++)
+        files[i] = paths[i];
+    const char *t = getenv("PEMN_TRUST");
+    if (n == 0 && t && *t) {
+        if (!(env = strdup(t))) {
+            free(files);
+            return CLI_EXIT_FAIL;
+        }
+        for (char *save = NULL, *p = strtok_r(env, ":", &save); p && n < max;
+             p = strtok_r(NULL, ":", &save))
+            files[n++] = p;
+    }
+    int ex = 0;
+    struct pemn_err e = {0};
+    pemn_rc rc;
+    if (n == 0)
+        ex = cli_usage(cmd, "give at least one --trust KEY.pub (or set PEMN_TRUST): a package "
+                            "is installed only when a trusted key signed it");
+    else if ((rc = cli_load_trust(files, n, out, &e)) != PEMN_OK)
+        ex = cli_fail(cmd, rc, &e); /* the message names the file */
+    free(env);
+    free(files);
+    return ex;
+}
+
 const char *cli_human_size(uint64_t bytes, char *buf, size_t cap)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -29,6 +29,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 
 /* Loads each .pub file into a new keyring (*out). */
 pemn_rc cli_load_trust(char *const *paths, size_t n, pemn_keyring **out, struct pemn_err *e);
+/* The keyring of a pull: the n --trust files given, else the colon-separated files of
+ * $PEMN_TRUST (at most max in all); none at all is a usage error, since a package is
+ * installed only when a trusted key signed it. Returns a CLI exit code (0: *out is set). */
+int cli_pull_trust(const char *cmd, char *const *paths, size_t n, size_t max, pemn_keyring **out);
 
 /* "1.5 KiB", "12 B", ... into buf. Returns buf. */
 const char *cli_human_size(uint64_t bytes, char *buf, size_t cap);

@@ -100,8 +100,10 @@ static int write_raw(const char *path, const uint8_t *d, size_t ld, const uint8_
     uint8_t *r = calloc(1, 128 + bl);
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (!r || inflateInit(&z) != Z_OK)
+    if (!r || inflateInit(&z) != Z_OK) {
+        free(r);
         return -1;
+    }
     z.next_in = (Bytef *)(uintptr_t)(d + 128);
     z.avail_in = (uInt)(ld - 128);
     z.next_out = r + 128;
@@ -110,8 +112,10 @@ static int write_raw(const char *path, const uint8_t *d, size_t ld, const uint8_
     if (rc == Z_NEED_DICT && inflateSetDictionary(&z, old, dict) == Z_OK)
         rc = inflate(&z, Z_FINISH);
     inflateEnd(&z);
-    if (rc != Z_STREAM_END)
+    if (rc != Z_STREAM_END) {
+        free(r);
         return -1;
+    }
     memcpy(r, d, 128);
     memset(r + 12, 0, 4); /* raw body */
     memset(r + 44, 0, 4); /* no dictionary */

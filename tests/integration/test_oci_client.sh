@@ -45,6 +45,15 @@ check "a signer's package pushes anywhere: the registry does not check" "$P" pus
 check_eq "... but pull refuses an untrusted signer: exit 5" 5 $?
 "$P" pull --plain-http -q -o "$D/x.pemn" "$R/models/net:stable" 2>/dev/null
 check_eq "pull without --trust: usage error" 2 $?
+check "pull trusting the keys of PEMN_TRUST (a colon list)" env \
+    PEMN_TRUST="$K/mallory.pub:$K/alice.pub" "$P" pull --plain-http -q -o "$D/tk.pemn" \
+    "$R/models/net:stable"
+check "... installs the package" cmp -s "$K/net-1.pemn" "$D/tk.pemn"
+env PEMN_TRUST="$D/no-such.pub" "$P" pull --plain-http -q -o "$D/t2.pemn" \
+    "$R/models/net:stable" 2>"$D/t2.err"
+check_eq "a missing PEMN_TRUST key: exit 6 (not found)" 6 $?
+check "... named in the message, nothing installed" bash -c \
+    "grep -q 'no-such.pub' '$D/t2.err' && test ! -e '$D/t2.pemn'"
 "$P" pull --plain-http -q --trust "$K/alice.pub" "oci://$REG_HOST/Models/Net" 2>/dev/null
 check_eq "upper-case repository: usage error" 2 $?
 "$P" push --plain-http -q --token x "$K/net-1.pemn" "$R/models/net" 2>/dev/null

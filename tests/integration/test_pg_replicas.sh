@@ -41,7 +41,7 @@ start_replica() { # N PORT
     wait_http "http://127.0.0.1:$2/v1/health" 10
 }
 P1=$(free_port) && P2=$(free_port) && PN=$(free_port) || { fail "free ports"; exit 1; }
-start_replica 1 "$P1" && start_replica 2 "$P2" || { fail "replicas start" "$(tail -3 "$D/r1.log" "$D/r2.log")"; exit 1; }
+start_replica 1 "$P1" && start_replica 2 "$P2" || { fail "replicas start" "$(tail -n 3 "$D/r1.log" "$D/r2.log")"; exit 1; }
 mkdir -p "$D/nginx/cache" "$D/nginx/tmp"
 sed -e "s|@PREFIX@|$D/nginx|g" -e "s|@LISTEN@|127.0.0.1:$PN|g" \
     -e "s|@UPSTREAMS@|server 127.0.0.1:$P1 max_fails=1 fail_timeout=3s; server 127.0.0.1:$P2 max_fails=1 fail_timeout=3s;|" \
