@@ -173,3 +173,112 @@ for m in f32 full delta; do
     printf '%-34s %12s %11s %11s %12.3f\n' "$l" "$b" "$t" "$lt" \
         "$(awk -v b="$b" -v r="$RATE" -v l="$lt" 'BEGIN { print b / r + l }')"
 done
+
+# ---- the same update end to end through pemnd (issue 12, part 5) ----
+# pemn pull --expand from a real pemnd through a paced TCP relay (a 1 MB/s link: the relay
+# forwards the server's bytes in 1 KB slices on a schedule of RATE bytes/s, so no burst
+# gets through — unlike curl --limit-rate, which lets the first ~1 MB pass at full speed).
+# The device holds v1 (its --out file) and pulls v2, which arrives as
+# GET /v1/blobs/{v2}/delta?from={v1} (computed by pemnd on the first request, served from
+# its store afterwards), then patch + verify + expand; --no-delta: the whole package +
+# verify + expand; float32: curl of the safetensors through the same kind of relay.
+PEMND=${PEMND:-$ROOT/$BUILD/bin/pemnd}
+[ -x "$PEMND" ] || { echo "bench_delta: no pemnd" >&2; exit 2; }
+freeport() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+relay() { # LISTEN_PORT UPSTREAM_PORT: a paced relay in the background (its PID in RELAY)
+    "$PY" - "$1" "$2" "$RATE" <<'PYEOF' &
+import socket, sys, threading, time
+lp, up, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", lp)); ls.listen(16)
+def pipe(src, dst, paced):
+    t0, sent = time.monotonic(), 0
+    try:
+        while True:
+            b = src.recv(1024 if paced else 65536)
+            if not b:
+                break
+            if paced:
+                sent += len(b)
+                d = t0 + sent / rate - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+            dst.sendall(b)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def serve(c):
+    u = socket.create_connection(("127.0.0.1", up))
+    threading.Thread(target=pipe, args=(c, u, False), daemon=True).start()
+    pipe(u, c, True)
+while True:
+    c, _ = ls.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PYEOF
+    RELAY=$!
+}
+pport=$(freeport)
+"$PEMND" --db "$T/reg.db" key add "$T/k.pub" --name k >/dev/null || exit 1
+PUBT=$("$PEMND" --db "$T/reg.db" token create --scope publish | tail -n 1)
+"$PEMND" --db "$T/reg.db" --listen "127.0.0.1:$pport" >"$T/pemnd.log" 2>&1 &
+PSRV=$!
+rport=$(freeport)
+relay "$rport" "$pport"
+R1=$RELAY
+fport=$(freeport)
+relay "$fport" "$port"
+R2=$RELAY
+cleanup2() {
+    for p in "$PSRV" "$R1" "$R2"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    cleanup
+}
+trap cleanup2 EXIT
+PU=http://127.0.0.1:$pport
+for _ in $(seq 1 50); do curl -s -o /dev/null "$PU/v1/health" && break; sleep 0.1; done
+"$P" push --server "$PU" --token "$PUBT" --quiet "$T/base.pemn" "$T/more.pemn" || exit 1
+LINK=http://127.0.0.1:$rport
+pull() { # delta|full: prints "seconds bytes delta"
+    cp "$T/base.pemn" "$T/dev.pemn"
+    local extra=() t0 t1 js
+    [ "$1" = full ] && extra=(--no-delta)
+    t0=$(now)
+    js=$("$P" pull --server "$LINK" --trust "$T/k.pub" --no-cache --out "$T/dev.pemn" \
+        --expand "$T/out.st" --json "${extra[@]}" fmnist:v2) || return 1
+    t1=$(now)
+    cmp -s "$T/out.st" "$T/more.f32.safetensors" || return 1
+    cmp -s "$T/dev.pemn" "$T/more.pemn" || return 1
+    awk -v a="$t0" -v b="$t1" -v r="$(jq -r .bytes_received <<<"$js")" \
+        -v d="$(jq -r .delta <<<"$js")" 'BEGIN { printf "%.3f %s %s\n", b - a, r, d }'
+}
+f32() {
+    local t0 t1
+    t0=$(now)
+    curl -sf -o "$T/dl" "http://127.0.0.1:$fport/more.f32.safetensors" || return 1
+    t1=$(now)
+    cmp -s "$T/dl" "$T/more.f32.safetensors" || return 1
+    awk -v a="$t0" -v b="$t1" -v r="$(stat -c %s "$T/dl")" 'BEGIN { printf "%.3f %s -\n", b - a, r }'
+}
+cold=$(pull delta) || exit 1
+echo "through pemnd over a paced $RATE B/s relay: pemn pull --expand (median of $REPS; the"
+echo "  first delta request, which also computed and stored the delta, took $(cut -d' ' -f1 <<<"$cold") s):"
+printf '%-46s %12s %7s %10s %12s\n' "" "bytes moved" "delta" "seconds" "vs float32"
+tf=
+for m in f32 full delta; do
+    rs=()
+    for _ in $(seq 1 "$REPS"); do
+        if [ "$m" = f32 ]; then rs+=("$(f32)") || exit 1; else rs+=("$(pull "$m")") || exit 1; fi
+    done
+    t=$(printf '%s\n' "${rs[@]}" | cut -d' ' -f1 | median)
+    [ -z "$tf" ] && tf=$t
+    case $m in
+    f32) l="float32 safetensors (curl)" ;;
+    full) l="pemn pull --no-delta (+verify+expand)" ;;
+    delta) l="pemn pull, delta (+patch+verify+expand)" ;;
+    esac
+    printf '%-46s %12s %7s %10s %11.1fx\n' "$l" "$(cut -d' ' -f2 <<<"${rs[0]}")" \
+        "$(cut -d' ' -f3 <<<"${rs[0]}")" "$t" "$(awk -v a="$tf" -v b="$t" 'BEGIN { print a / b }')"
+done
+curl -s "$PU/metrics" | grep -E '^pemnd_(deltas_computed|delta_bytes_saved)_total'

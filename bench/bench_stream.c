@@ -4,7 +4,10 @@
  * tensors of 2^26 elements (256 MiB of float32 each) with i.i.d. density-0.5 masks, as many
  * as make GIB GiB of float32; the package is 1/32 of that plus a few hundred bytes.
  *
- *   bench_stream KEY.key GIB OUT.pemn
+ *   bench_stream KEY.key GIB OUT.pemn [coded]
+ *
+ * With "coded" the masks have density 1/8 (each bit the AND of three random bits), so the
+ * builder stores them entropy-coded (mask encoding 2, ~0.55 bits per weight).
  */
 #include <pemn/builder.h>
 #include <pemn/key.h>
@@ -14,10 +17,11 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: bench_stream KEY.key GIB OUT.pemn\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "coded") == 0)) {
+        fprintf(stderr, "usage: bench_stream KEY.key GIB OUT.pemn [coded]\n");
         return 2;
     }
+    int coded = argc == 5;
     char *end;
     unsigned long gib = strtoul(argv[2], &end, 10);
     if (*end || gib == 0 || gib > 64) {
@@ -46,7 +50,12 @@ int main(int argc, char **argv)
     for (unsigned long t = 0; t < gib * 4; t++) {
         for (uint64_t i = 0; i < per / 64; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            memcpy(bits + 8 * i, &x, 8);
+            uint64_t w = x;
+            for (int r = 0; coded && r < 2; r++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                w &= x;
+            }
+            memcpy(bits + 8 * i, &w, 8);
         }
         char name[32];
         snprintf(name, sizeof name, "layer%lu.weight", t);

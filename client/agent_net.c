@@ -208,6 +208,11 @@ static void report(struct pemn_agent *a, struct pemn_agent_cycle *cy, const char
     json_t *o =
         json_pack("{s:s, s:s, s:I, s:s}", "state", state, "version", cur ? cur->version : "",
                   "release", (json_int_t)(cur ? cur->release : 0), "digest", digest);
+    if (o && !rc && !strcmp(state, "installed") && cy->package_bytes) /* bytes moved */
+        json_object_set_new(o, "transfer",
+                            json_pack("{s:I, s:b, s:I}", "bytes", (json_int_t)cy->bytes_downloaded,
+                                      "delta", cy->delta_used, "package_size",
+                                      (json_int_t)cy->package_bytes));
     if (o && rc) {
         json_object_set_new(o, "reason", json_string(pemn_agent_reason(rc)));
         if (message && message[0])
@@ -376,7 +381,7 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
         act = agent_path(dest, &pe, "%s/download/%s.pemn", a->dir, cy.digest + 7);
         /* only the partial download of this target is worth keeping (docs/AGENT.md, disk) */
         char keep[AGENT_HEX_LEN + 16];
-        snprintf(keep, sizeof keep, "%s.pemn.part", cy.digest + 7);
+        snprintf(keep, sizeof keep, "%.64s.pemn.part", cy.digest + 7);
         if (!act)
             act = agent_prune_downloads(a->dir, keep, &pe);
         if (!act && a->opts.max_disk) {
@@ -397,15 +402,24 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
             struct pemn_fetch_options fo = {
                 .min_release =
                     a->opts.allow_downgrade || !a->st.has_current ? 0 : a->st.current.release,
-                .flags = PEMN_FETCH_NO_CACHE,
+                .flags = PEMN_FETCH_NO_CACHE | (a->opts.no_delta ? PEMN_FETCH_NO_DELTA : 0),
                 .progress = fetch_progress,
                 .progress_user = a,
+                /* the installed version is the base of a delta (client/delta.c) */
+                .base_path = a->st.has_current ? a->current_path : NULL,
             };
+            struct pemn_fetch_stats fst;
+            memset(&fst, 0, sizeof fst);
             if (!strncmp(res.package_url, "oci://", 6) ||
                 !strncmp(res.package_url, "oci+http://", 11)) /* an OCI registry */
                 act = agent_fetch_oci(a, &res, dest, &fo, &pe);
             else
-                act = pemn_client_fetch(a->client, &res, dest, &fo, NULL, &pe);
+                act = pemn_client_fetch(a->client, &res, dest, &fo, &fst, &pe);
+            if (!act && !fst.from_cache) {
+                cy.delta_used = fst.delta_used;
+                cy.bytes_downloaded = fst.bytes_received;
+                cy.package_bytes = res.size;
+            }
             if (!act) {
                 report(a, &cy, "verifying", PEMN_OK, "", cy.digest);
                 struct pemn_agent_expect ex = {.model = cy.model, .digest = cy.digest};

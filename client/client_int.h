@@ -146,4 +146,13 @@ pemn_rc client_release_note(const pemn_client *c, const char *model, uint64_t re
 pemn_rc client_cache_put(pemn_client *c, const char *digest, const char *path,
                          struct pemn_err *err);
 
+/* ---- deltas (delta.c) ------------------------------------------------------------------ */
+/* Rebuilds the package r from a delta against a base the client holds (opts->base_path,
+ * dest_path, older versions in the cache) into part, which then holds bytes hashing to
+ * want (still to be verified). Any error means: download the whole package. */
+pemn_rc client_delta_fetch(pemn_client *c, const struct pemn_resolved *r, const char *dest_path,
+                           const char *part, const uint8_t want[PEMN_DIGEST_BYTES],
+                           const struct pemn_fetch_options *o, struct pemn_fetch_stats *st,
+                           struct pemn_err *err);
+
 #endif

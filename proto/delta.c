@@ -311,11 +311,16 @@ static int diff_mask(struct maker *mk, const pemn_pkg *op, uint32_t oi, const st
                      uint64_t nbytes, struct pemn_err *err)
 {
     const struct pkg_tensor *ot = &op->tensors[oi];
+    const uint8_t *obits = proto_pkg_bits(ot, err), *nbits = proto_pkg_bits(nt, err);
+    if (!obits || !nbits) {
+        mk->out.oom = 1;
+        return 0;
+    }
     if (nt->encoding == PEMN_MASK_RANS) {
         /* the patcher re-encodes: only when that reproduces NEW's block exactly */
         uint8_t *re;
         uint64_t rl;
-        if (proto_maskcode_encode(nt->bits, nbytes, 0, &re, &rl, err) != PEMN_OK)
+        if (proto_maskcode_encode(nbits, nbytes, 0, &re, &rl, err) != PEMN_OK)
             return -1;
         int same = rl == nt->data_len && memcmp(re, nt->data, (size_t)rl) == 0;
         free(re);
@@ -324,7 +329,7 @@ static int diff_mask(struct maker *mk, const pemn_pkg *op, uint32_t oi, const st
     }
     uint64_t nflips = 0;
     for (uint64_t i = 0; i < nbytes; i++)
-        nflips += (uint64_t)__builtin_popcount(ot->bits[i] ^ nt->bits[i]);
+        nflips += (uint64_t)__builtin_popcount(obits[i] ^ nbits[i]);
     uint64_t *gaps = malloc((size_t)(nflips ? nflips : 1) * sizeof *gaps);
     if (!gaps) {
         mk->out.oom = 1;
@@ -332,7 +337,7 @@ static int diff_mask(struct maker *mk, const pemn_pkg *op, uint32_t oi, const st
     }
     uint64_t k = 0, next = 0;
     for (uint64_t i = 0; i < nbytes; i++) {
-        unsigned x = ot->bits[i] ^ nt->bits[i];
+        unsigned x = obits[i] ^ nbits[i];
         while (x) {
             uint64_t pos = i * 8 + (uint64_t)__builtin_ctz(x);
             x &= x - 1;

@@ -300,7 +300,12 @@ pemn_rc pemn_delta_apply(const uint8_t *old_pkg, size_t old_len, const uint8_t *
         } else {
             const struct pkg_tensor *t = &op->tensors[arg];
             uint64_t nb = (t->numel + 7) / 8;
-            memcpy(tmp, t->bits, (size_t)nb);
+            const uint8_t *tb = proto_pkg_bits(t, err);
+            if (!tb) {
+                rc = PEMN_ENOMEM;
+                break;
+            }
+            memcpy(tmp, tb, (size_t)nb);
             if (apply_flips(tmp, t->numel, src, prm, payload, pl) != 0) {
                 rc = BAD(off0 + pos + DELTA_OP, "op %u: malformed flip positions", i);
                 break;

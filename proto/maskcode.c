@@ -12,6 +12,7 @@
 
 #include "proto/err.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,9 +162,46 @@ pemn_rc proto_maskcode_encode(const uint8_t *bits, uint64_t nbytes, uint64_t lim
 
 #define BAD(off, ...) proto_err(err, PEMN_ECORRUPT, (off), __VA_ARGS__)
 
-pemn_rc proto_maskcode_decode(const uint8_t *in, uint64_t in_len, uint8_t *bits, uint64_t nbytes,
-                              struct pemn_err *err)
+struct proto_maskdec {
+    const uint8_t *in;
+    uint64_t in_len;
+    const uint8_t *p[NSTATES], *e[NSTATES];
+    uint32_t x[NSTATES];
+    uint64_t i; /* next mask byte */
+    uint32_t freq[256], cum[257];
+    uint8_t sym[M_TOT];
+    uint8_t scratch[PROTO_MASKDEC_SCRATCH];
+};
+
+static _Atomic uint64_t dec_live, dec_peak;
+
+uint64_t proto_maskdec_peak_bytes(void)
 {
+    return atomic_load(&dec_peak);
+}
+
+void proto_maskdec_peak_reset(void)
+{
+    atomic_store(&dec_peak, atomic_load(&dec_live));
+}
+
+uint8_t *proto_maskdec_scratch(struct proto_maskdec *d)
+{
+    return d->scratch;
+}
+
+void proto_maskdec_free(struct proto_maskdec *d)
+{
+    if (!d)
+        return;
+    atomic_fetch_sub(&dec_live, sizeof *d);
+    free(d);
+}
+
+pemn_rc proto_maskdec_open(const uint8_t *in, uint64_t in_len, struct proto_maskdec **out,
+                           struct pemn_err *err)
+{
+    *out = NULL;
     if (in_len < PROTO_MASKCODE_HDR)
         return BAD(0, "coded mask: %llu bytes, shorter than its %u-byte header",
                    (unsigned long long)in_len, PROTO_MASKCODE_HDR);
@@ -197,16 +235,44 @@ pemn_rc proto_maskcode_decode(const uint8_t *in, uint64_t in_len, uint8_t *bits,
     if (pos != in_len)
         return BAD(pos, "coded mask: %llu bytes after the last stream",
                    (unsigned long long)(in_len - pos));
-
-    uint32_t freq[256], cum[257];
-    expand_freqs(f, freq, cum);
-    uint8_t *sym = malloc(M_TOT);
-    if (!sym)
+    struct proto_maskdec *d = malloc(sizeof *d);
+    if (!d)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    uint64_t live = atomic_fetch_add(&dec_live, sizeof *d) + sizeof *d;
+    for (uint64_t pk = atomic_load(&dec_peak);
+         live > pk && !atomic_compare_exchange_weak(&dec_peak, &pk, live);)
+        ;
+    d->in = in;
+    d->in_len = in_len;
+    d->i = 0;
+    for (unsigned j = 0; j < NSTATES; j++)
+        d->p[j] = p[j], d->e[j] = e[j], d->x[j] = x[j];
+    expand_freqs(f, d->freq, d->cum);
     for (unsigned s = 0; s < 256; s++)
-        if (freq[s])
-            memset(sym + cum[s], (int)s, freq[s]);
+        if (d->freq[s])
+            memset(d->sym + d->cum[s], (int)s, d->freq[s]);
+    *out = d;
+    return PEMN_OK;
+}
 
+void proto_maskdec_seek(struct proto_maskdec *d, const struct proto_maskcode_ckpt *c, uint64_t at)
+{
+    for (unsigned j = 0; j < NSTATES; j++) {
+        d->x[j] = c->x[j];
+        d->p[j] = d->in + c->pos[j];
+    }
+    d->i = at;
+}
+
+pemn_rc proto_maskdec_next(struct proto_maskdec *d, uint8_t *out, uint64_t n, struct pemn_err *err)
+{
+    const uint8_t *p[NSTATES], *e[NSTATES];
+    uint32_t x[NSTATES];
+    for (unsigned j = 0; j < NSTATES; j++)
+        p[j] = d->p[j], e[j] = d->e[j], x[j] = d->x[j];
+    const uint32_t *freq = d->freq, *cum = d->cum;
+    const uint8_t *sym = d->sym;
+    uint8_t drop[NSTATES];
     int bad = -1;
 #define STEP(j, dst)                                                                               \
     do {                                                                                           \
@@ -223,25 +289,110 @@ pemn_rc proto_maskcode_decode(const uint8_t *in, uint64_t in_len, uint8_t *bits,
         }                                                                                          \
     } while (0)
     uint64_t i = 0;
-    for (; i + NSTATES <= nbytes; i += NSTATES) {
-        STEP(0, bits[i]);
-        STEP(1, bits[i + 1]);
-        STEP(2, bits[i + 2]);
-        STEP(3, bits[i + 3]);
+    unsigned j0 = (unsigned)(d->i & (NSTATES - 1));
+    /* to a multiple of 4 (only when a caller stops mid-group) */
+    for (; i < n && ((j0 + i) & (NSTATES - 1)) != 0; i++) {
+        unsigned j = (unsigned)((j0 + i) & (NSTATES - 1));
+        STEP(j, drop[0]);
+        if (out)
+            out[i] = drop[0];
     }
-    for (unsigned j = 0; i < nbytes; i++, j++)
-        STEP(j, bits[i]);
+    if (out) {
+        for (; i + NSTATES <= n; i += NSTATES) {
+            STEP(0, out[i]);
+            STEP(1, out[i + 1]);
+            STEP(2, out[i + 2]);
+            STEP(3, out[i + 3]);
+        }
+    } else {
+        for (; i + NSTATES <= n; i += NSTATES) {
+            STEP(0, drop[0]);
+            STEP(1, drop[1]);
+            STEP(2, drop[2]);
+            STEP(3, drop[3]);
+        }
+    }
+    for (unsigned j = 0; i < n; i++, j++) {
+        STEP(j, drop[0]);
+        if (out)
+            out[i] = drop[0];
+    }
 #undef STEP
 out:
-    free(sym);
+    for (unsigned j = 0; j < NSTATES; j++)
+        d->p[j] = p[j], d->x[j] = x[j];
+    d->i += i;
     if (bad >= 0)
-        return BAD((uint64_t)(e[bad] - in), "coded mask: stream %d runs out", bad);
+        return BAD((uint64_t)(e[bad] - d->in), "coded mask: stream %d runs out", bad);
+    return PEMN_OK;
+}
+
+pemn_rc proto_maskdec_end(struct proto_maskdec *d, struct pemn_err *err)
+{
     for (unsigned j = 0; j < NSTATES; j++) {
-        if (p[j] != e[j])
-            return BAD((uint64_t)(p[j] - in), "coded mask: stream %u has %llu unused bytes", j,
-                       (unsigned long long)(e[j] - p[j]));
-        if (x[j] != RANS_L)
+        if (d->p[j] != d->e[j])
+            return BAD((uint64_t)(d->p[j] - d->in), "coded mask: stream %u has %llu unused bytes",
+                       j, (unsigned long long)(d->e[j] - d->p[j]));
+        if (d->x[j] != RANS_L)
             return BAD(20 + 4 * j, "coded mask: stream %u ends in the wrong state", j);
     }
     return PEMN_OK;
+}
+
+pemn_rc proto_maskcode_decode(const uint8_t *in, uint64_t in_len, uint8_t *bits, uint64_t nbytes,
+                              struct pemn_err *err)
+{
+    struct proto_maskdec *d;
+    pemn_rc rc = proto_maskdec_open(in, in_len, &d, err);
+    if (rc)
+        return rc;
+    rc = proto_maskdec_next(d, bits, nbytes, err);
+    if (!rc)
+        rc = proto_maskdec_end(d, err);
+    proto_maskdec_free(d);
+    return rc;
+}
+
+pemn_rc proto_maskcode_scan(const uint8_t *in, uint64_t in_len, uint64_t nbytes,
+                            struct proto_maskcode_ckpt *ckpt, uint64_t *kept, uint8_t *last,
+                            struct pemn_err *err)
+{
+    *kept = 0;
+    *last = 0;
+    struct proto_maskdec *d;
+    pemn_rc rc = proto_maskdec_open(in, in_len, &d, err);
+    if (rc)
+        return rc;
+    uint64_t k = 0;
+    for (uint64_t at = 0; at < nbytes && !rc;) {
+        if (at % PROTO_MASKCODE_CKPT == 0) {
+            struct proto_maskcode_ckpt *c = &ckpt[at / PROTO_MASKCODE_CKPT];
+            for (unsigned j = 0; j < NSTATES; j++) {
+                c->x[j] = d->x[j];
+                c->pos[j] = (uint64_t)(d->p[j] - in);
+            }
+        }
+        uint64_t n = nbytes - at < PROTO_MASKDEC_SCRATCH ? nbytes - at : PROTO_MASKDEC_SCRATCH;
+        rc = proto_maskdec_next(d, d->scratch, n, err);
+        if (!rc) {
+            uint64_t w = 0;
+            size_t q = 0;
+            for (; q + 8 <= n; q += 8) {
+                uint64_t v;
+                memcpy(&v, d->scratch + q, 8);
+                w += (uint64_t)__builtin_popcountll(v);
+            }
+            for (; q < n; q++)
+                w += popcnt8(d->scratch[q]);
+            k += w;
+            *last = d->scratch[n - 1];
+        }
+        at += n;
+    }
+    if (!rc)
+        rc = proto_maskdec_end(d, err);
+    proto_maskdec_free(d);
+    if (!rc)
+        *kept = k;
+    return rc;
 }

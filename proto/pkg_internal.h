@@ -4,6 +4,8 @@
 #ifndef PEMN_PROTO_PKG_INTERNAL_H
 #define PEMN_PROTO_PKG_INTERNAL_H
 
+#include "proto/maskcode.h"
+
 #include <pemn/pkg.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,8 +35,11 @@ struct pkg_tensor {
     uint64_t kept;
     const uint8_t *data; /* stored block: mask (in its encoding) or dense data */
     uint64_t data_len;
-    const uint8_t *bits; /* masked: the packed mask bits (data, or decoded) */
-    uint8_t *decoded;    /* masked, encoding 2: the decoded bits (owned) */
+    const uint8_t *bits; /* masked, encoding 1: the packed mask bits (= data); encoding 2: NULL */
+    /* masked, encoding 2: the whole decoded mask (owned), made on first use by proto_pkg_bits
+     * only (expansion decodes ranges from the checkpoints instead) */
+    _Atomic(uint8_t *) decoded;
+    struct proto_maskcode_ckpt *ckpt; /* encoding 2: proto_maskcode_n_ckpt(mask bytes) (owned) */
 };
 
 struct pkg_meta {
@@ -44,9 +49,12 @@ struct pkg_meta {
 
 struct pemn_pkg {
     const uint8_t *bytes;
-    size_t len;
-    void *owned; /* malloc'ed copy, or NULL */
-    void *map;   /* mmap base, or NULL */
+    size_t len;      /* the whole file (identity), co-signatures included */
+    size_t core_len; /* the header's file length: the trailer ends here */
+    uint32_t n_cosigs;
+    const uint8_t *cosigs; /* n_cosigs entries of PKG_COSIG_ENTRY bytes, or NULL */
+    void *owned;           /* malloc'ed copy, or NULL */
+    void *map;             /* mmap base, or NULL */
     size_t map_len;
 
     uint16_t major, minor;
@@ -73,6 +81,11 @@ struct pemn_pkg {
 void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t n);
 /* The same for bytes [p, p + n) of the mapped file (whole pages inside the range). */
 void proto_pkg_release_bytes(const pemn_pkg *pkg, const uint8_t *p, uint64_t n);
+
+/* The packed mask bits of masked tensor t: the stored bits (encoding 1), or the whole mask
+ * decoded on first use and kept until the package is freed (encoding 2; thread-safe). NULL
+ * when out of memory (err set). */
+const uint8_t *proto_pkg_bits(const struct pkg_tensor *t, struct pemn_err *err);
 
 /* Values of prototype i (lazily materialised). */
 pemn_rc proto_pkg_values(const pemn_pkg *pkg, uint32_t i, const float **values,

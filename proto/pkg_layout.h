@@ -113,6 +113,14 @@
 #define PKG_SIG_DOMAIN "pemn-sig-v1"
 #define PKG_SIG_DOMAIN_LEN 12
 
+/* Co-signature block (read since format 1.2 readers; allowed after any 1.x package), right
+ * after the trailer, outside the header's file length: u8[8] magic | u32 count
+ * (1..PEMN_PKG_MAX_SIGNERS-1) | u32 reserved (0) | count entries of (public key 32 | signature 64).
+ * Every signature is of the same message as the trailer's. */
+#define PKG_COSIG_MAGIC "PEMNCSIG"
+#define PKG_COSIG_HDR 16
+#define PKG_COSIG_ENTRY 96
+
 static inline uint64_t pkg_align_up(uint64_t v)
 {
     return (v + (PKG_ALIGN - 1)) & ~(uint64_t)(PKG_ALIGN - 1);

@@ -117,6 +117,38 @@ static pemn_rc table(const pemn_pkg *pkg, const struct sect *s, uint32_t min_ent
     return PEMN_OK;
 }
 
+/* ---- co-signatures ------------------------------------------------------------ */
+static pemn_rc parse_cosigs(pemn_pkg *pkg, size_t core, struct pemn_err *err)
+{
+    const uint8_t *c = pkg->bytes + core;
+    size_t n = pkg->len - core;
+    if (n < PKG_COSIG_HDR || memcmp(c, PKG_COSIG_MAGIC, PKG_MAGIC_LEN) != 0)
+        return BAD(core, "%zu bytes after the header's file length are not a co-signature block",
+                   n);
+    uint32_t count = proto_le32(c + 8);
+    if (count < 1 || count >= PEMN_PKG_MAX_SIGNERS)
+        return BAD(core + 8, "%u co-signatures (allowed 1..%u)", count, PEMN_PKG_MAX_SIGNERS - 1);
+    if (proto_le32(c + 12) != 0)
+        return BAD(core + 12, "co-signature block: reserved field not 0");
+    if (n != PKG_COSIG_HDR + (size_t)count * PKG_COSIG_ENTRY)
+        return BAD(core, "co-signature block of %zu bytes for %u signatures", n, count);
+    const uint8_t *e = c + PKG_COSIG_HDR;
+    const uint8_t *primary = pkg->bytes + core - PKG_TRAILER_SIZE;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *k = e + (size_t)i * PKG_COSIG_ENTRY;
+        if (memcmp(k, primary, PEMN_PUBKEY_BYTES) == 0)
+            return BAD(core + PKG_COSIG_HDR + (uint64_t)i * PKG_COSIG_ENTRY,
+                       "co-signature %u repeats the trailer's signer", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (memcmp(k, e + (size_t)j * PKG_COSIG_ENTRY, PEMN_PUBKEY_BYTES) == 0)
+                return BAD(core + PKG_COSIG_HDR + (uint64_t)i * PKG_COSIG_ENTRY,
+                           "co-signatures %u and %u are by the same key", j, i);
+    }
+    pkg->n_cosigs = count;
+    pkg->cosigs = e;
+    return PEMN_OK;
+}
+
 /* ---- header and section table ----------------------------------------------------------- */
 static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX + 1],
                             struct pemn_err *err)
@@ -137,9 +169,17 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
     if (len < PKG_HEADER_SIZE + PKG_TRAILER_SIZE)
         return BAD(len, "truncated: %zu bytes", len);
     uint64_t flen = proto_le64(b + PKG_H_FILE_LEN);
-    if (flen != len)
-        return BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
-                   (unsigned long long)len, (unsigned long long)flen);
+    if (flen != len) {
+        /* co-signatures may follow the length the header gives (docs/FORMAT.md) */
+        pemn_rc rc = flen >= PKG_HEADER_SIZE + PKG_TRAILER_SIZE && flen < len
+                         ? parse_cosigs(pkg, (size_t)flen, err)
+                         : BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
+                               (unsigned long long)len, (unsigned long long)flen);
+        if (rc)
+            return rc;
+        len = (size_t)flen;
+    }
+    pkg->core_len = len;
     if (proto_le32(b + PKG_H_FLAGS) != 0)
         return BAD(PKG_H_FLAGS, "unknown header flags 0x%x", proto_le32(b + PKG_H_FLAGS));
     uint32_t nsect = proto_le32(b + PKG_H_NSECT);
@@ -437,22 +477,26 @@ static pemn_rc parse_tensor(pemn_pkg *pkg, uint32_t i, const uint8_t *e, const s
     t->data_len = len;
     if (t->masked) {
         uint64_t nb = numel / 8 + (numel % 8 != 0);
-        t->bits = t->data;
+        uint8_t last;
         if (t->encoding == PEMN_MASK_RANS) {
-            t->decoded = malloc(nb ? (size_t)nb : 1);
-            if (!t->decoded)
+            /* validated and indexed here in bounded memory; decoded again range by range */
+            uint64_t nc = proto_maskcode_n_ckpt(nb);
+            t->ckpt = malloc(nc ? (size_t)nc * sizeof *t->ckpt : 1);
+            if (!t->ckpt)
                 return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-            pemn_rc rc2 = proto_maskcode_decode(t->data, len, t->decoded, nb, err);
+            pemn_rc rc2 = proto_maskcode_scan(t->data, len, nb, t->ckpt, &t->kept, &last, err);
             if (rc2) {
                 if (err && rc2 == PEMN_ECORRUPT)
                     err->offset += data->off + off;
                 return rc2;
             }
-            t->bits = t->decoded;
+        } else {
+            t->bits = t->data;
+            last = nb ? t->bits[nb - 1] : 0;
+            t->kept = popcount_bytes(t->bits, nb);
         }
-        if (numel % 8 && (t->bits[nb - 1] >> (numel % 8)) != 0)
+        if (numel % 8 && (last >> (numel % 8)) != 0)
             return BAD(data->off + off + len - 1, "tensor %u: unused trailing mask bits set", i);
-        t->kept = popcount_bytes(t->bits, nb);
         proto_pkg_release_bytes(pkg, t->data, len); /* read once here; expansion maps it again */
     }
     return PEMN_OK;
@@ -817,7 +861,7 @@ void pemn_pkg_free(pemn_pkg *pkg)
     }
     free(pkg->protos);
     for (uint32_t i = 0; i < pkg->n_tensors && pkg->tensors; i++)
-        free(pkg->tensors[i].decoded);
+        free(atomic_load(&pkg->tensors[i].decoded)), free(pkg->tensors[i].ckpt);
     free(pkg->tensors);
     free(pkg->by_name);
     free(pkg->meta);
@@ -848,9 +892,56 @@ void proto_pkg_release(const pemn_pkg *pkg, uint32_t i, uint64_t first, uint64_t
     if (i >= pkg->n_tensors)
         return;
     const struct pkg_tensor *t = &pkg->tensors[i];
-    if (!t->masked || t->bits != t->data || n == 0 || first > t->numel || n > t->numel - first)
+    if (!t->masked || n == 0 || first > t->numel || n > t->numel - first)
         return;
-    proto_pkg_release_bytes(pkg, t->bits + first / 8, (first + n) / 8 - first / 8);
+    if (t->bits) {
+        proto_pkg_release_bytes(pkg, t->bits + first / 8, (first + n) / 8 - first / 8);
+        return;
+    }
+    /* coded: each stream's bytes from the tensor's start to the checkpoint at or before the
+     * range's end (a range's share of one stream is often under a page, and the kernel's
+     * fault-around maps pages behind the one read again; the page the next range starts in
+     * is kept). Releasing pages already released costs a page-table walk only. */
+    uint64_t nb = (t->numel + 7) / 8, nc = proto_maskcode_n_ckpt(nb);
+    uint64_t b = (first + n) / 8 / PROTO_MASKCODE_CKPT;
+    if ((first + n) / 8 >= nb) { /* the range reaches the end of the tensor */
+        proto_pkg_release_bytes(pkg, t->data, t->data_len);
+        return;
+    }
+    if (b == 0 || b > nc - 1)
+        return;
+    for (unsigned j = 0; j < 4; j++)
+        proto_pkg_release_bytes(pkg, t->data + t->ckpt[0].pos[j],
+                                t->ckpt[b].pos[j] - t->ckpt[0].pos[j]);
+}
+
+static pthread_mutex_t decode_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const uint8_t *proto_pkg_bits(const struct pkg_tensor *t, struct pemn_err *err)
+{
+    if (t->bits || !t->masked)
+        return t->bits;
+    uint8_t *d = atomic_load(&((struct pkg_tensor *)t)->decoded);
+    if (d)
+        return d;
+    pthread_mutex_lock(&decode_lock);
+    d = atomic_load(&((struct pkg_tensor *)t)->decoded);
+    if (!d) {
+        uint64_t nb = (t->numel + 7) / 8;
+        d = nb <= SIZE_MAX ? malloc(nb ? (size_t)nb : 1) : NULL;
+        /* validated when the package was opened: cannot fail now */
+        if (d && proto_maskcode_decode(t->data, t->data_len, d, nb, NULL) != PEMN_OK) {
+            free(d);
+            d = NULL;
+        }
+        if (d)
+            atomic_store(&((struct pkg_tensor *)t)->decoded, d);
+    }
+    pthread_mutex_unlock(&decode_lock);
+    if (!d)
+        proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory decoding the mask of %s",
+                  t->name);
+    return d;
 }
 
 /* ---- accessors -------------------------------------------------------------------------- */
@@ -886,7 +977,7 @@ pemn_rc pemn_pkg_info(const pemn_pkg *pkg, struct pemn_pkg_info *out)
     out->n_params = pkg->n_params;
     out->n_masked = pkg->n_masked;
     out->f32_size = pkg->f32_size;
-    memcpy(out->signer.bytes, pkg->bytes + pkg->len - PKG_TRAILER_SIZE, PEMN_PUBKEY_BYTES);
+    memcpy(out->signer.bytes, pkg->bytes + pkg->core_len - PKG_TRAILER_SIZE, PEMN_PUBKEY_BYTES);
     pemn_key_id(&out->signer, out->signer_id);
     return PEMN_OK;
 }
@@ -958,7 +1049,8 @@ pemn_rc pemn_pkg_tensor(const pemn_pkg *pkg, uint32_t i, struct pemn_tensor_info
         out->scale = t->scale;
         out->mask_encoding = t->encoding;
         out->kept = t->kept;
-        out->mask = t->bits;
+        if (!(out->mask = proto_pkg_bits(t, NULL)))
+            return PEMN_ENOMEM;
     } else {
         out->data = t->data;
     }

@@ -93,11 +93,18 @@ pemn_rc pemn_pkg_write_safetensors(const pemn_pkg *pkg, const char *path, struct
         goto out;
     uint32_t n = pemn_pkg_tensor_count(pkg);
     for (uint32_t i = 0; i < n; i++) {
-        struct pemn_tensor_info t;
-        if ((rc = pemn_pkg_tensor(pkg, i, &t)) != PEMN_OK) {
-            proto_err(err, rc, PEMN_NO_OFFSET, "tensor %u", i);
-            goto out;
-        }
+        /* the package's own record, not pemn_pkg_tensor: that would decode a whole coded
+         * mask into memory, and expansion decodes it range by range instead */
+        const struct pkg_tensor *pt = &pkg->tensors[i];
+        struct {
+            const char *name;
+            pemn_dtype dtype;
+            uint32_t ndim;
+            const uint64_t *shape;
+            uint64_t numel;
+            int masked;
+            const void *data;
+        } t = {pt->name, pt->dtype, pt->ndim, pt->shape, pt->numel, pt->masked, pt->data};
         if (t.masked) {
             rc = proto_st_writer_add_lazy(w, t.name, PEMN_DT_F32, t.ndim, t.shape, fill_expanded,
                                           (void *)pkg, i, err);

@@ -1,5 +1,6 @@
 /*
- * proto/pkg_verify.c — package digest and signature checks, prototype values, expansion.
+ * proto/pkg_verify.c — package identity, prototype values, expansion (signatures:
+ * proto/pkg_sigs.c).
  */
 #include "proto/err.h"
 #include "proto/expand.h"
@@ -35,41 +36,6 @@ void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES])
         return;
     }
     hash_prefix(pkg, pkg->len, out);
-}
-
-pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct pemn_err *err)
-{
-    if (!pkg)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no package");
-    if (pemn_init() != PEMN_OK)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
-    const uint8_t *tr = pkg->bytes + pkg->len - PKG_TRAILER_SIZE;
-    const uint8_t *pk = tr, *digest = tr + 32, *sig = tr + 64;
-
-    uint8_t d[PEMN_DIGEST_BYTES];
-    hash_prefix(pkg, pkg->len - PKG_TRAILER_SIZE, d);
-    if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
-        return proto_err(err, PEMN_ECORRUPT, pkg->len - PKG_TRAILER_SIZE + 32,
-                         "content digest does not match the content");
-
-    uint8_t msg[PKG_SIG_DOMAIN_LEN + PEMN_DIGEST_BYTES];
-    memcpy(msg, PKG_SIG_DOMAIN, PKG_SIG_DOMAIN_LEN); /* includes the terminating NUL */
-    memcpy(msg + PKG_SIG_DOMAIN_LEN, digest, PEMN_DIGEST_BYTES);
-    if (crypto_sign_verify_detached(sig, msg, sizeof msg, pk) != 0)
-        return proto_err(err, PEMN_EBADSIG, pkg->len - PKG_TRAILER_SIZE + 64,
-                         "signature does not verify under the embedded signer key");
-
-    struct pemn_pubkey signer;
-    memcpy(signer.bytes, pk, PEMN_PUBKEY_BYTES);
-    uint8_t id[PEMN_KEYID_BYTES];
-    char idhex[PEMN_KEYID_TEXT_MAX];
-    pemn_key_id(&signer, id);
-    pemn_keyid_format(id, idhex);
-    const struct pemn_pubkey *k = pemn_keyring_find(trusted, id);
-    if (!k || sodium_memcmp(k->bytes, signer.bytes, PEMN_PUBKEY_BYTES) != 0)
-        return proto_err(err, PEMN_EUNTRUSTED, PEMN_NO_OFFSET,
-                         "signed by key %s, which is not trusted", idhex);
-    return PEMN_OK;
 }
 
 /* ---- prototype values ------------------------------------------------------------------- */
@@ -139,6 +105,53 @@ pemn_rc pemn_pkg_proto_values(const pemn_pkg *pkg, uint32_t i, const float **val
 }
 
 /* ---- expansion -------------------------------------------------------------------------- */
+/* Elements [first, first + n) of masked tensor t from `bits`, whose byte 0 holds elements
+ * base .. base + 7 (base a multiple of 8, base <= first). */
+static void expand_bits(const struct pkg_tensor *t, const float *v, uint64_t d_v,
+                        const uint8_t *bits, uint64_t base, uint64_t first, uint64_t n, float *out)
+{
+    /* elements before the next multiple of 8: one at a time, then whole mask bytes */
+    uint64_t head = (8 - first % 8) % 8;
+    head = head < n ? head : n;
+    for (uint64_t k = 0; k < head; k++) {
+        uint64_t e = first + k, b = e - base;
+        float w = t->scale * v[(t->offset % d_v + e % d_v) % d_v];
+        out[k] = w * (float)((bits[b >> 3] >> (b & 7)) & 1u);
+    }
+    if (n > head) {
+        uint64_t e = first + head;
+        proto_expand_f32(out + head, bits + (e - base) / 8, n - head, v, d_v,
+                         (t->offset % d_v + e % d_v) % d_v, t->scale);
+    }
+}
+
+/* The same for a coded mask (encoding 2): decoded from the checkpoint at or before the
+ * range, PROTO_MASKDEC_SCRATCH mask bytes at a time, in the decoder's own bounded memory. */
+static pemn_rc expand_coded(const struct pkg_tensor *t, const float *v, uint64_t d_v,
+                            uint64_t first, uint64_t n, float *out, struct pemn_err *err)
+{
+    struct proto_maskdec *d;
+    pemn_rc rc = proto_maskdec_open(t->data, t->data_len, &d, err);
+    if (rc)
+        return rc;
+    uint64_t b0 = first / 8, b1 = (first + n + 7) / 8, c = b0 / PROTO_MASKCODE_CKPT;
+    proto_maskdec_seek(d, &t->ckpt[c], c * PROTO_MASKCODE_CKPT);
+    if (b0 > c * PROTO_MASKCODE_CKPT)
+        rc = proto_maskdec_next(d, NULL, b0 - c * PROTO_MASKCODE_CKPT, err);
+    uint8_t *s = proto_maskdec_scratch(d);
+    for (uint64_t at = b0; at < b1 && !rc;) {
+        uint64_t m = b1 - at < PROTO_MASKDEC_SCRATCH ? b1 - at : PROTO_MASKDEC_SCRATCH;
+        if ((rc = proto_maskdec_next(d, s, m, err)) != PEMN_OK)
+            break;
+        uint64_t e0 = at * 8 > first ? at * 8 : first, e1 = (at + m) * 8;
+        e1 = e1 < first + n ? e1 : first + n;
+        expand_bits(t, v, d_v, s, at * 8, e0, e1 - e0, out + (e0 - first));
+        at += m;
+    }
+    proto_maskdec_free(d);
+    return rc;
+}
+
 pemn_rc pemn_pkg_expand(const pemn_pkg *pkg, uint32_t i, float *out, uint64_t n_out,
                         struct pemn_err *err)
 {
@@ -175,20 +188,12 @@ pemn_rc pemn_pkg_expand_range(const pemn_pkg *pkg, uint32_t i, uint64_t first, f
         if (rc)
             return rc;
         uint64_t d_v = pkg->protos[t->proto].length;
-        /* elements before the next multiple of 8: one at a time, then whole mask bytes */
-        uint64_t head = (8 - first % 8) % 8;
-        head = head < n ? head : n;
-        for (uint64_t k = 0; k < head; k++) {
-            uint64_t e = first + k;
-            float w = t->scale * v[(t->offset % d_v + e % d_v) % d_v];
-            out[k] = w * (float)((t->bits[e >> 3] >> (e & 7)) & 1u);
+        const uint8_t *bits = t->bits ? t->bits : atomic_load(&((struct pkg_tensor *)t)->decoded);
+        if (bits) {
+            expand_bits(t, v, d_v, bits, 0, first, n, out);
+            return PEMN_OK;
         }
-        if (n > head) {
-            uint64_t e = first + head;
-            proto_expand_f32(out + head, t->bits + e / 8, n - head, v, d_v,
-                             (t->offset % d_v + e % d_v) % d_v, t->scale);
-        }
-        return PEMN_OK;
+        return expand_coded(t, v, d_v, first, n, out, err);
     }
     const uint8_t *p = t->data + first * pemn_dtype_size(t->dtype);
     switch (t->dtype) {

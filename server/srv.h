@@ -60,6 +60,9 @@ struct srv_config {
     uint64_t device_registration_rate; /* devices one token may register per minute */
     uint64_t scrub_interval;           /* seconds between background scrubs (0: none) */
     uint64_t scrub_rate;               /* bytes/s a background scrub may read */
+    uint64_t delta_max_package;        /* larger packages are not diffed (srv_routes_delta.c) */
+    uint64_t delta_concurrency;        /* delta computations at once (503 beyond) */
+    uint64_t delta_min_saving;         /* percent of the package a delta must save */
 };
 
 /* Fills every field with its default. */

@@ -93,6 +93,14 @@ static const struct ckey keys[] = {
      "seconds between background scrubs that hash every stored blob (0: none)"},
     {"scrub_rate", C_SIZE, F(scrub_rate), "16M", 64 * KiB, 64 * GiB,
      "bytes per second a background scrub may read"},
+    {"delta_max_package", C_SIZE, F(delta_max_package), "64M", 0, 16 * GiB,
+     "packages above this size are not diffed: GET .../delta answers 404 delta_too_large "
+     "(a delta computation holds both packages and the delta in memory)"},
+    {"delta_concurrency", C_UINT, F(delta_concurrency), "2", 0, 256,
+     "delta computations running at once (503 busy with Retry-After beyond; 0: none)"},
+    {"delta_min_saving", C_UINT, F(delta_min_saving), "0", 0, 99,
+     "percent of the package a delta must save to be served (404 delta_not_smaller below; "
+     "0: any delta smaller than the package)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

@@ -4,6 +4,7 @@
  */
 #include "server/srv.h"
 
+#include "server/srv_delta.h"
 #include "server/srv_guard.h"
 #include "storage/store_verify.h"
 
@@ -148,6 +149,11 @@ __attribute__((format(printf, 2, 3))) static void tb_add(struct tb *t, const cha
     }
 }
 
+static void tb_text(void *ctx, const char *text)
+{
+    tb_add(ctx, "%s", text);
+}
+
 char *srv_metrics_render(struct srv *s, size_t *len)
 {
     struct srv_metrics *m = srv_get_metrics(s);
@@ -231,6 +237,7 @@ char *srv_metrics_render(struct srv *s, size_t *len)
            "pemnd_slow_clients_closed_total{reason=\"head\"} %llu\n"
            "pemnd_slow_clients_closed_total{reason=\"body\"} %llu\n",
            (unsigned long long)slow_head, (unsigned long long)slow_body);
+    srv_delta_metrics(tb_text, &t);
     struct store_stats st;
     if (store_stats(srv_store(s), &st, NULL) == PEMN_OK) {
         tb_add(&t,

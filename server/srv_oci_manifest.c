@@ -8,6 +8,7 @@
  * label; "latest" (the newest release) when no tag of that name exists.
  */
 #include "server/srv_oci.h"
+#include "server/srv_trust.h"
 #include "server/srv_push.h"
 
 #include "proto/err.h"
@@ -362,6 +363,11 @@ enum MHD_Result srv_oci_manifest_put(struct srv_req *r)
     if ((rc = store_oci_manifest_put(st, &m, r->actor, NULL, &e)))
         return srv_oci_error(r, 500, "UNKNOWN", NULL, "%s", e.msg);
     if (!is_digest(ref) && strcmp(ref, o.v.version) != 0) {
+        /* as PUT /v1/.../tags: a revoked or untrusted signer's package gets no tag */
+        if ((rc = srv_trust_refuse(st, &o.v, &e)) == PEMN_EREVOKED || rc == PEMN_EUNTRUSTED)
+            return srv_oci_error(r, 403, "DENIED", NULL, "%s", e.msg);
+        if (rc)
+            return srv_oci_error(r, 500, "UNKNOWN", NULL, "%s", e.msg);
         unsigned moved = 0;
         rc = store_tag_set_follow(st, repo, ref, o.v.version, r->actor, NULL, &moved, &e);
         if (rc)

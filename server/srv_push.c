@@ -2,6 +2,7 @@
  * server/srv_push.c — the push checks shared by /v1 and /v2 (srv_push.h).
  */
 #include "server/srv_push.h"
+#include "server/srv_trust.h"
 
 #include <pemn/key.h>
 #include <pemn/pkg.h>
@@ -98,13 +99,24 @@ pemn_rc srv_push_package(struct srv *s, const uint8_t *data, size_t len, const c
             refuse(s, out, 403, "bad_signature", rc, "%s", msg_or(&e, "signature does not verify"));
         goto done;
     }
+    if (rc && rc != PEMN_EUNTRUSTED) {
+        rc = refuse(s, out, 400, "corrupt", rc, "%s", msg_or(&e, pemn_strerror(rc)));
+        goto done;
+    }
+    /* the signatures are valid: a signer the latest root revokes is the more precise
+     * refusal (docs/TRUST.md, server-side refusal) */
+    struct pemn_err re = {0};
+    pemn_rc rv = srv_trust_push_check(st, pkg, &re);
+    if (rv == PEMN_EREVOKED) {
+        rc = refuse(s, out, 403, "revoked", rv, "%s", re.msg);
+        goto done;
+    } else if (rv) {
+        rc = store_failure(s, out, rv, &re);
+        goto done;
+    }
     if (rc == PEMN_EUNTRUSTED) {
         rc = refuse(s, out, 403, "untrusted", rc, "%s",
                     msg_or(&e, "the signer is not a trusted publisher"));
-        goto done;
-    }
-    if (rc) {
-        rc = refuse(s, out, 400, "corrupt", rc, "%s", msg_or(&e, pemn_strerror(rc)));
         goto done;
     }
     struct pemn_pkg_info info;
@@ -141,6 +153,7 @@ pemn_rc srv_push_package(struct srv *s, const uint8_t *data, size_t len, const c
         goto done;
     }
     out->status = out->created ? 201 : 200;
+    srv_trust_record_signers(st, pkg, out->v.digest); /* co-signers too, for the checks */
     if (out->created) {
         srv_metrics_push_accepted(srv_get_metrics(s), len);
         srv_log(SRV_LOG_INFO, "stored %s %s release %llu %s (%zu bytes) by %s", out->v.model,

@@ -3,7 +3,8 @@
  *
  * A package becomes a version only through srv_push_package: it must parse, its content
  * digest and Ed25519 signature must verify, its signer must be a trusted publisher (the keys
- * table, read at each push so `pemnd key add` takes effect at once), its name (and version,
+ * table, read at each push so `pemnd key add` takes effect at once), no signer may be revoked
+ * by the latest stored root of trust (srv_trust.h: 403 "revoked"), its name (and version,
  * when the caller names one) must equal what the request says, and its release must be newer
  * than the model's latest (the store checks that in the same transaction that stores it).
  * /v1 (PUT /v1/models/{name}/versions/{version}) and OCI's /v2 (PUT manifests) both call it,

@@ -12,6 +12,8 @@
  * entry and list it below.
  */
 #include "server/srv.h"
+#include "server/srv_trust.h"
+#include "server/srv_delta.h"
 
 #include <string.h>
 
@@ -19,10 +21,12 @@ static const struct srv_route *const builtin_tables[] = {
     srv_routes_misc,    /* health, metrics, keys */
     srv_routes_models,  /* models, versions, tags */
     srv_routes_blobs,   /* package bytes */
+    srv_routes_delta,   /* package deltas (srv_routes_delta.c) */
     srv_routes_fleet,   /* fleets, devices, rollouts */
     srv_routes_oci,     /* OCI distribution /v2, fleet OCI sources (srv_routes_oci.c) */
     srv_routes_console, /* the console's reads (srv_routes_console.c) */
     srv_routes_ui,      /* the console's files (srv_routes_ui.c) */
+    srv_routes_trust,   /* the root of trust (srv_trust.c) */
 };
 
 static size_t table_count(void)

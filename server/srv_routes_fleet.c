@@ -16,7 +16,9 @@
  * 404, when the fleet has none yet).
  */
 #include "server/srv.h"
+#include "server/srv_delta.h"
 #include "server/srv_oci.h"
+#include "server/srv_trust.h"
 #include "server/srv_rollout.h"
 #include "storage/store_fleet.h"
 
@@ -242,8 +244,10 @@ static enum MHD_Result h_put(struct srv_req *r)
                                              json_string_value(version), &v, &e)
                          : store_tag_get(srv_store(r->srv), json_string_value(model),
                                          json_string_value(tag), &v, &e);
+    if (!rc) /* a package whose signer is revoked or untrusted is no target */
+        rc = srv_trust_refuse(srv_store(r->srv), &v, &e);
     if (rc) {
-        ret = srv_reply_store_error(r, rc, &e);
+        ret = srv_trust_reply_refused(r, rc, &e);
         goto out;
     }
     struct store_fleet_target t;
@@ -419,8 +423,8 @@ static json_t *device_json(const struct store_device *d, const struct store_flee
 
 static enum MHD_Result h_status(struct srv_req *r)
 {
-    static const char *const keys[] = {"state",  "reason",  "version", "release",
-                                       "digest", "message", NULL};
+    static const char *const keys[] = {"state",  "reason",  "version",  "release",
+                                       "digest", "message", "transfer", NULL};
     static const char *const states[] = {"downloading", "verifying", "installed", "failed", NULL};
     const char *fleet = srv_param(r, "fleet"), *device = srv_param(r, "device");
     enum MHD_Result ret = MHD_NO;
@@ -441,6 +445,7 @@ static enum MHD_Result h_status(struct srv_req *r)
     for (int i = 0; state && states[i]; i++)
         state_ok |= !strcmp(state, states[i]);
     uint8_t dbytes[PEMN_DIGEST_BYTES];
+    struct srv_delta_transfer xfer; /* bytes moved for the update (srv_delta.h) */
     const char *why =
         stranger    ? "unknown field"
         : !state_ok ? "\"state\" must be downloading, verifying, "
@@ -463,7 +468,7 @@ static enum MHD_Result h_status(struct srv_req *r)
            (!json_is_string(message) || json_string_length(message) > MESSAGE_MAX ||
             strlen(json_string_value(message)) != json_string_length(message)))
             ? "\"message\" must be a string of at most 256 bytes (no NUL)"
-            : NULL;
+            : srv_delta_transfer_parse(json_object_get(o, "transfer"), &xfer);
     if (why) {
         ret = srv_reply_error(r, 400, "bad_request", "%s%s%s", why, stranger ? " " : "",
                               stranger ? stranger : "");
@@ -525,6 +530,8 @@ static enum MHD_Result h_status(struct srv_req *r)
     }
     if (counts)
         srv_progress_sample(r->srv, fleet, false);
+    if (!strcmp(rep.state, "installed"))
+        srv_delta_transfer_count(&xfer);
     struct store_device d;
     if ((rc = store_device_get(st, fleet, device, &d, &e)) ||
         (rc = store_fleet_get(st, fleet, &f, &e))) {

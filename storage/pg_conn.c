@@ -5,8 +5,10 @@
 #include "storage/pg_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_delta.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -467,4 +469,6 @@ const struct store_ops pg_ops = {
     .console = &pg_console_ops,
     .verify = &pg_verify_ops,
     .devguard = &pg_devguard_ops,
+    .trust = &pg_trust_ops,
+    .delta = &pg_delta_ops,
 };

@@ -13,8 +13,10 @@
  * SQLite migration N adds PostgreSQL migration N too, so store_schema_latest() agrees.
  */
 #include "storage/pg_int.h"
+#include "storage/delta_schema.h"
 #include "storage/oci_schema.h"
 #include "storage/store_console.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -134,7 +136,9 @@ static const struct {
         "  at bigint NOT NULL,"
         "  PRIMARY KEY(token, device));"
         "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
-    {6, pg_schema_v6_oci}, /* = SQLite 6: OCI state (storage/pg_oci.c) */
+    {6, pg_schema_v6_oci},   /* = SQLite 6: OCI state (storage/pg_oci.c) */
+    {7, pg_schema_trust},    /* = SQLite 7: roots, package signers (issue 10) */
+    {9, pg_schema_v9_delta}, /* = SQLite 9: package deltas (storage/pg_delta.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -5,8 +5,10 @@
 #include "storage/sqlite_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
+#include "storage/store_delta.h"
 #include "storage/store_devguard.h"
 #include "storage/store_verify.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -301,4 +303,6 @@ const struct store_ops sq_ops = {
     .console = &sq_console_ops,
     .verify = &sq_verify_ops,
     .devguard = &sq_devguard_ops,
+    .trust = &sq_trust_ops,
+    .delta = &sq_delta_ops,
 };

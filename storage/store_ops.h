@@ -59,7 +59,9 @@ struct store_oci_ops;
 struct store_console_ops;
 struct store_verify_ops;
 struct store_devguard_ops;
+struct store_delta_ops;
 struct verified_set;
+struct store_trust_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -140,6 +142,8 @@ struct store_ops {
     const struct store_console_ops *console;   /* storage/store_console.h */
     const struct store_verify_ops *verify;     /* storage/store_verify.h */
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
+    const struct store_trust_ops *trust;       /* storage/store_trust.h */
+    const struct store_delta_ops *delta;       /* storage/store_delta.h (issue 12) */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */

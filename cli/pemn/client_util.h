@@ -26,6 +26,7 @@ struct cli_net {
     uint64_t rate;        /* --limit-rate: bytes per second, 0 = unlimited */
     uint64_t min_rate;    /* --min-rate: bytes/s a transfer must average, 0 = library default */
     double rate_window_s; /* --rate-window: the window of --min-rate, 0 = library default */
+    const struct pemn_root *root; /* --root (pull, agent): root of trust, or NULL */
 };
 
 /* getopt_long entries shared by the registry commands (short options "s:t:q"). */

@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
             "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
             "                  [--allow-downgrade] [--timeout S] [--download-timeout S]\n"
-            "                  [--min-rate R] [--rate-window S] [--max-disk N] [--quiet]\n"
+            "                  [--min-rate R] [--rate-window S] [--max-disk N] [--no-delta]\n"
+            "                  [--quiet]\n"
             "\n"
             "Polls the fleet's desired state for this device, downloads (resuming) and\n"
             "verifies the package against the pinned keys, installs it atomically under DIR\n"
@@ -58,6 +59,9 @@ static void usage(FILE *f)
             "  --rate-window S     window the minimum rate is averaged over (default 30)\n"
             "  --max-disk N        bytes DIR/versions + DIR/download may hold with a new\n"
             "                      package (K/M/G: 2^10...; default no limit: docs/AGENT.md)\n"
+            "  --no-delta          always download whole packages (by default an update is\n"
+            "                      fetched as a delta from the installed version when the\n"
+            "                      registry has one, and the whole package otherwise)\n"
             "  --quiet             print only errors\n"
             "\n"
             "When the fleet's desired state names an OCI registry (package_url oci://HOST/REPO,\n"
@@ -159,6 +163,7 @@ int cmd_agent(int argc, char **argv)
         {"min-rate", required_argument, NULL, 'R'},
         {"rate-window", required_argument, NULL, 'w'},
         {"max-disk", required_argument, NULL, 'M'},
+        {"no-delta", no_argument, NULL, 1100},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -263,6 +268,9 @@ int cmd_agent(int argc, char **argv)
         case '1':
             once = 1;
             break;
+        case 1100:
+            o.no_delta = 1;
+            break;
         case 'x':
             o.expand = 1;
             break;
@@ -358,6 +366,10 @@ int cmd_agent(int argc, char **argv)
             fprintf(stderr, "pemn agent: %s\n", CLI_ESC(e.msg));
         else if (!rc && cy.no_target && !lg.quiet)
             printf("pemn agent: no target for this device yet\n");
+        if (cy.changed && cy.package_bytes && !lg.quiet)
+            printf("pemn agent: downloaded %llu bytes for a %llu-byte package%s\n",
+                   (unsigned long long)cy.bytes_downloaded, (unsigned long long)cy.package_bytes,
+                   cy.delta_used ? " (delta from the installed version)" : "");
         if (cy.reports_failed)
             fprintf(stderr, "pemn agent: %u status report(s) not accepted by the server\n",
                     cy.reports_failed);

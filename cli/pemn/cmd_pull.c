@@ -10,6 +10,7 @@
 
 #include <pemn/key.h>
 #include <pemn/pkg.h>
+#include <pemn/trust.h>
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,10 +24,12 @@ static void pull_usage(FILE *f)
 {
     fprintf(f,
             "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
+            "                 [--root ROOT.json]\n"
             "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
             "--no-cache]\n"
             "                 [--min-release N] [--allow-downgrade] [--timeout S] [--retries N]\n"
-            "                 [--min-rate R] [--rate-window S] [--quiet] [--json]\n"
+            "                 [--min-rate R] [--rate-window S] [--base FILE | --no-delta]\n"
+            "                 [--quiet] [--json]\n"
             "                 NAME[:VERSION|@TAG]\n"
             "\n"
             "Resolves NAME (latest version), NAME:VERSION or NAME@TAG, downloads the package\n"
@@ -41,6 +44,10 @@ static void pull_usage(FILE *f)
             "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
             "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
             "                      $PEMN_TRUST, separated by ':')\n"
+            "      --root ROOT.json root of trust (docs/TRUST.md): the package must also be\n"
+            "                      signed by publishers the root allows for NAME, at its\n"
+            "                      threshold, none revoked, and the root must not be\n"
+            "                      expired; with --root, --trust is optional\n"
             "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
             "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
             "      --cache DIR     content-addressed cache of verified packages\n"
@@ -55,12 +62,21 @@ static void pull_usage(FILE *f)
             "      --min-rate R    give up on an attempt averaging under R bytes/s over the\n"
             "                      rate window (default 1k; such attempts count as failed)\n"
             "      --rate-window S the window of --min-rate in seconds (default 30)\n"
+            "      --base FILE     an older version of the model to update from by delta\n"
+            "                      (default: FILE of --out when it holds one, then the\n"
+            "                      cache's older versions of the model)\n"
+            "      --no-delta      always download the whole package, never a delta\n"
             "  -q, --quiet         no progress bar, no summary\n"
             "      --json          print a JSON summary (bytes received, requests, time...)\n"
             "\n"
+            "When the client holds an older version of the model, it asks the registry for a\n"
+            "delta from it (GET /v1/blobs/NEW/delta?from=OLD), patches, and verifies the\n"
+            "result exactly as a download; without a delta, or on any failure of it, the\n"
+            "whole package is downloaded. The summary says which and the bytes moved.\n"
             "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
             "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
-            "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
+            "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused,\n"
+            "      12 root expired, 13 signer revoked\n");
 }
 
 static int load_trust(char **files, size_t n, pemn_keyring **out)
@@ -109,15 +125,20 @@ int cmd_pull(int argc, char **argv)
     char *trust[MAX_TRUST];
     size_t n_trust = 0;
     uint64_t min_release = 0;
-    bool allow_downgrade = false;
+    bool allow_downgrade = false, no_delta = false;
+    const char *root_path = NULL;
+    const char *base = NULL;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,
         {"trust", required_argument, NULL, 'k'},
+        {"root", required_argument, NULL, 'R'},
         {"out", required_argument, NULL, 'o'},
         {"expand", required_argument, NULL, 'x'},
         {"min-release", required_argument, NULL, 'm'},
         {"allow-downgrade", no_argument, NULL, 'D'},
         {"json", no_argument, NULL, 'j'},
+        {"base", required_argument, NULL, 1100},
+        {"no-delta", no_argument, NULL, 1101},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +159,9 @@ int cmd_pull(int argc, char **argv)
             }
             trust[n_trust++] = optarg;
             break;
+        case 'R':
+            root_path = optarg;
+            break;
         case 'o':
             out = optarg;
             break;
@@ -157,6 +181,12 @@ int cmd_pull(int argc, char **argv)
         case 'D':
             allow_downgrade = true;
             break;
+        case 1100:
+            base = optarg;
+            break;
+        case 1101:
+            no_delta = true;
+            break;
         case 'h':
             pull_usage(stdout);
             return CLI_EXIT_OK;
@@ -164,6 +194,10 @@ int cmd_pull(int argc, char **argv)
             pull_usage(stderr);
             return CLI_EXIT_USAGE;
         }
+    }
+    if (base && no_delta) {
+        fprintf(stderr, "pemn pull: --base and --no-delta contradict each other\n");
+        return CLI_EXIT_USAGE;
     }
     if (argc - optind != 1) {
         fprintf(stderr, "pemn pull: expected one NAME[:VERSION|@TAG]\n");
@@ -186,21 +220,31 @@ int cmd_pull(int argc, char **argv)
              p = strtok_r(NULL, ":", &save))
             trust[n_trust++] = p;
     }
-    if (n_trust == 0) {
+    if (n_trust == 0 && !root_path) {
         free(env_trust);
         fprintf(stderr, "pemn pull: give at least one --trust KEY.pub (or set PEMN_TRUST):\n"
                         "  a package is installed only when a trusted key signed it\n");
         return CLI_EXIT_USAGE;
     }
     pemn_keyring *kr = NULL;
-    int ex = load_trust(trust, n_trust, &kr);
+    int ex = n_trust ? load_trust(trust, n_trust, &kr) : 0;
     free(env_trust);
     if (ex)
         return ex;
+    pemn_root *root = NULL;
+    if (root_path) {
+        rc = pemn_root_load(root_path, &root, &e);
+        if (rc) {
+            pemn_keyring_free(kr);
+            return cli_fail("pull", rc, &e);
+        }
+        n.root = root;
+    }
     pemn_client *c = NULL;
     ex = cli_net_client("pull", &n, kr, &c);
     if (ex) {
         pemn_keyring_free(kr);
+        pemn_root_free(root);
         return ex;
     }
 
@@ -228,9 +272,11 @@ int cmd_pull(int argc, char **argv)
     snprintf(label, sizeof label, "%.60s:%.60s", CLI_ESC(r.model), CLI_ESC(r.version));
     cli_bar_init(&bar, label, n.quiet || json);
     struct pemn_fetch_options fo = {.min_release = min_release,
-                                    .flags = allow_downgrade ? PEMN_FETCH_ALLOW_DOWNGRADE : 0,
+                                    .flags = (allow_downgrade ? PEMN_FETCH_ALLOW_DOWNGRADE : 0) |
+                                             (no_delta ? PEMN_FETCH_NO_DELTA : 0),
                                     .progress = cli_bar_cb,
-                                    .progress_user = &bar};
+                                    .progress_user = &bar,
+                                    .base_path = base};
     struct pemn_fetch_stats st;
     rc = pemn_client_fetch(c, &r, out, &fo, &st, &e);
     cli_bar_end(&bar);
@@ -262,15 +308,18 @@ int cmd_pull(int argc, char **argv)
             json_object_set_new(o, "resumes", json_integer(st.resumes));
             json_object_set_new(o, "restarts", json_integer(st.restarts));
             json_object_set_new(o, "from_cache", json_boolean(st.from_cache));
+            json_object_set_new(o, "delta", json_boolean(st.delta_used));
+            json_object_set_new(o, "delta_bytes", json_integer((json_int_t)st.delta_bytes));
+            json_object_set_new(o, "package_bytes", json_integer((json_int_t)r.size));
             json_object_set_new(o, "fetch_seconds", json_real((double)(t_fetch - t0) / 1000.0));
             json_object_set_new(o, "seconds", json_real((double)(t1 - t0) / 1000.0));
         }
         cli_net_print_json(o);
     } else if (!n.quiet) {
-        fprintf(stderr, "%s %s (release %" PRIu64 "): %s, verified, installed %s", CLI_ESC(r.model),
-                CLI_ESC(r.version), r.release,
+        fprintf(stderr, "%s %s (release %" PRIu64 "): %s%s, verified, installed %s",
+                CLI_ESC(r.model), CLI_ESC(r.version), r.release,
                 st.from_cache ? "from cache" : cli_human_size(st.bytes_received, rx, sizeof rx),
-                out);
+                st.delta_used ? " (delta)" : "", out);
         if (dense)
             fprintf(stderr, ", expanded to %s", dense);
         fprintf(stderr, " (%s package, %.2f s)\n", cli_human_size(r.size, sz, sizeof sz),
@@ -280,5 +329,6 @@ int cmd_pull(int argc, char **argv)
 done:
     pemn_client_free(c);
     pemn_keyring_free(kr);
+    pemn_root_free(root);
     return ex;
 }

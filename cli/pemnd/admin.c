@@ -3,6 +3,7 @@
  */
 #include "cli/pemnd/admin.h"
 
+#include "server/srv_trust.h"
 #include "storage/store.h"
 
 #include <pemn/key.h>
@@ -49,7 +50,8 @@ static int usage(void)
             "       pemnd --db FILE key remove NAME|ID\n"
             "       pemnd --db FILE key list\n"
             "       pemnd --db FILE audit [--limit N]\n"
-            "       pemnd --db FILE scrub [--rate BYTES_PER_SECOND]\n");
+            "       pemnd --db FILE scrub [--rate BYTES_PER_SECOND]\n"
+            "       pemnd --db FILE root add ROOT.json | root list\n");
     return EX_USAGE;
 }
 
@@ -256,6 +258,22 @@ static int cmd_key(struct store *st, int argc, char **argv)
         rc = pemn_pubkey_load(path, &pk, &e); /* its messages name the path */
         if (rc)
             return finish(rc, &e);
+        /* a key the latest root revokes is not trusted again (docs/TRUST.md) */
+        pemn_root *root = NULL;
+        if (srv_trust_latest_root(st, &root, &e) == PEMN_OK && root) {
+            uint8_t id[PEMN_KEYID_BYTES];
+            pemn_key_id(&pk, id);
+            bool revoked = pemn_root_is_revoked(root, id);
+            uint64_t rv = pemn_root_version(root);
+            pemn_root_free(root);
+            if (revoked) {
+                char hex[PEMN_KEYID_TEXT_MAX];
+                pemn_keyid_format(id, hex);
+                fprintf(stderr, "pemnd: key %s is revoked by root version %llu\n", hex,
+                        (unsigned long long)rv);
+                return EX_CONFLICT;
+            }
+        }
         struct store_key k;
         rc = store_key_add(st, &pk, name, "cli", &k, &e);
         if (rc)
@@ -309,7 +327,7 @@ static int cmd_audit(struct store *st, int argc, char **argv)
 int pemnd_is_admin_command(const char *word)
 {
     return strcmp(word, "token") == 0 || strcmp(word, "key") == 0 || strcmp(word, "audit") == 0 ||
-           strcmp(word, "scrub") == 0;
+           strcmp(word, "scrub") == 0 || strcmp(word, "root") == 0;
 }
 
 int pemnd_admin(const char *db, int argc, char **argv)
@@ -335,6 +353,8 @@ int pemnd_admin(const char *db, int argc, char **argv)
         ret = cmd_key(st, argc - 1, argv + 1);
     else if (strcmp(argv[0], "scrub") == 0)
         ret = pemnd_scrub(st, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "root") == 0)
+        ret = pemnd_admin_root(st, argc - 1, argv + 1);
     else
         ret = cmd_audit(st, argc - 1, argv + 1);
     store_close(st);

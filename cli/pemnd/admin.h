@@ -12,6 +12,8 @@ int pemnd_admin(const char *db, int argc, char **argv);
 struct store;
 /* `scrub [--rate N]` (scrub.c): argv[0] is the first word after "scrub". */
 int pemnd_scrub(struct store *st, int argc, char **argv);
+/* `root add|list` (admin_root.c); st is open. */
+int pemnd_admin_root(struct store *st, int argc, char **argv);
 /* Whether word names an admin command. */
 int pemnd_is_admin_command(const char *word);
 

@@ -29,6 +29,7 @@ static void help(FILE *f)
             "       pemnd --db FILE key add KEY.pub [--name NAME] | key remove NAME|ID | key list\n"
             "       pemnd --db FILE audit [--limit N]\n"
             "       pemnd --db FILE scrub [--rate BYTES_PER_SECOND]  (exit 3: bad blobs found)\n"
+            "       pemnd --db FILE root add ROOT.json | root list  (root of trust)\n"
             "       pemnd --print-config [--config FILE] [--SETTING VALUE]...\n"
             "\n"
             "--db names a SQLite file (or sqlite:FILE; the default backend) or a PostgreSQL URI\n"

@@ -115,6 +115,7 @@ struct pemn_agent_opts {
     uint32_t rate_window_ms;      /* 0 = default (30 s) */
     uint64_t max_disk;            /* bytes DIR/versions + DIR/download may hold with the new package
                                      (refused as "too-large" past it); 0 = no limit beyond max_package */
+    int no_delta; /* never update by delta: always download the whole package (docs/AGENT.md) */
 };
 /* Zeroes *opts (every option at its default). */
 void pemn_agent_opts_init(struct pemn_agent_opts *opts);
@@ -190,6 +191,10 @@ struct pemn_agent_cycle {
     char version[129];
     uint64_t release;
     char digest[PEMN_DIGEST_TEXT_MAX];
+    /* the transfer of an installed update (also reported to the server, docs/AGENT.md) */
+    int delta_used;            /* rebuilt from a delta against the installed version */
+    uint64_t bytes_downloaded; /* body bytes received for it (delta or whole package) */
+    uint64_t package_bytes;    /* size of the package installed */
 };
 
 /* One cycle: GET .../devices/<device>/desired with If-None-Match (the ETag of the last

@@ -66,6 +66,7 @@ extern "C" {
 #endif
 
 typedef struct pemn_client pemn_client;
+struct pemn_root;
 
 /* Progress: bytes done so far and the total (0 while not known). Called from inside
  * transfers (by libcurl's progress hook, so also while stalled), every 100 ms while waiting
@@ -102,6 +103,12 @@ struct pemn_client_options {
                                       0 = unlimited */
     pemn_progress_fn progress;     /* default progress callback for push and fetch, or NULL */
     void *progress_user;
+    const struct pemn_root *root; /* root of trust (pemn/trust.h) or NULL (borrowed: must
+                                     outlive the client). When set, a fetched package must
+                                     also pass pemn_root_check_package for the model asked
+                                     for (publisher allowed for that model, its threshold,
+                                     no revoked signer) and the root must not be expired
+                                     (PEMN_EEXPIRED); `trusted` may then be NULL. */
 };
 
 /* Fills *o with the defaults above (all pointers NULL). */
@@ -185,6 +192,8 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
  * client with a cache_dir keeps that record in CACHE/releases and otherwise refuses such a
  * package with PEMN_EROLLBACK) */
 #define PEMN_FETCH_ALLOW_DOWNGRADE 2u
+/* never ask for a delta (issue 12): always download the whole package */
+#define PEMN_FETCH_NO_DELTA 4u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;
@@ -192,6 +201,8 @@ struct pemn_fetch_options {
     unsigned flags;            /* PEMN_FETCH_* */
     pemn_progress_fn progress; /* overrides the client's callback when not NULL */
     void *progress_user;
+    const char *base_path; /* an older package to update from by delta, or NULL (then the
+                              destination file and the cache's older versions are tried) */
 };
 
 struct pemn_fetch_stats {
@@ -200,9 +211,18 @@ struct pemn_fetch_stats {
     uint32_t resumes;        /* Range requests accepted with 206 */
     uint32_t restarts;       /* downloads restarted from byte 0 */
     int from_cache;          /* 1 when served by the cache (or dest already held it) */
+    int delta_used;          /* 1 when the package was rebuilt from a delta */
+    uint64_t delta_bytes;    /* bytes of that delta (included in bytes_received) */
 };
 
-/* Downloads the package r->package_url (relative to the base URL, or absolute), expected to
+/* Deltas: unless opts->flags has PEMN_FETCH_NO_DELTA, a fetch that holds an older version of
+ * the model (opts->base_path, the file at dest_path, or an older version in the cache)
+ * first asks the registry for a delta from it (GET /v1/blobs/<new>/delta?from=<old>),
+ * patches, and verifies the result exactly as a download; when there is no delta or it
+ * fails in any way (404, transfer error, corrupt delta, digest mismatch) the whole package
+ * is downloaded instead.
+ *
+ * Downloads the package r->package_url (relative to the base URL, or absolute), expected to
  * hash to r->digest (required) and be r->size bytes (0 = unknown), verifies it as described
  * at the top and installs it at dest_path. When r->model / r->version / r->release are set
  * the manifest must match them (PEMN_ECONFLICT otherwise). opts and stats may be NULL. */
@@ -223,6 +243,25 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_pull(pemn_client *c, const char *name, cons
  * client has no cache or the digest is malformed, PEMN_ETOOBIG when buf is too small. The
  * file need not exist. */
 pemn_rc pemn_client_cache_path(const pemn_client *c, const char *digest, char *buf, size_t n);
+
+/* ---- root of trust (pemn/trust.h, docs/TRUST.md) ----------------------------------------- */
+#define PEMN_ROOT_WALK_MAX 1024u /* default bound on the links one update walks */
+/* GET /v1/root/{version} (0: /v1/root/latest), parsed and checked alone (pemn_root_parse:
+ * its own threshold); a numbered answer of another version is PEMN_ECORRUPT. *out is new.
+ * PEMN_ENOTFOUND when the registry has no such version. */
+PEMN_WARN_UNUSED pemn_rc pemn_client_get_root(pemn_client *c, uint64_t version,
+                                              struct pemn_root **out, struct pemn_err *err);
+/* The chain walk of TUF's client workflow: from `trusted` (not modified), fetches versions
+ * N+1, N+2, ... until the registry answers 404, checking every link against the previous
+ * version (pemn_root_verify_next). At most max_links links (0: PEMN_ROOT_WALK_MAX; beyond:
+ * PEMN_ETOOBIG). *out: the newest root reached (new; a copy of trusted when nothing is
+ * newer); *links (may be NULL): links walked. A link that fails ends the walk with its error
+ * (PEMN_EUNTRUSTED, PEMN_EVERSION, PEMN_ECORRUPT, PEMN_EHTTP...) and *out still holds the
+ * newest root verified before it (as in TUF, verified links are kept; NULL only when the
+ * walk could not start). Expiry is the caller's (pemn_root_check_expiry on *out). */
+PEMN_WARN_UNUSED pemn_rc pemn_client_update_root(pemn_client *c, const struct pemn_root *trusted,
+                                                 unsigned max_links, struct pemn_root **out,
+                                                 unsigned *links, struct pemn_err *err);
 
 #ifdef __cplusplus
 }

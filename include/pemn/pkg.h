@@ -110,8 +110,11 @@ struct pemn_tensor_info {
     uint64_t offset;
     float scale;
     uint32_t mask_encoding;
-    uint64_t kept;       /* number of 1 bits */
-    const uint8_t *mask; /* borrowed: the packed bits (decoded at open for encoding 2) */
+    uint64_t kept; /* number of 1 bits */
+    /* borrowed: the packed bits; for encoding 2 the whole mask, decoded on the first
+     * pemn_pkg_tensor call for it and kept until pemn_pkg_free (PEMN_ENOMEM if it cannot
+     * be; expansion never needs it) */
+    const uint8_t *mask;
     /* dense only */
     const void *data;      /* borrowed: raw little-endian data in dtype */
     uint64_t stored_bytes; /* bytes this tensor occupies in the file (mask or data) */
@@ -123,12 +126,31 @@ pemn_rc pemn_pkg_find(const pemn_pkg *pkg, const char *name, uint32_t *index);
 /* ---- verification --------------------------------------------------------------------- */
 /* SHA-256 of the whole file: the package identity. */
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES]);
-/* Checks the content digest and the signature, then that the signer is in `trusted`.
- * PEMN_OK; PEMN_ECORRUPT (content digest wrong); PEMN_EBADSIG (signature does not verify
- * under the embedded signer key); PEMN_EUNTRUSTED (valid, signer not trusted, or trusted
- * is NULL/empty). */
+/* Checks the content digest and every signature, then that a signer is in `trusted`.
+ * PEMN_OK; PEMN_ECORRUPT (content digest wrong); PEMN_EBADSIG (a signature does not verify
+ * under its key); PEMN_EUNTRUSTED (valid, no signer trusted, or trusted is NULL/empty). */
 PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted,
                                          struct pemn_err *err);
+
+/* ---- several signatures (co-signatures, docs/FORMAT.md "Co-signatures") ------------------ */
+/* At most this many signatures on one package (the trailer's plus co-signatures). */
+#define PEMN_PKG_MAX_SIGNERS 16u
+/* Number of signatures the package carries (>= 1): the trailer's, then the co-signatures in
+ * file order. Signer 0 is pemn_pkg_info.signer. */
+uint32_t pemn_pkg_signer_count(const pemn_pkg *pkg);
+/* Key (and id, when id is not NULL) of signature i. PEMN_ENOTFOUND when out of range. */
+pemn_rc pemn_pkg_signer(const pemn_pkg *pkg, uint32_t i, struct pemn_pubkey *pk,
+                        uint8_t id[PEMN_KEYID_BYTES]);
+/* Checks the content digest (PEMN_ECORRUPT) and that every signature verifies under its key
+ * (PEMN_EBADSIG naming the key). No trust decision: see pemn_pkg_verify, pemn/trust.h. */
+PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify_signatures(const pemn_pkg *pkg, struct pemn_err *err);
+/* The package's bytes with sk's co-signature added, into *out (new, malloc'ed; free()).
+ * The content and its digest are unchanged; the identity (whole-file digest) changes.
+ * PEMN_EEXIST when sk already signed; PEMN_ETOOBIG past PEMN_PKG_MAX_SIGNERS.
+ * The existing signatures are verified first (PEMN_ECORRUPT / PEMN_EBADSIG). */
+PEMN_WARN_UNUSED pemn_rc pemn_pkg_add_signature(const pemn_pkg *pkg, const struct pemn_seckey *sk,
+                                                uint8_t **out, size_t *out_len,
+                                                struct pemn_err *err);
 
 /* ---- expansion ------------------------------------------------------------------------ */
 /* Writes tensor i as float32 into out (n_out elements, must equal numel). Masked tensors are

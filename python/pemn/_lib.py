@@ -123,6 +123,7 @@ class ClientOptions(ctypes.Structure):
         ("backoff_base_ms", c_u32), ("backoff_max_ms", c_u32), ("retry_after_max_ms", c_u32),
         ("max_package_size", c_u64), ("max_json_bytes", c_u32),
         ("max_recv_bytes_per_s", c_u64), ("progress", PROGRESS_FN), ("progress_user", c_void_p),
+        ("root", c_void_p),  # const struct pemn_root * (pemn/trust.h); None here
     ]
 
 
@@ -149,12 +150,13 @@ class Listing(ctypes.Structure):
 
 class FetchOptions(ctypes.Structure):
     _fields_ = [("min_release", c_u64), ("flags", ctypes.c_uint), ("progress", PROGRESS_FN),
-                ("progress_user", c_void_p)]
+                ("progress_user", c_void_p), ("base_path", c_char_p)]
 
 
 class FetchStats(ctypes.Structure):
     _fields_ = [("bytes_received", c_u64), ("requests", c_u32), ("resumes", c_u32),
-                ("restarts", c_u32), ("from_cache", c_int)]
+                ("restarts", c_u32), ("from_cache", c_int), ("delta_used", c_int),
+                ("delta_bytes", c_u64)]
 
 
 # name -> ctypes structure, for the ABI check of the tests

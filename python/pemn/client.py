@@ -111,7 +111,8 @@ class Client:
         d["path"] = os.fspath(out)
         d["stats"] = {"bytes_received": int(st.bytes_received), "requests": int(st.requests),
                       "resumes": int(st.resumes), "restarts": int(st.restarts),
-                      "from_cache": bool(st.from_cache)}
+                      "from_cache": bool(st.from_cache), "delta": bool(st.delta_used),
+                      "delta_bytes": int(st.delta_bytes)}
         return d
 
     def ls(self, name=None):

@@ -24,6 +24,7 @@ struct route {
     char path[512];
     int status;
     char *body;
+    size_t len; /* body bytes (fakesrv_route_bytes: may hold NULs) */
     char etag[160];
 };
 
@@ -115,11 +116,11 @@ static void body_free(void *cls)
     free(cls);
 }
 
-static enum MHD_Result queue_text(struct MHD_Connection *c, int status, const char *body,
-                                  const char *etag, int retry_after)
+static enum MHD_Result queue_bytes(struct MHD_Connection *c, int status, const char *body,
+                                   size_t len, const char *etag, int retry_after)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     if (body[0] == '{')
@@ -134,6 +135,12 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, int status, const ch
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result queue_text(struct MHD_Connection *c, int status, const char *body,
+                                  const char *etag, int retry_after)
+{
+    return queue_bytes(c, status, body, strlen(body), etag, retry_after);
 }
 
 /* Parses a single range against size; 0 ok, -1 unsatisfiable, 1 absent/ignored. */
@@ -304,7 +311,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     for (unsigned i = 0; i < s->n_routes && !is_blob; i++)
         if (!strcmp(s->routes[i].method, method) && !strcmp(s->routes[i].path, url)) {
             rt = s->routes[i];
-            rt.body = strdup(s->routes[i].body);
+            rt.body = malloc(rt.len + 1);
+            if (rt.body)
+                memcpy(rt.body, s->routes[i].body, rt.len + 1);
             found = true;
         }
     pthread_mutex_unlock(&s->mu);
@@ -325,7 +334,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (rt.etag[0] && inm && !strcmp(inm, rt.etag))
         ret = queue_text(c, 304, "", rt.etag, -1);
     else
-        ret = queue_text(c, rt.status, rt.body, rt.etag, -1);
+        ret = queue_bytes(c, rt.status, rt.body, rt.len, rt.etag, -1);
     free(rt.body);
     return ret;
 }
@@ -414,6 +423,12 @@ void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len
 void fakesrv_route(fakesrv *s, const char *method, const char *path, int status, const char *body,
                    const char *etag)
 {
+    fakesrv_route_bytes(s, method, path, status, body, strlen(body), etag);
+}
+
+void fakesrv_route_bytes(fakesrv *s, const char *method, const char *path, int status,
+                         const void *body, size_t len, const char *etag)
+{
     pthread_mutex_lock(&s->mu);
     struct route *r = NULL;
     for (unsigned i = 0; i < s->n_routes; i++)
@@ -426,7 +441,12 @@ void fakesrv_route(fakesrv *s, const char *method, const char *path, int status,
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", path);
         r->status = status;
-        r->body = strdup(body);
+        r->body = malloc(len + 1);
+        if (r->body) {
+            memcpy(r->body, body, len);
+            r->body[len] = '\0';
+        }
+        r->len = r->body ? len : 0;
         snprintf(r->etag, sizeof r->etag, "%s", etag ? etag : "");
     }
     pthread_mutex_unlock(&s->mu);

@@ -35,6 +35,9 @@ void fakesrv_set_blob(fakesrv *s, const char *path, const void *data, size_t len
 /* A canned answer for method + path (replaces an earlier one). etag may be NULL. */
 void fakesrv_route(fakesrv *s, const char *method, const char *path, int status, const char *body,
                    const char *etag);
+/* The same with a binary body of len bytes. */
+void fakesrv_route_bytes(fakesrv *s, const char *method, const char *path, int status,
+                         const void *body, size_t len, const char *etag);
 
 void fakesrv_cut_at(fakesrv *s, const uint64_t *offsets, size_t n);
 void fakesrv_ignore_range(fakesrv *s, bool on);

@@ -150,11 +150,14 @@ int main(void)
     F(pemn_fetch_options, flags);
     F(pemn_fetch_options, progress);
     F(pemn_fetch_options, progress_user);
+    F(pemn_fetch_options, base_path);
     S(pemn_fetch_stats);
     F(pemn_fetch_stats, bytes_received);
     F(pemn_fetch_stats, requests);
     F(pemn_fetch_stats, resumes);
     F(pemn_fetch_stats, restarts);
     F(pemn_fetch_stats, from_cache);
+    F(pemn_fetch_stats, delta_used);
+    F(pemn_fetch_stats, delta_bytes);
     return 0;
 }
