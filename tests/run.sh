@@ -126,7 +126,7 @@ PG_SCRIPTS="test_server_api test_server_etag test_fleet_api test_fleet_tags test
     test_client test_pemnd_admin test_server_concurrency test_server_crash test_server_deploy
     test_harden_devices test_harden_integrity test_harden_keys test_harden_private_cache
     test_harden_slowclients test_harden_upload test_oci_agent test_oci_api test_oci_client
-    test_oci_skopeo test_ui test_python test_install"
+    test_oci_skopeo test_ui test_python test_install test_trust test_delta_server"
 PGDIR=
 pg_leg_stop() { [ -n "$PGDIR" ] && bash tests/pg/cluster.sh stop "$PGDIR"; PGDIR=; }
 trap pg_leg_stop EXIT
