@@ -119,8 +119,14 @@ fi
 # and integration scripts below run again on pemnd's PostgreSQL backend, against one throwaway
 # cluster started here (tests/pg/cluster.sh) and stopped at the end. Scripts that need two
 # replicas or a PostgreSQL restart (test_pg_*.sh) start their own cluster in the main pass.
+# Every script that starts pemnd runs here (test_python: only its tests that use pemnd;
+# test_ui: its curl part, the browser only renders what those routes answer); not:
+# test_cli, test_train, test_delta, test_harden_cli (no pemnd), test_hygiene (source checks).
 PG_SCRIPTS="test_server_api test_server_etag test_fleet_api test_fleet_tags test_fleet_agents test_fleet_load
-    test_client test_pemnd_admin"
+    test_client test_pemnd_admin test_server_concurrency test_server_crash test_server_deploy
+    test_harden_devices test_harden_integrity test_harden_keys test_harden_private_cache
+    test_harden_slowclients test_harden_upload test_oci_agent test_oci_api test_oci_client
+    test_oci_skopeo test_ui test_python test_install test_trust test_delta_server"
 PGDIR=
 pg_leg_stop() { [ -n "$PGDIR" ] && bash tests/pg/cluster.sh stop "$PGDIR"; PGDIR=; }
 trap pg_leg_stop EXIT
@@ -141,9 +147,11 @@ else
             grep -q 'tests/common/storefix.h' "$src" 2>/dev/null && run_cmocka "$b" "[pg]"
         done
         if [ "$MODE" = all ]; then
+            export PEMN_UI_BROWSER=0
             for s in $PG_SCRIPTS; do
                 [ -f "tests/integration/$s.sh" ] && run_script "tests/integration/$s.sh" "[pg]"
             done
+            unset PEMN_UI_BROWSER
         fi
         unset PEMN_TEST_PG_HOST
     else

@@ -83,6 +83,42 @@ pemnd_db() {
     cat "$dir/pg-uri"
 }
 
+# db_sql DB SQL: runs SQL on pemnd's database DB (a SQLite file, or a postgresql:// URI on the
+# PostgreSQL leg) and prints the result rows, one a line, columns '|'-separated — for tests
+# that inspect or damage stored state behind pemnd's back. Exit status non-zero on an error.
+db_sql() {
+    case "$1" in
+    postgres://* | postgresql://*) psql -X -q -At -v ON_ERROR_STOP=1 "$1" -c "$2" ;;
+    *) sqlite3 "$1" "$2" ;;
+    esac
+}
+
+# db_integrity DB: prints "ok" when the store DB is sound. SQLite: PRAGMA integrity_check.
+# PostgreSQL (whose own pages are its business, WAL-protected): every blob's chunk rows are
+# contiguous and add up to its size, and `pemnd scrub` finds every blob hashing to its digest.
+db_integrity() {
+    case "$1" in
+    postgres://* | postgresql://*)
+        local bad
+        bad=$(db_sql "$1" "SELECT count(*) FROM blobs b LEFT JOIN (SELECT blob_id,
+            sum(length(data)) AS n, count(*) AS k, max(idx) AS m FROM blob_chunks GROUP BY blob_id) c
+            ON c.blob_id = b.id WHERE coalesce(c.n, 0) <> b.size OR (c.k IS NOT NULL AND c.k <> c.m + 1)") ||
+            { echo "query failed"; return 0; }
+        if [ "$bad" != 0 ]; then
+            echo "$bad blobs whose chunk rows do not add up"
+        elif ! "$PEMND_BIN" --db "$1" scrub >/dev/null 2>&1; then
+            echo "scrub failed"
+        else
+            echo ok
+        fi
+        ;;
+    *) sqlite3 "$1" 'PRAGMA integrity_check' 2>&1 ;;
+    esac
+}
+
+# t_on_pg: true on the PostgreSQL leg of make test.
+t_on_pg() { [ -n "${PEMN_TEST_PG_HOST:-}" ]; }
+
 # pemnd_start DIR [PEMND ARGS...]: starts pemnd on a free 127.0.0.1 port with the database
 # DIR/pemn.db (created fresh unless it exists), logging to DIR/pemnd.log. Sets PEMND_URL,
 # PEMND_PID, PEMND_PORT, PEMND_DB, PEMND_LOG. Retries when another process grabs the port.

@@ -60,7 +60,10 @@ check "nothing written on failure" test ! -e "$T/bad1.pemn"
 check_eq "patch with an untrusted signer: exit 5" 5 "$?"
 check "nothing written when untrusted" test ! -e "$T/bad2.pemn"
 cp "$T/u.pemnd" "$T/c.pemnd"
-printf '\x55' | dd of="$T/c.pemnd" bs=1 seek=$((dsz - 10)) conv=notrunc 2>/dev/null
+# flip every bit of one byte (writing a fixed value left it intact when it already held it)
+b=$(od -An -tu1 -j $((dsz - 10)) -N1 "$T/c.pemnd" | tr -d ' ')
+printf "\\$(printf %03o $((b ^ 255)))" | dd of="$T/c.pemnd" bs=1 seek=$((dsz - 10)) conv=notrunc 2>/dev/null
+check "the damaged delta differs from the good one" bash -c "! cmp -s '$T/u.pemnd' '$T/c.pemnd'"
 "$P" patch "$T/v1.pemn" "$T/c.pemnd" --out "$T/bad3.pemn" --trust "$T/k.pub" 2>/dev/null
 check_eq "patch with a damaged delta: exit 3" 3 "$?"
 head -c 100 "$T/u.pemnd" >"$T/t.pemnd"

@@ -69,7 +69,7 @@ curl -s "$U/metrics" >"$T/m"
 check "computed once (pemnd_deltas_computed_total 1)" grep -q "^pemnd_deltas_computed_total 1$" "$T/m"
 check "served counted" grep -qE "^pemnd_deltas_served_total [2-9]" "$T/m"
 check "bytes saved counted" grep -qE "^pemnd_delta_bytes_saved_total $((S2 - DS))$" "$T/m"
-check "stored: a deltas row" test "$(sqlite3 "$PEMND_DB" "SELECT count(*) FROM deltas WHERE delta_digest='$DD'")" = 1
+check "stored: a deltas row" test "$(db_sql "$PEMND_DB" "SELECT count(*) FROM deltas WHERE delta_digest='$DD'")" = 1
 
 # ---- bad from ----
 err_code() { jq -r .error.code "$B" 2>/dev/null; }
@@ -97,7 +97,7 @@ check_eq "unrelated versions: a delta all the same" 200 "$st"
 RS=$(stat -c %s "$B")
 check "... saving under 50% ($RS of $(stat -c %s "$T/r2.pemn") B)" test $((RS * 2)) -gt "$(stat -c %s "$T/r2.pemn")"
 # a pair recorded as "not smaller" (as pemnd records a computed delta >= the package)
-sqlite3 "$PEMND_DB" "INSERT INTO deltas(new_digest, old_digest, delta_digest, size, new_size, created) VALUES('$DR3', '$DR1', '', 0, $(stat -c %s "$T/r3.pemn"), 0)"
+db_sql "$PEMND_DB" "INSERT INTO deltas(new_digest, old_digest, delta_digest, size, new_size, created) VALUES('$DR3', '$DR1', '', 0, $(stat -c %s "$T/r3.pemn"), 0)"
 st=$(http_status GET "$U/v1/blobs/$DR3/delta?from=$DR1")
 check_eq "a pair recorded not smaller: 404 delta_not_smaller" "404 delta_not_smaller" "$st $(err_code)"
 pemnd_stop
@@ -137,13 +137,13 @@ out=$("$P" pull --server "$U" --trust "$T/k.pub" --no-cache --base "$T/v1.pemn" 
 check "text summary says delta" grep -q "(delta)" <<<"$out"
 
 # a tampered stored delta (the row now names v1's bytes): the client falls back
-sqlite3 "$PEMND_DB" "UPDATE deltas SET delta_digest='$D1' WHERE delta_digest='$DD'"
+db_sql "$PEMND_DB" "UPDATE deltas SET delta_digest='$D1' WHERE delta_digest='$DD'"
 pemnd_stop
 pemnd_start_on "$T/srv" "$PEMND_PORT" --allow-unbound-device-tokens || fail "pemnd restarts"
 js=$("$P" pull --server "$U" --trust "$T/k.pub" --no-cache --base "$T/v1.pemn" --out "$T/p/f.pemn" --json fm:v2)
 check_eq "garbage delta: pull still succeeds, by the full package" "0 false" "$? $(jq -r .delta <<<"$js")"
 check "garbage delta: the right bytes installed" cmp -s "$T/v2.pemn" "$T/p/f.pemn"
-sqlite3 "$PEMND_DB" "UPDATE deltas SET delta_digest='$DD' WHERE new_digest='$D2'"
+db_sql "$PEMND_DB" "UPDATE deltas SET delta_digest='$DD' WHERE new_digest='$D2'"
 
 # ---- the agent, in a fleet ----
 DEV=$(pemnd_token device)
@@ -176,7 +176,7 @@ pemnd_stop
 pemnd_start_on "$T/srv" "$PEMND_PORT" --delta-concurrency 0 || fail "pemnd restarts (concurrency 0)"
 st=$(curl -s -D "$T/h" -o "$B" -w '%{http_code}' "$U/v1/blobs/$D2/delta?from=$DR1")
 check_eq "other model still 404 before any computation" 404 "$st"
-sqlite3 "$PEMND_DB" "DELETE FROM deltas WHERE new_digest='$D2'"
+db_sql "$PEMND_DB" "DELETE FROM deltas WHERE new_digest='$D2'"
 st=$(curl -s -D "$T/h" -o "$B" -w '%{http_code}' "$U/v1/blobs/$D2/delta?from=$D1")
 check_eq "no computation slot: 503 busy" "503 busy" "$st $(err_code)"
 check "503 carries Retry-After" grep -qi "^retry-after: " "$T/h"

@@ -67,8 +67,19 @@ curl -s -o /dev/null -X PUT -H "Authorization: Bearer $PUB" "$U/v1/models/net/ta
 curl -s -o "$D/f.json" -X PUT -H "Authorization: Bearer $PUB" -H 'Content-Type: application/json' \
     -d '{"model":"net","tag":"stable","rollout":{"percent":100}}' "$U/v1/fleets/edge"
 check_eq "fleet follows tag stable" 1.1.0 "$(json_get "$D/f.json" target.version)"
+# A second release on the tag before the race gives the fleet a previous target, so every
+# device has a desired state whatever the rollout percent: one inside the percent gets the
+# target, one outside the previous. (Without it, a fleet change to percent < 100 landing
+# before the first tag move leaves devices outside the percent with no target at all — a
+# correct 404 "no target yet", and the race this check used to lose under load.)
+push 2 >/dev/null
+curl -s -o /dev/null -X PUT -H "Authorization: Bearer $PUB" "$U/v1/models/net/tags/stable" \
+    -H 'Content-Type: application/json' -d '{"version":"1.2.0"}'
+curl -s -o "$D/f.json" "$U/v1/fleets/edge"
+check_eq "tag move: fleet on 1.2.0, previous 1.1.0" "1.2.0 1.1.0" \
+    "$(jq -r '"\(.target.version) \(.previous.version)"' "$D/f.json")"
 
-(for r in 2 4 6 8 10 12 14 16; do push "$r" "http://127.0.0.1:$P1"; echo; done) >"$D/pa" &
+(for r in 4 6 8 10 12 14 16; do push "$r" "http://127.0.0.1:$P1"; echo; done) >"$D/pa" &
 PA=$!
 (for r in 3 5 7 9 11 13 15; do push "$r" "http://127.0.0.1:$P2"; echo; done) >"$D/pb" &
 PB=$!
@@ -87,7 +98,10 @@ done) >"$D/fleets" &
 PF=$!
 (for i in $(seq 1 40); do # devices polling and reporting through nginx
     d=dev$((i % 10))
-    curl -s -o "$D/want.$d" -H "Authorization: Bearer $DEV" "$U/v1/fleets/edge/devices/$d/desired"
+    # polls retry transient failures (timeouts, 502/503) as the agent does; a 404 is final
+    code=$("${C[@]}" -o "$D/want.$d" -w '%{http_code}' -H "Authorization: Bearer $DEV" \
+        "$U/v1/fleets/edge/devices/$d/desired")
+    echo "poll $i $d $code $(head -c 300 "$D/want.$d" 2>/dev/null)" >>"$D/polls"
     dg=$(jq -r '.digest // empty' "$D/want.$d" 2>/dev/null)
     [ -n "$dg" ] && "${C[@]}" -o /dev/null -w '%{http_code}\n' -X PUT -H "Authorization: Bearer $DEV" \
         -H 'Content-Type: application/json' \
@@ -100,6 +114,7 @@ check "pushes answered 201 or 409 (rollback) only" \
     bash -c "! grep -Ev '^(201|409)$' '$D/pa' '$D/pb' | grep -q ."
 check "devices reported (every poll found its desired state)" \
     bash -c "[ \$(grep -c '^200$' '$D/reports') -eq 40 ]"
+grep -v '^poll [0-9]* dev[0-9] 200 {' "$D/polls" | head -5 # what a failed poll answered
 check "tag moves, fleet changes and reports answered 200" \
     bash -c "! cat '$D/tags' '$D/fleets' '$D/reports' | grep -Ev '^200$' | grep -q ."
 # releases stored in order: the push audit rows, newest first, have decreasing releases

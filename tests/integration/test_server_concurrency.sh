@@ -93,7 +93,7 @@ cmp -s "$D/x" <(tail -c +70001 "$K/seed-1.pemn" | head -c 130000) || bad=$((bad 
 curl -s -o "$D/x" -r -1000 "$U/v1/blobs/$dg"
 cmp -s "$D/x" <(tail -c 1000 "$K/seed-1.pemn") || bad=$((bad + 1))
 check_eq "all packages (and ranges of them, cached and streamed) verify after the storm" 0 "$bad"
-check "integrity_check ok" test "$(sqlite3 "$PEMND_DB" 'PRAGMA integrity_check')" = ok
+check_eq "integrity_check ok" ok "$(db_integrity "$PEMND_DB")"
 pemnd_stop
 check_eq "clean shutdown" 0 "$?"
 t_done

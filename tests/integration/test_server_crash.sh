@@ -32,7 +32,7 @@ pemnd_stop KILL
 wait "$CURL" 2>/dev/null
 
 integrity() {
-    sqlite3 "$PEMND_DB" 'PRAGMA integrity_check' 2>&1
+    db_integrity "$PEMND_DB"
 }
 check_eq "after kill -9: integrity_check ok" ok "$(integrity)"
 pemnd_start_on "$D/run" "$PORT" --upload-memory-max 64K || pemnd_start "$D/run" --upload-memory-max 64K || { fail "restart"; exit 1; }
@@ -74,5 +74,6 @@ for round in 1 2 3 4 5; do
 done
 pemnd_stop
 check_eq "final: integrity_check ok" ok "$(integrity)"
-check_eq "final: WAL checkpointed on clean shutdown" 0 "$(stat -c %s "$PEMND_DB-wal" 2>/dev/null || echo 0)"
+# SQLite's own write-ahead log (PostgreSQL's is the server's, not pemnd's, to checkpoint)
+t_on_pg || check_eq "final: WAL checkpointed on clean shutdown" 0 "$(stat -c %s "$PEMND_DB-wal" 2>/dev/null || echo 0)"
 t_done

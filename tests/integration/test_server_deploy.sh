@@ -25,9 +25,11 @@ check "Containerfile: health check on /v1/health" grep -q '/v1/health' "$C"
 check "nginx example caches blobs" grep -q 'location /v1/blobs/' "$DEP/nginx-pemnd.conf"
 
 # deploy/run.sh (what `make run` calls) starts pemnd in the foreground
+mkdir -p "$T_TMP/run"
+RUNDB=$(pemnd_db "$T_TMP/run") || fail "database"
 for attempt in 1 2 3; do
     PORT=$(free_port)
-    PEMND_DB=$T_TMP/run/pemn.db PEMND_LISTEN=127.0.0.1:$PORT bash "$DEP/run.sh" >"$T_TMP/run.log" 2>&1 &
+    PEMND_DB=$RUNDB PEMND_LISTEN=127.0.0.1:$PORT bash "$DEP/run.sh" >"$T_TMP/run.log" 2>&1 &
     RUNPID=$!
     T_PIDS+=("$RUNPID")
     for i in $(seq 1 150); do
@@ -39,6 +41,7 @@ for attempt in 1 2 3; do
 done
 check_eq "run.sh: pemnd answers" ok "$(curl -s "http://127.0.0.1:$PORT/v1/health" | jq -r .status)"
 check "run.sh: prints the URL and how to make a token" bash -c "grep -q 'http://127.0.0.1:$PORT' '$T_TMP/run.log' && grep -q 'token create' '$T_TMP/run.log'"
+check "run.sh: the admin hints name the database (quoted)" grep -q "pemnd --db '$RUNDB' token create" "$T_TMP/run.log"
 kill "$RUNPID"
 wait "$RUNPID"
 check_eq "run.sh: SIGTERM stops it cleanly" 0 "$?"

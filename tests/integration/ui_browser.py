@@ -184,8 +184,20 @@ def confirm():
     css("[data-test=confirm-ok]").click()
 
 
-def banner():
-    return wait(lambda: css("[data-test=banner-text]").text, what="banner")
+def banner(until):
+    """The banner's text once until(text) holds (the answer to the action just taken: the
+    banner of an earlier action stays up until the new answer replaces it, which on a loaded
+    machine can take a while); the last text seen if it never does."""
+    seen = [""]
+
+    def cur():
+        seen[0] = css("[data-test=banner-text]").text
+        return until(seen[0])
+    try:
+        wait(cur, what="banner")
+    except TimeoutError:
+        pass
+    return seen[0]
 
 
 def fmt_bytes(n):
@@ -320,7 +332,7 @@ try:
         ok("token not in the URL", EXP["pub"] not in drv.current_url)
         css("[data-test=action-pause]").click()
         confirm()
-        b = banner()
+        b = banner(lambda t: "done" in t)
         ok("pause: the page says done", "done" in b, b)
         ok("pause: the API says paused", api("/v1/fleets/edge")["rollout"]["state"] == "paused")
         wait(lambda: text("[data-test=rollout-state]") == "paused", what="paused shown")
@@ -343,7 +355,7 @@ try:
         wait(lambda: css("[data-test=action-resume]").is_enabled(), what="resume enabled")
         css("[data-test=action-resume]").click()
         confirm()
-        b = banner()
+        b = banner(lambda t: "403 forbidden" in t and "a read token cannot do this" in t)
         ok("refused resume shows the server's error", "403 forbidden" in b and
            "a read token cannot do this" in b, b)
         ok("refused resume: still paused", api("/v1/fleets/edge")["rollout"]["state"] == "paused")

@@ -18,7 +18,19 @@ PEMN_BIN = os.environ.get("PEMN_BIN", os.path.join(ROOT, BUILD, "bin", "pemn"))
 PEMND_BIN = os.environ.get("PEMND_BIN", os.path.join(ROOT, BUILD, "bin", "pemnd"))
 FMNIST = os.environ.get("PEMN_FMNIST", "/usr/share/datasets/fashion-mnist")
 
+# On the PostgreSQL leg of make test (tests/run.sh): a cluster from tests/pg/cluster.sh. Then
+# only the tests that use pemnd (the fixture below) run, on a database of that cluster.
+PG_HOST = os.environ.get("PEMN_TEST_PG_HOST", "")
+
 import pemn  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    if not PG_HOST:
+        return
+    keep = [i for i in items if "pemnd" in getattr(i, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 def run(*args, check=True, **kw):
@@ -50,6 +62,9 @@ def pemnd(tmp_path_factory, keys):
     (by its pid) at the end of the session."""
     d = tmp_path_factory.mktemp("pemnd")
     db = str(d / "pemn.db")
+    if PG_HOST:  # the PostgreSQL leg: a fresh database of the test cluster
+        db = run("bash", os.path.join(ROOT, "tests", "pg", "cluster.sh"), "newdb", PG_HOST,
+                 "py_%d_%s" % (os.getpid(), d.name)).stdout.strip()
     run(PEMND_BIN, "--db", db, "key", "add", keys[1], "--name", "alice")
     tok = run(PEMND_BIN, "--db", db, "token", "create", "--scope", "publish", "--name",
               "py").stdout.strip().splitlines()[-1]
