@@ -4,6 +4,7 @@
  * (client/agent_net.c does the polling).
  */
 #include "client/agent_int.h"
+#include "client/agent_trust.h"
 
 #include "proto/err.h"
 #include "proto/fsutil.h"
@@ -98,7 +99,7 @@ void agent_emit(struct pemn_agent *a, const char *state, pemn_rc rc, const char 
         return;
     struct pemn_agent_event ev = {
         .state = state,
-        .reason = rc ? pemn_agent_reason(rc) : NULL,
+        .reason = !rc ? NULL : agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(rc),
         .message = message ? message : "",
         .model = model ? model : "",
         .version = version ? version : "",
@@ -314,8 +315,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
     *out = NULL;
     if (!opts || !opts->dir || !opts->dir[0])
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "agent directory not given");
-    if (!opts->trusted || pemn_keyring_count(opts->trusted) == 0)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no trusted keys given");
+    if ((!opts->trusted || pemn_keyring_count(opts->trusted) == 0) && !opts->root_file)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no trusted keys or root given");
     if (pemn_init())
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
     struct pemn_agent *a = calloc(1, sizeof *a);
@@ -349,7 +350,7 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
                  : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "flock %s: %s", p, strerror(errno));
         goto fail;
     }
-    if ((rc = recover(a, err)))
+    if ((rc = agent_trust_open(a, err)) || (rc = recover(a, err)) || (rc = agent_trust_sync(a, err)))
         goto fail;
     *out = a;
     return PEMN_OK;
@@ -363,6 +364,7 @@ void pemn_agent_free(pemn_agent *a)
     if (!a)
         return;
     agent_net_free(a);
+    agent_trust_free(a);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     free(a);
@@ -526,6 +528,8 @@ static pemn_rc install_opened(struct pemn_agent *a, const pemn_pkg *pkg, const c
     if (expect && expect->model && strcmp(expect->model, info.name) != 0)
         return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
                          "package is model '%s', expected '%s'", info.name, expect->model);
+    if ((rc = agent_trust_check_pkg(a, pkg, &info, err)))
+        return rc;
     rc = pemn_agent_admit(a, info.release, text, err);
     if (rc == PEMN_EEXIST)
         return PEMN_OK; /* already current: nothing to do */
@@ -533,6 +537,7 @@ static pemn_rc install_opened(struct pemn_agent *a, const pemn_pkg *pkg, const c
         return rc;
     if ((rc = install_pkg(a, pkg, text, &info, err)))
         return rc;
+    (void)agent_trust_note_install(a, &info, NULL); /* else redone from DIR/current at start */
     if (changed)
         *changed = 1;
     return PEMN_OK;

@@ -48,6 +48,8 @@ struct srv_config {
     int log_format;
     bool read_token_required;
     bool sendfile;
+    char metadata_key[1024];  /* signs desired-state answers ("" = unsigned); docs/TRUST.md */
+    uint64_t metadata_expiry; /* seconds a signed answer stays valid */
 };
 
 /* Fills every field with its default. */
@@ -98,6 +100,7 @@ struct store *srv_store(struct srv *s);
 const struct srv_config *srv_cfg(struct srv *s);
 struct srv_metrics *srv_get_metrics(struct srv *s);
 struct srv_respcache *srv_get_respcache(struct srv *s);
+struct srv_signer *srv_get_signer(struct srv *s); /* NULL when answers are not signed */
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4

@@ -65,6 +65,10 @@ static const struct ckey keys[] = {
     {"sendfile", C_BOOL, F(sendfile), "false", 0, 0,
      "send cached packages with sendfile(2) from their memfd (measured slower with "
      "libmicrohttpd 0.9.75 on loopback: docs/BENCHMARKS.md)"},
+    {"metadata_key", C_STR, F(metadata_key), "", 0, 0,
+     "Ed25519 .key that signs desired-state answers (needs a root naming it; docs/TRUST.md)"},
+    {"metadata_expiry", C_UINT, F(metadata_expiry), "86400", 60, 31536000,
+     "seconds a signed desired-state answer is valid (re-signed after half of it)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

@@ -1,0 +1,150 @@
+/*
+ * server/srv_signer.c — signs desired-state answers with the online metadata key (see
+ * server/srv_signer.h; wire format in docs/TRUST.md, "Signed desired state").
+ */
+#include "server/srv_signer.h"
+#include "server/srv_signer_root.h"
+#include "storage/store_metadata.h"
+
+#include "proto/err.h"
+
+#include <pemn/key.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct srv_signer {
+    struct pemn_seckey sk;
+    struct pemn_pubkey pk;
+    char keyid[PEMN_KEYID_TEXT_MAX];
+    uint64_t expiry;
+};
+
+pemn_rc srv_signer_new(const char *key_path, uint64_t expiry, struct store *st,
+                       struct srv_signer **out, struct pemn_err *err)
+{
+    *out = NULL;
+    if (expiry < 2)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "metadata expiry too short");
+    struct srv_signer *sg = sodium_malloc(sizeof *sg);
+    if (!sg)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    memset(sg, 0, sizeof *sg);
+    pemn_rc rc = pemn_seckey_load(key_path, &sg->sk, err);
+    if (rc) {
+        srv_signer_free(sg);
+        return rc;
+    }
+    pemn_seckey_public(&sg->sk, &sg->pk);
+    pemn_key_id_hex(&sg->pk, sg->keyid);
+    sg->expiry = expiry;
+    if ((rc = srv_signer_root_names(st, &sg->pk, err))) {
+        srv_signer_free(sg);
+        return rc;
+    }
+    *out = sg;
+    return PEMN_OK;
+}
+
+void srv_signer_free(struct srv_signer *sg)
+{
+    if (sg)
+        sodium_free(sg); /* zeroes the key */
+}
+
+/* SHA-256 (hex) of what the answer says plus what it is signed with: a new key or a new
+ * lifetime is a new answer. */
+static pemn_rc answer_hash(const struct srv_signer *sg, const json_t *answer,
+                           char out[STORE_METADATA_HASH_MAX], struct pemn_err *err)
+{
+    char *text = json_dumps(answer, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, (const unsigned char *)text, strlen(text));
+    char tail[64];
+    int n = snprintf(tail, sizeof tail, "|%s|%llu", sg->keyid, (unsigned long long)sg->expiry);
+    crypto_hash_sha256_update(&h, (const unsigned char *)tail, (size_t)n);
+    free(text);
+    uint8_t d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&h, d);
+    sodium_bin2hex(out, STORE_METADATA_HASH_MAX, d, sizeof d);
+    return PEMN_OK;
+}
+
+static pemn_rc copy_body(const char *text, char **body, size_t *len, struct pemn_err *err)
+{
+    size_t n = strlen(text);
+    char *b = malloc(n + 1);
+    if (!b)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    memcpy(b, text, n + 1);
+    *body = b;
+    *len = n;
+    return PEMN_OK;
+}
+
+pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *fleet,
+                          const char *device, const json_t *answer, char **body, size_t *len,
+                          struct pemn_err *err)
+{
+    *body = NULL;
+    *len = 0;
+    struct store_metadata *m = malloc(sizeof *m);
+    if (!m)
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    char hash[STORE_METADATA_HASH_MAX];
+    bool found = false;
+    pemn_rc rc = answer_hash(sg, answer, hash, err);
+    if (!rc)
+        rc = store_metadata_get(st, device, m, &found, err);
+    int64_t now = (int64_t)time(NULL);
+    /* the same answer, more than half of its life left: serve it again (no signing) */
+    if (!rc && found && !strcmp(m->answer_hash, hash) && !strcmp(m->fleet, fleet) &&
+        m->expires - now > (int64_t)(sg->expiry / 2) && m->issued <= now + 60) {
+        rc = copy_body(m->body, body, len, err);
+        free(m);
+        return rc;
+    }
+    uint64_t version = 0;
+    if (!rc)
+        rc = store_metadata_next_version(st, device, &version, err);
+    json_t *sig = NULL;
+    if (!rc) {
+        sig = json_deep_copy(answer);
+        if (!sig ||
+            json_object_set_new(sig, "_type", json_string(SRV_DESIRED_TYPE)) ||
+            json_object_set_new(sig, "metadata_version", json_integer((json_int_t)version)) ||
+            json_object_set_new(sig, "issued", json_integer((json_int_t)now)) ||
+            json_object_set_new(sig, "expires",
+                                json_integer((json_int_t)(now + (int64_t)sg->expiry))))
+            rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    }
+    char *text = NULL;
+    if (!rc)
+        rc = srv_signer_envelope(sig, &sg->sk, &text, err);
+    json_decref(sig);
+    if (!rc && strlen(text) + 2 > sizeof m->body)
+        rc = proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "signed answer too long");
+    if (!rc) {
+        memset(m, 0, sizeof *m);
+        m->version = version;
+        snprintf(m->fleet, sizeof m->fleet, "%s", fleet);
+        memcpy(m->answer_hash, hash, sizeof hash);
+        m->issued = now;
+        m->expires = now + (int64_t)sg->expiry;
+        snprintf(m->body, sizeof m->body, "%s\n", text);
+        bool stored = false;
+        rc = store_metadata_put(st, device, m, &stored, err);
+        /* not stored: a concurrent poll signed a newer one; this one is valid all the same */
+        if (!rc)
+            rc = copy_body(m->body, body, len, err);
+    }
+    free(text);
+    free(m);
+    return rc;
+}
