@@ -33,6 +33,8 @@ static const struct {
     [PEMN_ETIMEOUT] = {"ETIMEOUT", "timed out"},
     [PEMN_EUNSUPPORTED] = {"EUNSUPPORTED", "unsupported"},
     [PEMN_ECANCELED] = {"ECANCELED", "canceled"},
+    [PEMN_EEXPIRED] = {"EEXPIRED", "signed metadata has expired"},
+    [PEMN_EREVOKED] = {"EREVOKED", "signer key is revoked"},
 };
 
 const char *pemn_strerror(pemn_rc rc)

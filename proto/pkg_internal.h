@@ -42,7 +42,10 @@ struct pkg_meta {
 
 struct pemn_pkg {
     const uint8_t *bytes;
-    size_t len;
+    size_t len;      /* the whole file (identity), co-signatures included */
+    size_t core_len; /* the header's file length: the trailer ends here */
+    uint32_t n_cosigs;
+    const uint8_t *cosigs; /* n_cosigs entries of PKG_COSIG_ENTRY bytes, or NULL */
     void *owned; /* malloc'ed copy, or NULL */
     void *map;   /* mmap base, or NULL */
     size_t map_len;

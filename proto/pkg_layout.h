@@ -35,7 +35,7 @@
 #define PKG_MAGIC "\x89PEMN\r\n\x1a"
 #define PKG_MAGIC_LEN 8
 #define PKG_MAJOR 1
-#define PKG_MINOR 0
+#define PKG_MINOR 1 /* 1.1: a co-signature block may follow the trailer */
 #define PKG_HEADER_SIZE 64
 #define PKG_ALIGN 64
 #define PKG_SECT_ENTRY 32
@@ -111,6 +111,14 @@
 /* Signed message: PKG_SIG_DOMAIN (12 bytes incl. the NUL) || content digest */
 #define PKG_SIG_DOMAIN "pemn-sig-v1"
 #define PKG_SIG_DOMAIN_LEN 12
+
+/* Co-signature block (format 1.1), right after the trailer, outside the header's file
+ * length: u8[8] magic | u32 count (1..PEMN_PKG_MAX_SIGNERS-1) | u32 reserved (0) |
+ * count entries of (public key 32 | signature 64). Every signature is of the same message as
+ * the trailer's. */
+#define PKG_COSIG_MAGIC "PEMNCSIG"
+#define PKG_COSIG_HDR 16
+#define PKG_COSIG_ENTRY 96
 
 static inline uint64_t pkg_align_up(uint64_t v)
 {

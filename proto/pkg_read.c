@@ -116,6 +116,38 @@ static pemn_rc table(const pemn_pkg *pkg, const struct sect *s, uint32_t min_ent
     return PEMN_OK;
 }
 
+/* ---- co-signatures (format 1.1) ------------------------------------------------------------ */
+static pemn_rc parse_cosigs(pemn_pkg *pkg, size_t core, struct pemn_err *err)
+{
+    const uint8_t *c = pkg->bytes + core;
+    size_t n = pkg->len - core;
+    if (n < PKG_COSIG_HDR || memcmp(c, PKG_COSIG_MAGIC, PKG_MAGIC_LEN) != 0)
+        return BAD(core, "%zu bytes after the header's file length are not a co-signature block",
+                   n);
+    uint32_t count = proto_le32(c + 8);
+    if (count < 1 || count >= PEMN_PKG_MAX_SIGNERS)
+        return BAD(core + 8, "%u co-signatures (allowed 1..%u)", count, PEMN_PKG_MAX_SIGNERS - 1);
+    if (proto_le32(c + 12) != 0)
+        return BAD(core + 12, "co-signature block: reserved field not 0");
+    if (n != PKG_COSIG_HDR + (size_t)count * PKG_COSIG_ENTRY)
+        return BAD(core, "co-signature block of %zu bytes for %u signatures", n, count);
+    const uint8_t *e = c + PKG_COSIG_HDR;
+    const uint8_t *primary = pkg->bytes + core - PKG_TRAILER_SIZE;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *k = e + (size_t)i * PKG_COSIG_ENTRY;
+        if (memcmp(k, primary, PEMN_PUBKEY_BYTES) == 0)
+            return BAD(core + PKG_COSIG_HDR + (uint64_t)i * PKG_COSIG_ENTRY,
+                       "co-signature %u repeats the trailer's signer", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (memcmp(k, e + (size_t)j * PKG_COSIG_ENTRY, PEMN_PUBKEY_BYTES) == 0)
+                return BAD(core + PKG_COSIG_HDR + (uint64_t)i * PKG_COSIG_ENTRY,
+                           "co-signatures %u and %u are by the same key", j, i);
+    }
+    pkg->n_cosigs = count;
+    pkg->cosigs = e;
+    return PEMN_OK;
+}
+
 /* ---- header and section table ----------------------------------------------------------- */
 static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX + 1],
                             struct pemn_err *err)
@@ -136,9 +168,17 @@ static pemn_rc parse_header(pemn_pkg *pkg, struct sect known[PKG_SEC_KNOWN_MAX +
     if (len < PKG_HEADER_SIZE + PKG_TRAILER_SIZE)
         return BAD(len, "truncated: %zu bytes", len);
     uint64_t flen = proto_le64(b + PKG_H_FILE_LEN);
-    if (flen != len)
-        return BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
-                   (unsigned long long)len, (unsigned long long)flen);
+    if (flen != len) {
+        /* format 1.1: co-signatures may follow the length the header gives */
+        pemn_rc rc = pkg->minor >= 1 && flen >= PKG_HEADER_SIZE + PKG_TRAILER_SIZE && flen < len
+                         ? parse_cosigs(pkg, (size_t)flen, err)
+                         : BAD(PKG_H_FILE_LEN, "file length %llu but the header says %llu",
+                               (unsigned long long)len, (unsigned long long)flen);
+        if (rc)
+            return rc;
+        len = (size_t)flen;
+    }
+    pkg->core_len = len;
     if (proto_le32(b + PKG_H_FLAGS) != 0)
         return BAD(PKG_H_FLAGS, "unknown header flags 0x%x", proto_le32(b + PKG_H_FLAGS));
     uint32_t nsect = proto_le32(b + PKG_H_NSECT);
@@ -838,7 +878,7 @@ pemn_rc pemn_pkg_info(const pemn_pkg *pkg, struct pemn_pkg_info *out)
     out->n_params = pkg->n_params;
     out->n_masked = pkg->n_masked;
     out->f32_size = pkg->f32_size;
-    memcpy(out->signer.bytes, pkg->bytes + pkg->len - PKG_TRAILER_SIZE, PEMN_PUBKEY_BYTES);
+    memcpy(out->signer.bytes, pkg->bytes + pkg->core_len - PKG_TRAILER_SIZE, PEMN_PUBKEY_BYTES);
     pemn_key_id(&out->signer, out->signer_id);
     return PEMN_OK;
 }

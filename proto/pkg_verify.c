@@ -1,5 +1,6 @@
 /*
- * proto/pkg_verify.c — package digest and signature checks, prototype values, expansion.
+ * proto/pkg_verify.c — package identity, prototype values, expansion (signatures:
+ * proto/pkg_sigs.c).
  */
 #include "proto/err.h"
 #include "proto/expand.h"
@@ -16,41 +17,6 @@
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES])
 {
     pemn_sha256(pkg->bytes, pkg->len, out);
-}
-
-pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted, struct pemn_err *err)
-{
-    if (!pkg)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no package");
-    if (pemn_init() != PEMN_OK)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
-    const uint8_t *tr = pkg->bytes + pkg->len - PKG_TRAILER_SIZE;
-    const uint8_t *pk = tr, *digest = tr + 32, *sig = tr + 64;
-
-    uint8_t d[PEMN_DIGEST_BYTES];
-    pemn_sha256(pkg->bytes, pkg->len - PKG_TRAILER_SIZE, d);
-    if (sodium_memcmp(d, digest, PEMN_DIGEST_BYTES) != 0)
-        return proto_err(err, PEMN_ECORRUPT, pkg->len - PKG_TRAILER_SIZE + 32,
-                         "content digest does not match the content");
-
-    uint8_t msg[PKG_SIG_DOMAIN_LEN + PEMN_DIGEST_BYTES];
-    memcpy(msg, PKG_SIG_DOMAIN, PKG_SIG_DOMAIN_LEN); /* includes the terminating NUL */
-    memcpy(msg + PKG_SIG_DOMAIN_LEN, digest, PEMN_DIGEST_BYTES);
-    if (crypto_sign_verify_detached(sig, msg, sizeof msg, pk) != 0)
-        return proto_err(err, PEMN_EBADSIG, pkg->len - PKG_TRAILER_SIZE + 64,
-                         "signature does not verify under the embedded signer key");
-
-    struct pemn_pubkey signer;
-    memcpy(signer.bytes, pk, PEMN_PUBKEY_BYTES);
-    uint8_t id[PEMN_KEYID_BYTES];
-    char idhex[PEMN_KEYID_TEXT_MAX];
-    pemn_key_id(&signer, id);
-    pemn_keyid_format(id, idhex);
-    const struct pemn_pubkey *k = pemn_keyring_find(trusted, id);
-    if (!k || sodium_memcmp(k->bytes, signer.bytes, PEMN_PUBKEY_BYTES) != 0)
-        return proto_err(err, PEMN_EUNTRUSTED, PEMN_NO_OFFSET,
-                         "signed by key %s, which is not trusted", idhex);
-    return PEMN_OK;
 }
 
 /* ---- prototype values ------------------------------------------------------------------- */

@@ -48,6 +48,8 @@ typedef enum pemn_rc {
     PEMN_ETIMEOUT,     /* deadline passed */
     PEMN_EUNSUPPORTED, /* valid but unknown generator / encoding / dtype for this op */
     PEMN_ECANCELED,    /* stopped by a callback or a signal */
+    PEMN_EEXPIRED,     /* signed metadata (a root, a desired state) is past its expiry */
+    PEMN_EREVOKED,     /* signer key revoked by the root of trust or the registry */
     PEMN_RC_COUNT_
 } pemn_rc;
 

@@ -13,5 +13,6 @@
 #include <pemn/safetensors.h>
 #include <pemn/pack.h>
 #include <pemn/client.h>
+#include <pemn/trust.h>
 
 #endif

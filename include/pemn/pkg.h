@@ -122,12 +122,32 @@ pemn_rc pemn_pkg_find(const pemn_pkg *pkg, const char *name, uint32_t *index);
 /* ---- verification --------------------------------------------------------------------- */
 /* SHA-256 of the whole file: the package identity. */
 void pemn_pkg_digest(const pemn_pkg *pkg, uint8_t out[PEMN_DIGEST_BYTES]);
-/* Checks the content digest and the signature, then that the signer is in `trusted`.
- * PEMN_OK; PEMN_ECORRUPT (content digest wrong); PEMN_EBADSIG (signature does not verify
- * under the embedded signer key); PEMN_EUNTRUSTED (valid, signer not trusted, or trusted
- * is NULL/empty). */
+/* Checks the content digest and every signature, then that a signer is in `trusted`.
+ * PEMN_OK; PEMN_ECORRUPT (content digest wrong); PEMN_EBADSIG (a signature does not verify
+ * under its key); PEMN_EUNTRUSTED (valid, no signer trusted, or trusted is NULL/empty). */
 PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify(const pemn_pkg *pkg, const pemn_keyring *trusted,
                                          struct pemn_err *err);
+
+/* ---- several signatures (format 1.1, docs/FORMAT.md "Co-signatures") ------------------ */
+/* At most this many signatures on one package (the trailer's plus co-signatures). */
+#define PEMN_PKG_MAX_SIGNERS 16u
+/* Number of signatures the package carries (>= 1): the trailer's, then the co-signatures in
+ * file order. Signer 0 is pemn_pkg_info.signer. */
+uint32_t pemn_pkg_signer_count(const pemn_pkg *pkg);
+/* Key (and id, when id is not NULL) of signature i. PEMN_ENOTFOUND when out of range. */
+pemn_rc pemn_pkg_signer(const pemn_pkg *pkg, uint32_t i, struct pemn_pubkey *pk,
+                        uint8_t id[PEMN_KEYID_BYTES]);
+/* Checks the content digest (PEMN_ECORRUPT) and that every signature verifies under its key
+ * (PEMN_EBADSIG naming the key). No trust decision: see pemn_pkg_verify, pemn/trust.h. */
+PEMN_WARN_UNUSED pemn_rc pemn_pkg_verify_signatures(const pemn_pkg *pkg, struct pemn_err *err);
+/* The package's bytes with sk's co-signature added, into *out (new, malloc'ed; free()).
+ * The content and its digest are unchanged; the identity (whole-file digest) changes.
+ * PEMN_EEXIST when sk already signed; PEMN_EVERSION for a format 1.0 package (its header
+ * cannot announce co-signatures: re-pack it); PEMN_ETOOBIG past PEMN_PKG_MAX_SIGNERS.
+ * The existing signatures are verified first (PEMN_ECORRUPT / PEMN_EBADSIG). */
+PEMN_WARN_UNUSED pemn_rc pemn_pkg_add_signature(const pemn_pkg *pkg, const struct pemn_seckey *sk,
+                                                uint8_t **out, size_t *out_len,
+                                                struct pemn_err *err);
 
 /* ---- expansion ------------------------------------------------------------------------ */
 /* Writes tensor i as float32 into out (n_out elements, must equal numel). Masked tensors are
