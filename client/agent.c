@@ -82,6 +82,10 @@ const char *pemn_agent_reason(pemn_rc rc)
         return "canceled";
     case PEMN_ETOOBIG:
         return "too-large";
+    case PEMN_EEXPIRED:
+        return "metadata-expired";
+    case PEMN_EREVOKED:
+        return "signer-revoked";
     default:
         return "failed";
     }
@@ -99,7 +103,9 @@ void agent_emit(struct pemn_agent *a, const char *state, pemn_rc rc, const char 
         return;
     struct pemn_agent_event ev = {
         .state = state,
-        .reason = !rc ? NULL : agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(rc),
+        .reason = !rc                        ? NULL
+                  : agent_trust_reason(a)[0] ? agent_trust_reason(a)
+                                             : pemn_agent_reason(rc),
         .message = message ? message : "",
         .model = model ? model : "",
         .version = version ? version : "",
@@ -350,7 +356,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
                  : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "flock %s: %s", p, strerror(errno));
         goto fail;
     }
-    if ((rc = agent_trust_open(a, err)) || (rc = recover(a, err)) || (rc = agent_trust_sync(a, err)))
+    if ((rc = agent_trust_open(a, err)) || (rc = recover(a, err)) ||
+        (rc = agent_trust_sync(a, err)))
         goto fail;
     *out = a;
     return PEMN_OK;

@@ -196,8 +196,8 @@ static pemn_rc status_error(long status, const char *what, const struct resp *r,
                      text);
 }
 
-pemn_rc agent_http_get(struct pemn_agent *a, const char *url, size_t max, long *status,
-                       char **body, size_t *len, struct pemn_err *err)
+pemn_rc agent_http_get(struct pemn_agent *a, const char *url, size_t max, long *status, char **body,
+                       size_t *len, struct pemn_err *err)
 {
     struct resp r = {.max = max};
     pemn_rc rc = http(a, "GET", url, NULL, NULL, status, &r, err);
@@ -219,9 +219,9 @@ static void report(struct pemn_agent *a, struct pemn_agent_cycle *cy, const char
         json_pack("{s:s, s:s, s:I, s:s}", "state", state, "version", cur ? cur->version : "",
                   "release", (json_int_t)(cur ? cur->release : 0), "digest", digest);
     if (o && rc) {
-        json_object_set_new(o, "reason", json_string(agent_trust_reason(a)[0]
-                                                         ? agent_trust_reason(a)
-                                                         : pemn_agent_reason(rc)));
+        json_object_set_new(
+            o, "reason",
+            json_string(agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(rc)));
         if (message && message[0])
             json_object_set_new(o, "message", json_string(message));
     }

@@ -225,8 +225,8 @@ static bool get_int(json_t *o, const char *k, int64_t min, int64_t *out)
     return true;
 }
 
-pemn_rc agent_root_check_desired(struct pemn_agent *a, const char *body, size_t len,
-                                 json_t **out, struct pemn_err *err)
+pemn_rc agent_root_check_desired(struct pemn_agent *a, const char *body, size_t len, json_t **out,
+                                 struct pemn_err *err)
 {
     struct agent_root *ar = a->trust->root;
     struct agent_trust_rec *rec = &a->trust->rec;
@@ -284,12 +284,12 @@ pemn_rc agent_root_check_desired(struct pemn_agent *a, const char *body, size_t 
     sodium_bin2hex(hex, sizeof hex, d, sizeof d);
     if ((uint64_t)version < rec->meta_version ||
         ((uint64_t)version == rec->meta_version && strcmp(hex, rec->meta_hash) != 0)) {
-        rc = agent_trust_refuse(a, AGENT_R_META_REPLAYED, PEMN_EROLLBACK, err,
-                                "desired state has metadata version %lld; version %llu was "
-                                "seen already%s",
-                                (long long)version, (unsigned long long)rec->meta_version,
-                                (uint64_t)version == rec->meta_version ? " with other content"
-                                                                       : "");
+        rc =
+            agent_trust_refuse(a, AGENT_R_META_REPLAYED, PEMN_EROLLBACK, err,
+                               "desired state has metadata version %lld; version %llu was "
+                               "seen already%s",
+                               (long long)version, (unsigned long long)rec->meta_version,
+                               (uint64_t)version == rec->meta_version ? " with other content" : "");
         json_decref(o);
         goto out;
     }

@@ -224,11 +224,11 @@ pemn_rc agent_trust_rec_save(const char *dir, const struct agent_trust_rec *rec,
                              struct pemn_err *err)
 {
     json_t *rels = json_object();
-    json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:I}", "format", 1, "model", rec->model,
-                          "metadata_version", (json_int_t)rec->meta_version, "metadata_hash",
-                          rec->meta_hash, "metadata_expires", (json_int_t)rec->meta_expires,
-                          "metadata_keys", rec->meta_keys, "root_version",
-                          (json_int_t)rec->root_version);
+    json_t *o =
+        json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:I}", "format", 1, "model", rec->model,
+                  "metadata_version", (json_int_t)rec->meta_version, "metadata_hash",
+                  rec->meta_hash, "metadata_expires", (json_int_t)rec->meta_expires,
+                  "metadata_keys", rec->meta_keys, "root_version", (json_int_t)rec->root_version);
     bool ok = o && rels;
     for (size_t i = 0; ok && i < rec->n_rel; i++)
         ok = !json_object_set_new(rels, rec->rel[i].model,

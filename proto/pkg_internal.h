@@ -46,8 +46,8 @@ struct pemn_pkg {
     size_t core_len; /* the header's file length: the trailer ends here */
     uint32_t n_cosigs;
     const uint8_t *cosigs; /* n_cosigs entries of PKG_COSIG_ENTRY bytes, or NULL */
-    void *owned; /* malloc'ed copy, or NULL */
-    void *map;   /* mmap base, or NULL */
+    void *owned;           /* malloc'ed copy, or NULL */
+    void *map;             /* mmap base, or NULL */
     size_t map_len;
 
     uint16_t major, minor;

@@ -65,8 +65,8 @@ pemn_rc pemn_pkg_verify_signatures(const pemn_pkg *pkg, struct pemn_err *err)
             struct pemn_pubkey pk;
             memcpy(pk.bytes, k, PEMN_PUBKEY_BYTES);
             pemn_key_id_hex(&pk, hex);
-            uint64_t off = i == 0 ? pkg->core_len - PKG_TRAILER_SIZE + 64
-                                  : (uint64_t)(s - pkg->bytes);
+            uint64_t off =
+                i == 0 ? pkg->core_len - PKG_TRAILER_SIZE + 64 : (uint64_t)(s - pkg->bytes);
             return proto_err(err, PEMN_EBADSIG, off,
                              i == 0 ? "signature does not verify under the embedded signer key %s"
                                     : "co-signature by key %s does not verify",

@@ -38,8 +38,8 @@ static json_t *publishers(const pemn_root *r)
                 json_decref(models);
                 models = NULL;
             }
-        if (!models || json_object_set_new(o, id, json_pack("{s:s,s:o}", "key", hex, "models",
-                                                            models))) {
+        if (!models ||
+            json_object_set_new(o, id, json_pack("{s:s,s:o}", "key", hex, "models", models))) {
             json_decref(o);
             return NULL;
         }
@@ -77,8 +77,8 @@ json_t *proto_root_to_json(const pemn_root *r)
     return json_pack("{s:s,s:i,s:I,s:I,s:o,s:i,s:o,s:o,s:o,s:o}", "_type", PEMN_ROOT_TYPE,
                      "spec_version", PEMN_ROOT_SPEC_VERSION, "version", (json_int_t)r->version,
                      "expires", (json_int_t)r->expires, "root_keys", rk, "root_threshold",
-                     (int)r->threshold, "metadata_keys", mk, "publishers", pubs,
-                     "model_thresholds", thr, "revoked", rev);
+                     (int)r->threshold, "metadata_keys", mk, "publishers", pubs, "model_thresholds",
+                     thr, "revoked", rev);
 }
 
 /* ---- new / next ---------------------------------------------------------------------------- */
@@ -233,8 +233,7 @@ static pemn_rc role_ok(const pemn_root *r, const struct pemn_pubkey *pk, bool as
     if (revoked(r, id))
         return PEMN_EREVOKED;
     if (as_metadata)
-        return proto_root_find_key(r->keys, r->n_keys, id) >= 0 ||
-                       proto_root_find_pub(r, id) >= 0
+        return proto_root_find_key(r->keys, r->n_keys, id) >= 0 || proto_root_find_pub(r, id) >= 0
                    ? PEMN_ECONFLICT
                    : PEMN_OK;
     return proto_root_find_key(r->mkeys, r->n_mkeys, id) >= 0 ? PEMN_ECONFLICT : PEMN_OK;
@@ -284,8 +283,7 @@ pemn_rc pemn_root_remove_metadata_key(pemn_root *root, const uint8_t id[PEMN_KEY
     return rc;
 }
 
-pemn_rc pemn_root_add_publisher(pemn_root *root, const struct pemn_pubkey *pk,
-                                const char *pattern)
+pemn_rc pemn_root_add_publisher(pemn_root *root, const struct pemn_pubkey *pk, const char *pattern)
 {
     if (!root || !pk || !pemn_pattern_valid(pattern))
         return PEMN_EINVAL;

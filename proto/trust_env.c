@@ -115,8 +115,7 @@ static pemn_rc env_from_signed(json_t *obj, pemn_envelope **out, struct pemn_err
         return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "\"signed\" is not an object");
     json_t *t = json_object_get(obj, "_type");
     if (!json_is_string(t) || json_string_length(t) == 0)
-        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
-                         "\"signed\" has no \"_type\" string");
+        return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "\"signed\" has no \"_type\" string");
     pemn_envelope *e = calloc(1, sizeof *e);
     if (!e)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -160,15 +159,14 @@ static pemn_rc parse_sigs(pemn_envelope *e, json_t *arr, struct pemn_err *err)
             return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
                              "signature %zu is not {\"keyid\": 16 hex, \"sig\": 128 hex}", i);
         if (find_sig(e, es.id) >= 0)
-            return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET,
-                             "two signatures by key %s", json_string_value(kid));
+            return proto_err(err, PEMN_ECORRUPT, PEMN_NO_OFFSET, "two signatures by key %s",
+                             json_string_value(kid));
         e->sigs[e->n_sigs++] = es;
     }
     return PEMN_OK;
 }
 
-pemn_rc pemn_envelope_parse(const void *data, size_t len, pemn_envelope **out,
-                            struct pemn_err *err)
+pemn_rc pemn_envelope_parse(const void *data, size_t len, pemn_envelope **out, struct pemn_err *err)
 {
     if (!out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
@@ -272,8 +270,7 @@ static uint8_t *signed_message(const pemn_envelope *e, size_t *n)
     return m;
 }
 
-pemn_rc pemn_envelope_sign(pemn_envelope *env, const struct pemn_seckey *sk,
-                           struct pemn_err *err)
+pemn_rc pemn_envelope_sign(pemn_envelope *env, const struct pemn_seckey *sk, struct pemn_err *err)
 {
     if (!env || !sk)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");

@@ -76,8 +76,8 @@ void pemn_root_free(pemn_root *root)
 /* ---- patterns ------------------------------------------------------------------------------ */
 static bool pat_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-' || c == '*';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '*';
 }
 
 bool pemn_pattern_valid(const char *p)
@@ -265,8 +265,8 @@ static pemn_rc parse_thresholds(pemn_root *r, json_t *obj, struct pemn_err *err)
         return BAD("\"model_thresholds\" is not an object");
     size_t n = json_object_size(obj);
     if (n > PEMN_ROOT_MAX_THRESHOLDS)
-        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "%zu model thresholds, at most %u",
-                         n, PEMN_ROOT_MAX_THRESHOLDS);
+        return proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "%zu model thresholds, at most %u", n,
+                         PEMN_ROOT_MAX_THRESHOLDS);
     r->thr = calloc(n ? n : 1, sizeof *r->thr);
     if (!r->thr)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -329,8 +329,8 @@ pemn_rc proto_root_check_roles(const pemn_root *r, struct pemn_err *err)
 }
 
 static const char *const root_fields[] = {
-    "_type",      "spec_version", "version",          "expires", "root_keys", "root_threshold",
-    "metadata_keys", "publishers", "model_thresholds", "revoked",
+    "_type",          "spec_version",  "version",    "expires",          "root_keys",
+    "root_threshold", "metadata_keys", "publishers", "model_thresholds", "revoked",
 };
 #define N_ROOT_FIELDS (sizeof root_fields / sizeof root_fields[0])
 
@@ -443,8 +443,8 @@ pemn_rc pemn_root_load(const char *path, pemn_root **out, struct pemn_err *err)
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET,
-                         "%s: %s", path, strerror(errno));
+        return proto_err(err, errno == ENOENT ? PEMN_ENOTFOUND : PEMN_EIO, PEMN_NO_OFFSET, "%s: %s",
+                         path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -504,8 +504,8 @@ pemn_rc pemn_root_verify_next(const pemn_root *prev, const pemn_root *next, stru
     return PEMN_OK;
 }
 
-pemn_rc pemn_root_parse_next(const pemn_root *prev, const void *data, size_t len,
-                             pemn_root **out, struct pemn_err *err)
+pemn_rc pemn_root_parse_next(const pemn_root *prev, const void *data, size_t len, pemn_root **out,
+                             struct pemn_err *err)
 {
     if (!out)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
@@ -527,10 +527,9 @@ pemn_rc pemn_root_check_expiry(const pemn_root *root, int64_t now, struct pemn_e
     if (!root)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no root");
     if (now >= root->expires)
-        return proto_err(err, PEMN_EEXPIRED, PEMN_NO_OFFSET,
-                         "root version %llu expired at %lld (now %lld)",
-                         (unsigned long long)root->version, (long long)root->expires,
-                         (long long)now);
+        return proto_err(
+            err, PEMN_EEXPIRED, PEMN_NO_OFFSET, "root version %llu expired at %lld (now %lld)",
+            (unsigned long long)root->version, (long long)root->expires, (long long)now);
     return PEMN_OK;
 }
 
@@ -655,8 +654,7 @@ static bool pub_allows(const struct root_pub *p, const char *model)
 }
 
 pemn_rc pemn_root_check_signers(const pemn_root *root, const char *model,
-                                const struct pemn_pubkey *signers, size_t n,
-                                struct pemn_err *err)
+                                const struct pemn_pubkey *signers, size_t n, struct pemn_err *err)
 {
     if (!root || !model || (!signers && n))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");

@@ -12,6 +12,7 @@
  *   completion the request is logged and counted, and its state freed.
  */
 #include "server/srv.h"
+#include "server/srv_signer.h"
 #include "server/srv_respcache.h"
 
 #include "proto/err.h"
@@ -37,6 +38,7 @@ struct srv {
     struct MHD_Daemon *daemon;
     struct srv_metrics *metrics;
     struct srv_respcache *respcache;
+    struct srv_signer *signer; /* NULL: desired state unsigned */
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -50,6 +52,11 @@ struct store *srv_store(struct srv *s)
 const struct srv_config *srv_cfg(struct srv *s)
 {
     return &s->cfg;
+}
+
+struct srv_signer *srv_get_signer(struct srv *s)
+{
+    return s->signer;
 }
 
 struct srv_metrics *srv_get_metrics(struct srv *s)
@@ -592,11 +599,18 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         free(s);
         return rc;
     }
+    if (cfg->metadata_key[0] &&
+        (rc = srv_signer_new(cfg->metadata_key, cfg->metadata_expiry, s->store, &s->signer, err))) {
+        store_close(s->store);
+        free(s);
+        return rc;
+    }
     s->metrics = srv_metrics_new(srv_route_count());
     s->respcache = srv_respcache_new(cfg->cache_size / 4);
     if (!s->metrics || !s->respcache) {
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
+        srv_signer_free(s->signer);
         store_close(s->store);
         free(s);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -621,6 +635,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
                        e ? strerror(e) : "libmicrohttpd refused the options");
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
+        srv_signer_free(s->signer);
         store_close(s->store);
         free(s);
         return rc;
@@ -650,6 +665,7 @@ void srv_stop(struct srv *s)
         close(lsock);
     srv_respcache_free(s->respcache); /* after the daemon: no response is in flight */
     srv_metrics_free(s->metrics);
+    srv_signer_free(s->signer);
     store_close(s->store);
     free(s);
 }

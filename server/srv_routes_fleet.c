@@ -17,6 +17,7 @@
  */
 #include "server/srv.h"
 #include "server/srv_rollout.h"
+#include "server/srv_signer.h"
 #include "storage/store_fleet.h"
 
 #include "proto/err.h"
@@ -342,11 +343,21 @@ static enum MHD_Result h_desired(struct srv_req *r)
     json_object_set_new(o, "device", json_string(device));
     json_object_set_new(o, "rollout_id", json_string(f.rollout_id));
     json_object_set_new(o, "in_rollout", json_boolean(in_rollout));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    /* with a metadata key: the signed envelope (docs/TRUST.md), re-signed only on change */
+    struct srv_signer *sg = srv_get_signer(r->srv);
+    char *text = NULL;
+    size_t n = 0;
+    if (sg && (rc = srv_signer_answer(sg, srv_store(r->srv), fleet, device, o, &text, &n, &e))) {
+        json_decref(o);
+        return srv_reply_store_error(r, rc, &e);
+    }
+    if (!sg)
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (!text)
         return srv_reply_error(r, 503, "unavailable", "out of memory");
-    size_t n = strlen(text);
+    if (!sg)
+        n = strlen(text);
     /* the ETag is the body's hash, so it changes exactly when the answer does */
     uint8_t h[PEMN_DIGEST_BYTES];
     char hex[2 * 16 + 1], etag[2 * 16 + 3];
@@ -361,13 +372,15 @@ static enum MHD_Result h_desired(struct srv_req *r)
         status = 304;
         n = 0;
     } else {
-        char *t2 = realloc(text, n + 2);
+        char *t2 = sg ? text : realloc(text, n + 2); /* a signed body ends in "\n" already */
         if (!t2) {
             free(text);
             return srv_reply_error(r, 503, "unavailable", "out of memory");
         }
-        t2[n++] = '\n';
-        t2[n] = 0;
+        if (!sg) {
+            t2[n++] = '\n';
+            t2[n] = 0;
+        }
         resp = MHD_create_response_from_buffer(n, t2, MHD_RESPMEM_MUST_FREE);
         if (!resp)
             free(t2);

@@ -116,8 +116,7 @@ pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *f
     json_t *sig = NULL;
     if (!rc) {
         sig = json_deep_copy(answer);
-        if (!sig ||
-            json_object_set_new(sig, "_type", json_string(SRV_DESIRED_TYPE)) ||
+        if (!sig || json_object_set_new(sig, "_type", json_string(SRV_DESIRED_TYPE)) ||
             json_object_set_new(sig, "metadata_version", json_integer((json_int_t)version)) ||
             json_object_set_new(sig, "issued", json_integer((json_int_t)now)) ||
             json_object_set_new(sig, "expires",
@@ -128,7 +127,7 @@ pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *f
     if (!rc)
         rc = srv_signer_envelope(sig, &sg->sk, &text, err);
     json_decref(sig);
-    if (!rc && strlen(text) + 2 > sizeof m->body)
+    if (!rc && strlen(text) + 1 > sizeof m->body)
         rc = proto_err(err, PEMN_ETOOBIG, PEMN_NO_OFFSET, "signed answer too long");
     if (!rc) {
         memset(m, 0, sizeof *m);
@@ -137,7 +136,7 @@ pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *f
         memcpy(m->answer_hash, hash, sizeof hash);
         m->issued = now;
         m->expires = now + (int64_t)sg->expiry;
-        snprintf(m->body, sizeof m->body, "%s\n", text);
+        snprintf(m->body, sizeof m->body, "%s", text); /* ends in a newline */
         bool stored = false;
         rc = store_metadata_put(st, device, m, &stored, err);
         /* not stored: a concurrent poll signed a newer one; this one is valid all the same */

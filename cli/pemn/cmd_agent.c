@@ -72,9 +72,9 @@ static const struct {
     const char *reason;
     int code;
 } trust_exit[] = {
-    {"metadata-expired", 20}, {"metadata-replayed", 21}, {"metadata-untrusted", 22},
-    {"metadata-wrong-device", 23}, {"wrong-model", 24}, {"signer-revoked", 25},
-    {"signer-untrusted", 26}, {"root-invalid", 27}, {"root-expired", 28},
+    {"metadata-expired", 20},      {"metadata-replayed", 21}, {"metadata-untrusted", 22},
+    {"metadata-wrong-device", 23}, {"wrong-model", 24},       {"signer-revoked", 25},
+    {"signer-untrusted", 26},      {"root-invalid", 27},      {"root-expired", 28},
 };
 
 static int cycle_exit(pemn_rc rc, const struct pemn_agent_cycle *cy)
@@ -259,7 +259,7 @@ int cmd_agent(int argc, char **argv)
     if (optind < argc || !o.server || !o.fleet || !o.device || !o.dir ||
         (n_trust == 0) == !o.root_file || (o.root_file && !o.model)) {
         fprintf(stderr, "pemn agent: %s\n\n",
-                optind < argc ? "unexpected argument"
+                optind < argc            ? "unexpected argument"
                 : o.root_file && n_trust ? "--root and --trust exclude each other"
                 : o.root_file            ? "--root needs --model NAME"
                                          : "--server, --fleet, --device, --dir and --root or "

@@ -104,11 +104,11 @@ struct pemn_agent_opts {
     pemn_agent_event_fn on_event;
     void *event_user;
     /* trust (docs/AGENT.md, "Trust"; borrowed) */
-    const char *model;     /* the one model to run (wrong-model otherwise); NULL: the first
-                              model installed in DIR is pinned */
-    const char *root_file; /* root mode: the initial trusted root (pemn root init); once DIR
-                              holds a root, DIR/root.json (updated along the chain) is used.
-                              trusted may then be NULL (the root names the publishers) */
+    const char *model;         /* the one model to run (wrong-model otherwise); NULL: the first
+                                  model installed in DIR is pinned */
+    const char *root_file;     /* root mode: the initial trusted root (pemn root init); once DIR
+                                  holds a root, DIR/root.json (updated along the chain) is used.
+                                  trusted may then be NULL (the root names the publishers) */
     pemn_agent_fault_fn fault; /* test hook, normally NULL */
     void *fault_user;
 };

@@ -37,16 +37,16 @@ extern "C" {
 #endif
 
 /* ---- limits ------------------------------------------------------------------------------ */
-#define PEMN_TRUST_MAX_BYTES (1u << 20) /* an envelope / root file */
-#define PEMN_TRUST_MAX_SIGS 64u         /* signatures on one envelope */
-#define PEMN_ROOT_MAX_KEYS 64u          /* root keys; metadata keys */
-#define PEMN_ROOT_MAX_PUBLISHERS 1024u  /* publisher keys */
-#define PEMN_ROOT_MAX_PATTERNS 64u      /* model patterns of one publisher */
-#define PEMN_ROOT_MAX_THRESHOLDS 1024u  /* model-pattern thresholds */
-#define PEMN_ROOT_MAX_REVOKED 4096u     /* revoked key ids */
-#define PEMN_ROOT_MAX_THRESHOLD 64u     /* any threshold value */
-#define PEMN_ROOT_SPEC_VERSION 1        /* "spec_version" this library reads and writes */
-#define PEMN_ROOT_TYPE "pemn-root"      /* "_type" of a root */
+#define PEMN_TRUST_MAX_BYTES (1u << 20)     /* an envelope / root file */
+#define PEMN_TRUST_MAX_SIGS 64u             /* signatures on one envelope */
+#define PEMN_ROOT_MAX_KEYS 64u              /* root keys; metadata keys */
+#define PEMN_ROOT_MAX_PUBLISHERS 1024u      /* publisher keys */
+#define PEMN_ROOT_MAX_PATTERNS 64u          /* model patterns of one publisher */
+#define PEMN_ROOT_MAX_THRESHOLDS 1024u      /* model-pattern thresholds */
+#define PEMN_ROOT_MAX_REVOKED 4096u         /* revoked key ids */
+#define PEMN_ROOT_MAX_THRESHOLD 64u         /* any threshold value */
+#define PEMN_ROOT_SPEC_VERSION 1            /* "spec_version" this library reads and writes */
+#define PEMN_ROOT_TYPE "pemn-root"          /* "_type" of a root */
 #define PEMN_JSON_SIG_DOMAIN "pemn-json-v1" /* signed message prefix (plus its NUL) */
 
 /* ---- canonical JSON ---------------------------------------------------------------------- */
@@ -65,8 +65,8 @@ typedef struct pemn_envelope pemn_envelope;
 PEMN_WARN_UNUSED pemn_rc pemn_envelope_parse(const void *data, size_t len, pemn_envelope **out,
                                              struct pemn_err *err);
 /* A new unsigned envelope around the JSON object `signed_json` (text; must hold "_type"). */
-PEMN_WARN_UNUSED pemn_rc pemn_envelope_new(const char *signed_json, size_t len,
-                                           pemn_envelope **out, struct pemn_err *err);
+PEMN_WARN_UNUSED pemn_rc pemn_envelope_new(const char *signed_json, size_t len, pemn_envelope **out,
+                                           struct pemn_err *err);
 void pemn_envelope_free(pemn_envelope *env); /* NULL is a no-op */
 
 /* "_type" of the signed object (borrowed). */
@@ -116,9 +116,8 @@ void pemn_root_free(pemn_root *root); /* NULL is a no-op */
 PEMN_WARN_UNUSED pemn_rc pemn_root_verify_next(const pemn_root *prev, const pemn_root *next,
                                                struct pemn_err *err);
 /* pemn_root_parse of data, then pemn_root_verify_next(prev, it). */
-PEMN_WARN_UNUSED pemn_rc pemn_root_parse_next(const pemn_root *prev, const void *data,
-                                              size_t len, pemn_root **out,
-                                              struct pemn_err *err);
+PEMN_WARN_UNUSED pemn_rc pemn_root_parse_next(const pemn_root *prev, const void *data, size_t len,
+                                              pemn_root **out, struct pemn_err *err);
 /* PEMN_EEXPIRED when now >= expires, else PEMN_OK. */
 PEMN_WARN_UNUSED pemn_rc pemn_root_check_expiry(const pemn_root *root, int64_t now,
                                                 struct pemn_err *err);
@@ -197,8 +196,7 @@ pemn_rc pemn_root_remove_key(pemn_root *root, const uint8_t id[PEMN_KEYID_BYTES]
 pemn_rc pemn_root_add_metadata_key(pemn_root *root, const struct pemn_pubkey *pk);
 pemn_rc pemn_root_remove_metadata_key(pemn_root *root, const uint8_t id[PEMN_KEYID_BYTES]);
 /* Adds pattern to the publisher pk (created when new); an existing pattern is PEMN_EEXIST. */
-pemn_rc pemn_root_add_publisher(pemn_root *root, const struct pemn_pubkey *pk,
-                                const char *pattern);
+pemn_rc pemn_root_add_publisher(pemn_root *root, const struct pemn_pubkey *pk, const char *pattern);
 pemn_rc pemn_root_remove_publisher(pemn_root *root, const uint8_t id[PEMN_KEYID_BYTES]);
 /* Sets the threshold of a model pattern (1 removes the entry: 1 is the default). */
 pemn_rc pemn_root_set_model_threshold(pemn_root *root, const char *pattern, unsigned threshold);
