@@ -138,7 +138,7 @@ static pemn_rc check_version(const struct pemn_agent *a, const char *hex,
         rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "%s: content is %s", path, text);
         goto out;
     }
-    if ((rc = pemn_pkg_verify(pkg, a->opts.trusted, err)))
+    if ((rc = agent_trust_verify_installed(a, pkg, err)))
         goto out;
     struct pemn_pkg_info info;
     if ((rc = pemn_pkg_info(pkg, &info)))
@@ -528,7 +528,7 @@ static pemn_rc install_opened(struct pemn_agent *a, const pemn_pkg *pkg, const c
 {
     pemn_rc rc;
     struct pemn_pkg_info info;
-    if ((rc = pemn_pkg_verify(pkg, a->opts.trusted, err)))
+    if ((rc = agent_trust_verify_new(a, pkg, err)))
         return rc;
     if ((rc = pemn_pkg_info(pkg, &info)))
         return proto_err(err, rc, PEMN_NO_OFFSET, "cannot read the manifest");

@@ -329,12 +329,11 @@ pemn_rc agent_root_check_fresh(struct pemn_agent *a, struct pemn_err *err)
     return PEMN_OK;
 }
 
-pemn_rc agent_root_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg,
-                             const struct pemn_pkg_info *info, struct pemn_err *err)
+pemn_rc agent_root_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg, struct pemn_err *err)
 {
     struct agent_root *ar = a->trust->root;
     struct pemn_err re = {0};
-    pemn_rc rc = pemn_root_check_package(ar->root, info->name, pkg, &re);
+    pemn_rc rc = pemn_root_check_package(ar->root, NULL, pkg, &re);
     if (rc == PEMN_EREVOKED)
         return agent_trust_refuse(a, AGENT_R_SIGNER_REVOKED, rc, err, "%s", re.msg);
     if (rc == PEMN_EUNTRUSTED)

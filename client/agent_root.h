@@ -16,8 +16,7 @@ pemn_rc agent_root_update(struct pemn_agent *a, struct pemn_err *err);
 pemn_rc agent_root_check_desired(struct pemn_agent *a, const char *body, size_t len, json_t **out,
                                  struct pemn_err *err);
 pemn_rc agent_root_check_fresh(struct pemn_agent *a, struct pemn_err *err);
-pemn_rc agent_root_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg,
-                             const struct pemn_pkg_info *info, struct pemn_err *err);
+pemn_rc agent_root_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg, struct pemn_err *err);
 
 /* GET url (client/agent_net.c): body up to max bytes (malloc'ed, NUL-terminated), status. */
 pemn_rc agent_http_get(struct pemn_agent *a, const char *url, size_t max, long *status, char **body,

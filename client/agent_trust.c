@@ -90,11 +90,7 @@ pemn_rc agent_trust_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg,
         return agent_trust_refuse(a, AGENT_R_WRONG_MODEL, PEMN_ECONFLICT, err,
                                   "package is model '%s'; this agent runs only '%s'", info->name,
                                   rec->model);
-    if (a->trust->root) {
-        pemn_rc rc = agent_root_check_pkg(a, pkg, info, err);
-        if (rc)
-            return rc;
-    }
+    (void)pkg;
     uint64_t floor = agent_trust_rec_release(rec, info->name);
     if (!a->opts.allow_downgrade && info->release < floor)
         return agent_trust_refuse(a, AGENT_R_ROLLBACK, PEMN_EROLLBACK, err,
@@ -161,4 +157,21 @@ pemn_rc agent_trust_check_announced(struct pemn_agent *a, const char *model, uin
 pemn_rc agent_trust_check_fresh(struct pemn_agent *a, struct pemn_err *err)
 {
     return a->trust->root ? agent_root_check_fresh(a, err) : PEMN_OK;
+}
+
+pemn_rc agent_trust_verify_installed(const struct pemn_agent *a, const pemn_pkg *pkg,
+                                     struct pemn_err *err)
+{
+    /* root mode: the trust decision was made (and recorded) at install time; a later root
+     * that revokes the signer stops new installs, it does not take the running model away */
+    if (a->trust && a->trust->root)
+        return pemn_pkg_verify_signatures(pkg, err);
+    return pemn_pkg_verify(pkg, a->opts.trusted, err);
+}
+
+pemn_rc agent_trust_verify_new(struct pemn_agent *a, const pemn_pkg *pkg, struct pemn_err *err)
+{
+    if (a->trust->root)
+        return agent_root_check_pkg(a, pkg, err);
+    return pemn_pkg_verify(pkg, a->opts.trusted, err);
 }

@@ -78,11 +78,18 @@ void agent_trust_free(struct pemn_agent *a);
 const char *agent_trust_reason(const struct pemn_agent *a);
 void agent_trust_clear_reason(struct pemn_agent *a);
 
-/* Before installing a verified package: right model (--model or the pinned one), allowed
- * publisher for that model at its threshold and not revoked (root mode), release not below
- * the highest seen for the model (unless allow_downgrade). Sets the reason on refusal. */
+/* Before installing a verified package: right model (--model or the pinned one), release not
+ * below the highest seen for the model (unless allow_downgrade). Sets the reason on refusal. */
 pemn_rc agent_trust_check_pkg(struct pemn_agent *a, const pemn_pkg *pkg,
                               const struct pemn_pkg_info *info, struct pemn_err *err);
+/* A package about to be installed: simple mode, signed by a --trust key (pemn_pkg_verify);
+ * root mode, digest and every signature valid, enough publishers the root allows for its
+ * model, none revoked (signer-revoked / signer-untrusted). */
+pemn_rc agent_trust_verify_new(struct pemn_agent *a, const pemn_pkg *pkg, struct pemn_err *err);
+/* Integrity of an installed version (recovery): simple mode, signed by a --trust key; root
+ * mode, every signature valid (trust was decided when it was installed). */
+pemn_rc agent_trust_verify_installed(const struct pemn_agent *a, const pemn_pkg *pkg,
+                                     struct pemn_err *err);
 /* After an install: records the release and pins the model (crash-safe save). */
 pemn_rc agent_trust_note_install(struct pemn_agent *a, const struct pemn_pkg_info *info,
                                  struct pemn_err *err);
