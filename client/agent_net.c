@@ -257,7 +257,9 @@ static pemn_rc ensure_client(struct pemn_agent *a, struct pemn_err *err)
     struct pemn_client_options o;
     pemn_client_options_init(&o);
     o.token = a->opts.token;
-    o.trusted = a->opts.trusted;
+    /* root mode: the keyring follows the root (replaced on update); fetches then check
+     * signatures only and the install asks the root */
+    o.trusted = agent_trust_root_mode(a) ? NULL : a->opts.trusted;
     if (a->opts.timeout_ms > 0) {
         o.connect_timeout_ms = (uint32_t)(a->opts.timeout_ms < 10000 ? a->opts.timeout_ms : 10000);
         o.stall_timeout_ms = (uint32_t)a->opts.timeout_ms;
@@ -402,7 +404,8 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
             struct pemn_fetch_options fo = {
                 .min_release =
                     a->opts.allow_downgrade || !a->st.has_current ? 0 : a->st.current.release,
-                .flags = PEMN_FETCH_NO_CACHE,
+                .flags = PEMN_FETCH_NO_CACHE |
+                         (agent_trust_root_mode(a) ? PEMN_FETCH_SIGNATURES_ONLY : 0),
                 .progress = fetch_progress,
                 .progress_user = a,
             };

@@ -314,7 +314,8 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
     pemn_rc rc = pemn_pkg_open_file(path, 0, &pkg, err);
     if (rc)
         return rc;
-    rc = pemn_pkg_verify(pkg, c->o.trusted, err);
+    rc = o && (o->flags & PEMN_FETCH_SIGNATURES_ONLY) ? pemn_pkg_verify_signatures(pkg, err)
+                                                      : pemn_pkg_verify(pkg, c->o.trusted, err);
     if (rc) {
         pemn_pkg_free(pkg);
         return rc;

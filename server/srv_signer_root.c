@@ -30,8 +30,7 @@ pemn_rc srv_signer_envelope(const json_t *sig, const struct pemn_seckey *sk, cha
     return rc;
 }
 
-pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk,
-                              struct pemn_err *err)
+pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk, struct pemn_err *err)
 {
     (void)st, (void)pk, (void)err;
     return PEMN_OK; /* FIXME(issue-10 merge): read the newest stored root */

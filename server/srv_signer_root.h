@@ -15,8 +15,7 @@
 
 /* PEMN_OK when the newest root stored in st names pk as a metadata key; PEMN_ENOTFOUND (no
  * root stored), PEMN_EUNTRUSTED (not named, or revoked), PEMN_EDB / PEMN_ECORRUPT. */
-pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk,
-                              struct pemn_err *err);
+pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk, struct pemn_err *err);
 /* The envelope text (pemn/trust.h; ends in "\n") of the object sig signed by sk. *text is
  * malloc'ed. */
 pemn_rc srv_signer_envelope(const json_t *sig, const struct pemn_seckey *sk, char **text,

@@ -179,6 +179,9 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
 
 /* ---- fetching --------------------------------------------------------------------------- */
 #define PEMN_FETCH_NO_CACHE 1u /* neither read nor fill the cache for this fetch */
+/* check the digest and that every signature verifies, but leave the trust decision to the
+ * caller (the agent's root of trust, pemn/trust.h): options.trusted is not consulted */
+#define PEMN_FETCH_SIGNATURES_ONLY 2u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;
