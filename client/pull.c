@@ -11,6 +11,7 @@
 #include "proto/err.h"
 
 #include <pemn/pkg.h>
+#include <pemn/trust.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum body_mode { BODY_FILE, BODY_ERR, BODY_REJECT };
@@ -314,8 +316,18 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
     pemn_rc rc = pemn_pkg_open_file(path, 0, &pkg, err);
     if (rc)
         return rc;
+<<<<<<< HEAD
     rc = o && (o->flags & PEMN_FETCH_SIGNATURES_ONLY) ? pemn_pkg_verify_signatures(pkg, err)
                                                       : pemn_pkg_verify(pkg, c->o.trusted, err);
+=======
+    if (c->o.trusted || !c->o.root)
+        rc = pemn_pkg_verify(pkg, c->o.trusted, err);
+    if (!rc && c->o.root) {
+        rc = pemn_root_check_expiry(c->o.root, (int64_t)time(NULL), err);
+        if (!rc)
+            rc = pemn_root_check_package(c->o.root, r->model[0] ? r->model : NULL, pkg, err);
+    }
+>>>>>>> issue-10
     if (rc) {
         pemn_pkg_free(pkg);
         return rc;

@@ -11,6 +11,7 @@
  * entry and list it below.
  */
 #include "server/srv.h"
+#include "server/srv_trust.h"
 
 #include <string.h>
 
@@ -19,6 +20,7 @@ static const struct srv_route *const builtin_tables[] = {
     srv_routes_models,
     srv_routes_blobs,
     srv_routes_fleet,
+    srv_routes_trust,
 };
 
 static size_t table_count(void)

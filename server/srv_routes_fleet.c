@@ -16,6 +16,7 @@
  * 404, when the fleet has none yet).
  */
 #include "server/srv.h"
+#include "server/srv_trust.h"
 #include "server/srv_rollout.h"
 #include "server/srv_signer.h"
 #include "storage/store_fleet.h"
@@ -242,8 +243,10 @@ static enum MHD_Result h_put(struct srv_req *r)
                                              json_string_value(version), &v, &e)
                          : store_tag_get(srv_store(r->srv), json_string_value(model),
                                          json_string_value(tag), &v, &e);
+    if (!rc) /* a package whose signer is revoked or untrusted is no target */
+        rc = srv_trust_refuse(srv_store(r->srv), &v, &e);
     if (rc) {
-        ret = srv_reply_store_error(r, rc, &e);
+        ret = srv_trust_reply_refused(r, rc, &e);
         goto out;
     }
     struct store_fleet_target t;

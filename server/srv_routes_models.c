@@ -8,6 +8,7 @@
  * audit row in one transaction.
  */
 #include "server/srv.h"
+#include "server/srv_trust.h"
 
 #include <math.h>
 #include <pemn/key.h>
@@ -143,6 +144,7 @@ static enum MHD_Result push(struct srv_req *r)
         srv_metrics_push_rejected(srv_get_metrics(r->srv), "internal");
         ret = srv_reply_store_error(r, rc, &e);
     } else {
+        srv_trust_record_signers(srv_store(r->srv), pkg, out.digest);
         if (created) {
             srv_metrics_push_accepted(srv_get_metrics(r->srv), len);
             srv_log(SRV_LOG_INFO, "stored %s %s release %llu %s (%zu bytes) by %s", out.model,
@@ -158,29 +160,42 @@ out:
 }
 
 /* ---- listings -------------------------------------------------------------------------- */
+/* A listing being built: versions are marked "revoked" through the trust view. */
+struct listing {
+    json_t *arr;
+    struct srv_trust_view *view;
+    struct store *st;
+};
+
 static int model_cb(void *ctx, const char *name, const struct store_version *latest, uint64_t n)
 {
-    json_t *o = json_pack("{s:s,s:o,s:I}", "name", name, "latest", srv_version_json(latest),
+    struct listing *l = ctx;
+    json_t *o = json_pack("{s:s,s:o,s:I}", "name", name, "latest",
+                          srv_trust_mark(l->view, l->st, latest, srv_version_json(latest)),
                           "versions", (json_int_t)n);
-    return o ? json_array_append_new(ctx, o) : -1;
+    return o ? json_array_append_new(l->arr, o) : -1;
 }
 
 static enum MHD_Result list_models(struct srv_req *r)
 {
-    json_t *arr = json_array();
+    struct listing l = {json_array(), NULL, srv_store(r->srv)};
     struct pemn_err e;
-    pemn_rc rc = arr ? store_list_models(srv_store(r->srv), model_cb, arr, &e) : PEMN_ENOMEM;
+    pemn_rc rc = l.arr ? srv_trust_view_new(l.st, &l.view, &e) : PEMN_ENOMEM;
+    if (!rc)
+        rc = store_list_models(l.st, model_cb, &l, &e);
+    srv_trust_view_free(l.view);
     if (rc) {
-        json_decref(arr);
+        json_decref(l.arr);
         return srv_reply_store_error(r, rc, &e);
     }
-    return srv_reply_json(r, 200, json_pack("{s:o}", "models", arr));
+    return srv_reply_json(r, 200, json_pack("{s:o}", "models", l.arr));
 }
 
 static int version_cb(void *ctx, const struct store_version *v)
 {
-    json_t *o = srv_version_json(v);
-    return o ? json_array_append_new(ctx, o) : -1;
+    struct listing *l = ctx;
+    json_t *o = srv_trust_mark(l->view, l->st, v, srv_version_json(v));
+    return o ? json_array_append_new(l->arr, o) : -1;
 }
 
 static int tag_cb(void *ctx, const char *tag, const char *version)
@@ -193,9 +208,12 @@ static enum MHD_Result get_model(struct srv_req *r)
     const char *name = srv_param(r, "name");
     struct store *st = srv_store(r->srv);
     json_t *versions = json_array(), *tags = json_object();
+    struct listing l = {versions, NULL, st};
     struct pemn_err e;
-    pemn_rc rc =
-        versions && tags ? store_list_versions(st, name, version_cb, versions, &e) : PEMN_ENOMEM;
+    pemn_rc rc = versions && tags ? srv_trust_view_new(st, &l.view, &e) : PEMN_ENOMEM;
+    if (!rc)
+        rc = store_list_versions(st, name, version_cb, &l, &e);
+    srv_trust_view_free(l.view);
     if (!rc)
         rc = store_list_tags(st, name, tag_cb, tags, &e);
     if (rc) {
@@ -209,6 +227,18 @@ static enum MHD_Result get_model(struct srv_req *r)
                                     versions, "tags", tags));
 }
 
+/* srv_version_json with the "revoked" mark (unmarked if the trust view cannot be read). */
+static json_t *marked(struct srv_req *r, const struct store_version *v)
+{
+    struct srv_trust_view *view = NULL;
+    struct pemn_err e;
+    json_t *o = srv_version_json(v);
+    if (srv_trust_view_new(srv_store(r->srv), &view, &e) == PEMN_OK)
+        o = srv_trust_mark(view, srv_store(r->srv), v, o);
+    srv_trust_view_free(view);
+    return o;
+}
+
 static enum MHD_Result get_version(struct srv_req *r)
 {
     struct store_version v;
@@ -217,13 +247,13 @@ static enum MHD_Result get_version(struct srv_req *r)
         store_get_version(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "version"), &v, &e);
     if (rc)
         return srv_reply_store_error(r, rc, &e);
-    return srv_reply_json(r, 200, srv_version_json(&v));
+    return srv_reply_json(r, 200, marked(r, &v));
 }
 
 /* ---- tags ------------------------------------------------------------------------------ */
 static enum MHD_Result tag_reply(struct srv_req *r, const struct store_version *v)
 {
-    json_t *o = srv_version_json(v);
+    json_t *o = marked(r, v);
     if (o)
         json_object_set_new(o, "tag", json_string(srv_param(r, "tag")));
     return srv_reply_json(r, 200, o);
@@ -248,8 +278,16 @@ static enum MHD_Result put_tag(struct srv_req *r)
     }
     struct store_version v;
     struct pemn_err e;
+    /* a package whose signer is revoked or no longer trusted cannot be tagged */
+    pemn_rc rc = store_get_version(srv_store(r->srv), srv_param(r, "name"), version, &v, &e);
+    if (!rc)
+        rc = srv_trust_refuse(srv_store(r->srv), &v, &e);
+    if (rc) {
+        json_decref(body);
+        return srv_trust_reply_refused(r, rc, &e);
+    }
     unsigned moved = 0; /* fleets following this tag start a new rollout (store.h) */
-    pemn_rc rc = store_tag_set_follow(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"),
+    rc = store_tag_set_follow(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"),
                                       version, r->actor, &v, &moved, &e);
     json_decref(body);
     if (rc)

@@ -3,11 +3,13 @@
  * (server/srv_signer_root.h).
  */
 #include "server/srv_signer_root.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
 #include <pemn/trust.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +32,36 @@ pemn_rc srv_signer_envelope(const json_t *sig, const struct pemn_seckey *sk, cha
     return rc;
 }
 
-pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk, struct pemn_err *err)
+pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk,
+                              struct pemn_err *err)
 {
-    (void)st, (void)pk, (void)err;
-    return PEMN_OK; /* FIXME(issue-10 merge): read the newest stored root */
+    char id[PEMN_KEYID_TEXT_MAX];
+    pemn_key_id_hex(pk, id);
+    struct store_root meta;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    struct pemn_err se = {0};
+    pemn_rc rc = store_trust_root_get(st, 0, &meta, &bytes, &len, &se);
+    if (rc == PEMN_ENOTFOUND)
+        return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET,
+                         "metadata key %s: no root stored; add one that names it first "
+                         "(pemnd --db F root add root.json)",
+                         id);
+    if (rc)
+        return proto_err(err, rc, PEMN_NO_OFFSET, "%s", se.msg);
+    pemn_root *root = NULL;
+    rc = pemn_root_parse(bytes, len, &root, &se);
+    free(bytes);
+    if (rc)
+        return proto_err(err, rc, PEMN_NO_OFFSET, "stored root version %llu: %s",
+                         (unsigned long long)meta.version, se.msg);
+    bool named = pemn_root_is_metadata_key(root, pk);
+    unsigned long long v = pemn_root_version(root);
+    pemn_root_free(root);
+    if (!named)
+        return proto_err(err, PEMN_EUNTRUSTED, PEMN_NO_OFFSET,
+                         "metadata key %s is not a metadata key of root version %llu; devices "
+                         "would refuse what it signs (publish a root that names it)",
+                         id, v);
+    return PEMN_OK;
 }

@@ -9,6 +9,7 @@
 #include "storage/sqlite_int.h"
 #include "storage/sqlite_fleet.h"
 #include "storage/sqlite_metadata.h"
+#include "storage/sqlite_trust.h"
 
 #include "proto/err.h"
 
@@ -83,7 +84,8 @@ static const struct {
     {1, schema_v1},
     {2, sq_schema_v2_fleets},
     {3, schema_v3},
-    {4, sq_schema_metadata}, /* issue 10: signed desired state */
+    {4, sq_schema_trust},    /* issue 10: roots, package signers */
+    {5, sq_schema_metadata}, /* issue 10: signed desired state */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

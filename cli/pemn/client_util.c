@@ -115,6 +115,7 @@ int cli_net_client(const char *cmd, const struct cli_net *n, const pemn_keyring 
     pemn_client_options_init(&o);
     o.token = n->token;
     o.trusted = trusted;
+    o.root = n->root;
     o.cache_dir = n->cache;
     o.progress = cli_net_stop_cb; /* Ctrl-C cancels cleanly, also between retries */
     if (n->timeout_s > 0)

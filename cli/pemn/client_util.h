@@ -21,9 +21,10 @@ struct cli_net {
     const char *token;  /* --token or $PEMN_TOKEN */
     const char *cache;  /* --cache or $PEMN_CACHE; NULL = none */
     bool quiet;
-    double timeout_s; /* --timeout: whole-operation deadline, 0 = library default */
-    uint32_t retries; /* --retries: attempts without progress, 0 = library default */
-    uint64_t rate;    /* --limit-rate: bytes per second, 0 = unlimited */
+    double timeout_s;             /* --timeout: whole-operation deadline, 0 = library default */
+    uint32_t retries;             /* --retries: attempts without progress, 0 = library default */
+    uint64_t rate;                /* --limit-rate: bytes per second, 0 = unlimited */
+    const struct pemn_root *root; /* --root (pull, agent): root of trust, or NULL */
 };
 
 /* getopt_long entries shared by the registry commands (short options "s:t:q"). */

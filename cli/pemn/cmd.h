@@ -4,7 +4,7 @@
  * Exit codes (shared by all commands, documented in `pemn --help`):
  *   0 ok, 1 generic failure, 2 usage error, 3 corrupt input, 4 bad signature,
  *   5 untrusted signer, 6 not found, 7 network/HTTP failure, 8 digest mismatch,
- *   9 rollback refused, 10 auth refused, 11 conflict.
+ *   9 rollback refused, 10 auth refused, 11 conflict, 12 expired, 13 revoked.
  */
 #ifndef PEMN_CLI_CMD_H
 #define PEMN_CLI_CMD_H
@@ -24,6 +24,8 @@ enum {
     CLI_EXIT_ROLLBACK = 9,
     CLI_EXIT_AUTH = 10,
     CLI_EXIT_CONFLICT = 11,
+    CLI_EXIT_EXPIRED = 12, /* a root (or other signed metadata) has expired */
+    CLI_EXIT_REVOKED = 13, /* a signer is revoked */
 };
 
 /* Maps a library result code to the exit codes above. */
@@ -44,6 +46,8 @@ CLI_CMD(pull);
 CLI_CMD(agent);
 CLI_CMD(train);
 CLI_CMD(eval);
+CLI_CMD(root);
+CLI_CMD(sign);
 #undef CLI_CMD
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <pemn/key.h>
 #include <pemn/pkg.h>
+#include <pemn/trust.h>
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 static void pull_usage(FILE *f)
 {
     fprintf(f, "usage: pemn pull [--server URL] [--token T] --trust KEY.pub [--trust ...]\n"
+               "                 [--root ROOT.json]\n"
                "                 [--out FILE] [--expand DENSE.safetensors] [--cache DIR | "
                "--no-cache]\n"
                "                 [--min-release N] [--timeout S] [--retries N] [--quiet] [--json]\n"
@@ -36,6 +38,10 @@ static void pull_usage(FILE *f)
                "  -t, --token T       bearer token (default $PEMN_TOKEN)\n"
                "  -k, --trust KEY.pub trusted publisher key (repeatable; default: the files in\n"
                "                      $PEMN_TRUST, separated by ':')\n"
+               "      --root ROOT.json root of trust (docs/TRUST.md): the package must also be\n"
+               "                      signed by publishers the root allows for NAME, at its\n"
+               "                      threshold, none revoked, and the root must not be\n"
+               "                      expired; with --root, --trust is optional\n"
                "  -o, --out FILE      where to install the package (default NAME-VERSION.pemn)\n"
                "  -x, --expand FILE   also write the dense network as safetensors to FILE\n"
                "      --cache DIR     content-addressed cache of verified packages\n"
@@ -50,7 +56,8 @@ static void pull_usage(FILE *f)
                "\n"
                "A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal.\n"
                "exit: 0 ok, 2 usage, 3 corrupt, 4 bad signature, 5 untrusted signer, 6 not\n"
-               "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused\n");
+               "      found, 7 network, 8 digest mismatch, 9 rollback refused, 10 auth refused,\n"
+               "      12 root expired, 13 signer revoked\n");
 }
 
 static int load_trust(char **files, size_t n, pemn_keyring **out)
@@ -97,9 +104,11 @@ int cmd_pull(int argc, char **argv)
     char *trust[MAX_TRUST];
     size_t n_trust = 0;
     uint64_t min_release = 0;
+    const char *root_path = NULL;
     static const struct option opts[] = {
         CLI_NET_LONGOPTS,
         {"trust", required_argument, NULL, 'k'},
+        {"root", required_argument, NULL, 'R'},
         {"out", required_argument, NULL, 'o'},
         {"expand", required_argument, NULL, 'x'},
         {"min-release", required_argument, NULL, 'm'},
@@ -123,6 +132,9 @@ int cmd_pull(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             trust[n_trust++] = optarg;
+            break;
+        case 'R':
+            root_path = optarg;
             break;
         case 'o':
             out = optarg;
@@ -169,21 +181,31 @@ int cmd_pull(int argc, char **argv)
              p = strtok_r(NULL, ":", &save))
             trust[n_trust++] = p;
     }
-    if (n_trust == 0) {
+    if (n_trust == 0 && !root_path) {
         free(env_trust);
         fprintf(stderr, "pemn pull: give at least one --trust KEY.pub (or set PEMN_TRUST):\n"
                         "  a package is installed only when a trusted key signed it\n");
         return CLI_EXIT_USAGE;
     }
     pemn_keyring *kr = NULL;
-    int ex = load_trust(trust, n_trust, &kr);
+    int ex = n_trust ? load_trust(trust, n_trust, &kr) : 0;
     free(env_trust);
     if (ex)
         return ex;
+    pemn_root *root = NULL;
+    if (root_path) {
+        rc = pemn_root_load(root_path, &root, &e);
+        if (rc) {
+            pemn_keyring_free(kr);
+            return cli_fail("pull", rc, &e);
+        }
+        n.root = root;
+    }
     pemn_client *c = NULL;
     ex = cli_net_client("pull", &n, kr, &c);
     if (ex) {
         pemn_keyring_free(kr);
+        pemn_root_free(root);
         return ex;
     }
 
@@ -261,5 +283,6 @@ int cmd_pull(int argc, char **argv)
 done:
     pemn_client_free(c);
     pemn_keyring_free(kr);
+    pemn_root_free(root);
     return ex;
 }

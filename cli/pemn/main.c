@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"agent", cmd_agent, "fleet agent: keep a device on its desired model"},
     {"train", cmd_train, "train a dense or PEMN (edge-popup) model"},
     {"eval", cmd_eval, "measure a model's test accuracy"},
+    {"sign", cmd_sign, "add a co-signature to a package (threshold signing)"},
+    {"root", cmd_root, "make, update and verify the root of trust (offline)"},
 };
 
 int cli_exit_code(pemn_rc rc)
@@ -55,6 +57,10 @@ int cli_exit_code(pemn_rc rc)
     case PEMN_ECONFLICT:
     case PEMN_EEXIST:
         return CLI_EXIT_CONFLICT;
+    case PEMN_EEXPIRED:
+        return CLI_EXIT_EXPIRED;
+    case PEMN_EREVOKED:
+        return CLI_EXIT_REVOKED;
     default:
         return CLI_EXIT_FAIL;
     }
@@ -69,7 +75,8 @@ static void usage(FILE *f)
             fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 corrupt, 4 bad signature,\n"
                "  5 untrusted signer, 6 not found, 7 network, 8 digest mismatch,\n"
-               "  9 rollback refused, 10 auth refused, 11 conflict\n"
+               "  9 rollback refused, 10 auth refused, 11 conflict, 12 expired,\n"
+               "  13 revoked\n"
                "environment: PEMN_SERVER, PEMN_TOKEN (registry URL and token)\n");
 }
 

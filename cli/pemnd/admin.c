@@ -48,7 +48,8 @@ static int usage(void)
             "       pemnd --db FILE key add KEY.pub [--name NAME]\n"
             "       pemnd --db FILE key remove NAME|ID\n"
             "       pemnd --db FILE key list\n"
-            "       pemnd --db FILE audit [--limit N]\n");
+            "       pemnd --db FILE audit [--limit N]\n"
+            "       pemnd --db FILE root add ROOT.json | root list\n");
     return EX_USAGE;
 }
 
@@ -306,7 +307,8 @@ static int cmd_audit(struct store *st, int argc, char **argv)
 
 int pemnd_is_admin_command(const char *word)
 {
-    return strcmp(word, "token") == 0 || strcmp(word, "key") == 0 || strcmp(word, "audit") == 0;
+    return strcmp(word, "token") == 0 || strcmp(word, "key") == 0 || strcmp(word, "audit") == 0 ||
+           strcmp(word, "root") == 0;
 }
 
 int pemnd_admin(const char *db, int argc, char **argv)
@@ -330,6 +332,8 @@ int pemnd_admin(const char *db, int argc, char **argv)
         ret = cmd_token(st, argc - 1, argv + 1);
     else if (strcmp(argv[0], "key") == 0)
         ret = cmd_key(st, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "root") == 0)
+        ret = pemnd_admin_root(st, argc - 1, argv + 1);
     else
         ret = cmd_audit(st, argc - 1, argv + 1);
     store_close(st);

@@ -8,6 +8,9 @@
 
 /* argv[0] is the command word ("token", "key", "audit"). */
 int pemnd_admin(const char *db, int argc, char **argv);
+/* `root add|list` (admin_root.c); st is open. */
+struct store;
+int pemnd_admin_root(struct store *st, int argc, char **argv);
 /* Whether word names an admin command. */
 int pemnd_is_admin_command(const char *word);
 

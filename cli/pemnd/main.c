@@ -28,6 +28,7 @@ static void help(FILE *f)
             "       pemnd --db FILE token revoke NAME | token list\n"
             "       pemnd --db FILE key add KEY.pub [--name NAME] | key remove NAME|ID | key list\n"
             "       pemnd --db FILE audit [--limit N]\n"
+            "       pemnd --db FILE root add ROOT.json | root list  (root of trust)\n"
             "       pemnd --print-config [--config FILE] [--SETTING VALUE]...\n"
             "\n"
             "Every setting can be given as a flag (--max-package-size 64M) or in the config\n"

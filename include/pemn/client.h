@@ -66,6 +66,7 @@ extern "C" {
 #endif
 
 typedef struct pemn_client pemn_client;
+struct pemn_root;
 
 /* Progress: bytes done so far and the total (0 while not known). Called from inside
  * transfers (by libcurl's progress hook, so also while stalled), every 100 ms while waiting
@@ -100,6 +101,12 @@ struct pemn_client_options {
                                       0 = unlimited */
     pemn_progress_fn progress;     /* default progress callback for push and fetch, or NULL */
     void *progress_user;
+    const struct pemn_root *root; /* root of trust (pemn/trust.h) or NULL (borrowed: must
+                                     outlive the client). When set, a fetched package must
+                                     also pass pemn_root_check_package for the model asked
+                                     for (publisher allowed for that model, its threshold,
+                                     no revoked signer) and the root must not be expired
+                                     (PEMN_EEXPIRED); `trusted` may then be NULL. */
 };
 
 /* Fills *o with the defaults above (all pointers NULL). */

@@ -102,7 +102,7 @@ static void check_rich(const pemn_pkg *pkg, const struct pemn_pubkey *pk)
     assert_int_equal(info.created, -5);
     assert_true(info.density == 0.25f);
     assert_int_equal(info.format_major, 1);
-    assert_int_equal(info.format_minor, 0);
+    assert_int_equal(info.format_minor, 1);
     assert_int_equal(info.n_tensors, 10);
     assert_int_equal(info.n_protos, 2);
     assert_int_equal(info.n_meta, 3);
