@@ -16,11 +16,7 @@
 #include <string.h>
 
 static const struct srv_route *const builtin_tables[] = {
-    srv_routes_misc,
-    srv_routes_models,
-    srv_routes_blobs,
-    srv_routes_fleet,
-    srv_routes_trust,
+    srv_routes_misc, srv_routes_models, srv_routes_blobs, srv_routes_fleet, srv_routes_trust,
 };
 
 static size_t table_count(void)

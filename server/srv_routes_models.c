@@ -287,8 +287,8 @@ static enum MHD_Result put_tag(struct srv_req *r)
         return srv_trust_reply_refused(r, rc, &e);
     }
     unsigned moved = 0; /* fleets following this tag start a new rollout (store.h) */
-    rc = store_tag_set_follow(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"),
-                                      version, r->actor, &v, &moved, &e);
+    rc = store_tag_set_follow(srv_store(r->srv), srv_param(r, "name"), srv_param(r, "tag"), version,
+                              r->actor, &v, &moved, &e);
     json_decref(body);
     if (rc)
         return srv_reply_store_error(r, rc, &e);

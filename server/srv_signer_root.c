@@ -32,8 +32,7 @@ pemn_rc srv_signer_envelope(const json_t *sig, const struct pemn_seckey *sk, cha
     return rc;
 }
 
-pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk,
-                              struct pemn_err *err)
+pemn_rc srv_signer_root_names(struct store *st, const struct pemn_pubkey *pk, struct pemn_err *err)
 {
     char id[PEMN_KEYID_TEXT_MAX];
     pemn_key_id_hex(pk, id);

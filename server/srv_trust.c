@@ -46,8 +46,8 @@ pemn_rc srv_trust_root_add(struct store *st, const void *bytes, size_t len, int6
     if (!rc && latest && pemn_root_version(next) > pemn_root_version(latest))
         rc = pemn_root_verify_next(latest, next, err);
     if (!rc)
-        rc = store_trust_root_put(st, pemn_root_version(next), pemn_root_expires(next), bytes,
-                                  len, actor, created, err);
+        rc = store_trust_root_put(st, pemn_root_version(next), pemn_root_expires(next), bytes, len,
+                                  actor, created, err);
     pemn_root_free(next);
     pemn_root_free(latest);
     return rc;

@@ -81,11 +81,9 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},
-    {2, sq_schema_v2_fleets},
-    {3, schema_v3},
-    {4, sq_schema_trust},    /* issue 10: roots, package signers */
-    {5, sq_schema_metadata}, /* issue 10: signed desired state */
+    {1, schema_v1},          {2, sq_schema_v2_fleets},
+    {3, schema_v3},          {4, sq_schema_trust}, /* issue 10: roots, package signers */
+    {5, sq_schema_metadata},                       /* issue 10: signed desired state */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

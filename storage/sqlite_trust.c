@@ -26,9 +26,8 @@ const char sq_schema_trust[] = "CREATE TABLE roots("
                                "  public_key BLOB NOT NULL,"
                                "  PRIMARY KEY(digest, public_key)) WITHOUT ROWID;";
 
-pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires,
-                             const void *bytes, size_t len, const char *actor, bool *created,
-                             struct pemn_err *err)
+pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires, const void *bytes,
+                             size_t len, const char *actor, bool *created, struct pemn_err *err)
 {
     static const char sql_latest[] = "SELECT max(version) FROM roots";
     static const char sql_same[] = "SELECT digest FROM roots WHERE version = ?1";
@@ -60,9 +59,9 @@ pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires
             sq_col_text(s, 0, have, sizeof have);
             exists = true;
             if (strcmp(have, digest) != 0)
-                rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
-                               "root version %s is already stored with other bytes (%s)", ver,
-                               have);
+                rc =
+                    proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
+                              "root version %s is already stored with other bytes (%s)", ver, have);
         } else if (r != SQLITE_DONE) {
             rc = sq_fail(c, err, "looking up roots");
         }

@@ -38,8 +38,7 @@ pemn_rc store_trust_root_get(struct store *st, uint64_t version, struct store_ro
                              uint8_t **bytes, size_t *len, struct pemn_err *err);
 typedef int (*store_root_cb)(void *ctx, const struct store_root *r);
 /* Every root, oldest first. */
-pemn_rc store_trust_root_list(struct store *st, store_root_cb cb, void *ctx,
-                              struct pemn_err *err);
+pemn_rc store_trust_root_list(struct store *st, store_root_cb cb, void *ctx, struct pemn_err *err);
 
 /* Records the signer keys of a package (duplicates ignored; idempotent). */
 pemn_rc store_trust_signers_put(struct store *st, const char *digest,

@@ -44,15 +44,16 @@ static int exit_for(pemn_rc rc)
 
 static int root_usage(void)
 {
-    fprintf(stderr, "usage: pemnd --db FILE root add ROOT.json\n"
-                    "       pemnd --db FILE root list\n"
-                    "root add stores a root of trust made by `pemn root` (docs/TRUST.md): the first\n"
-                    "one is taken as it is (its own signatures must meet its threshold); each later\n"
-                    "one must be the latest's successor (version + 1, signed by a threshold of the\n"
-                    "latest's root keys). Expired roots are refused. Served at GET /v1/root/N and\n"
-                    "/v1/root/latest.\n"
-                    "exit: 0 ok, 2 usage, 3 malformed root, 5 signatures do not meet a threshold,\n"
-                    "      6 file not found, 11 not the next version / conflict, 12 expired\n");
+    fprintf(stderr,
+            "usage: pemnd --db FILE root add ROOT.json\n"
+            "       pemnd --db FILE root list\n"
+            "root add stores a root of trust made by `pemn root` (docs/TRUST.md): the first\n"
+            "one is taken as it is (its own signatures must meet its threshold); each later\n"
+            "one must be the latest's successor (version + 1, signed by a threshold of the\n"
+            "latest's root keys). Expired roots are refused. Served at GET /v1/root/N and\n"
+            "/v1/root/latest.\n"
+            "exit: 0 ok, 2 usage, 3 malformed root, 5 signatures do not meet a threshold,\n"
+            "      6 file not found, 11 not the next version / conflict, 12 expired\n");
     return EX_USAGE;
 }
 
@@ -114,8 +115,7 @@ int pemnd_admin_root(struct store *st, int argc, char **argv)
         return ex;
     uint64_t version = 0;
     bool created = false;
-    pemn_rc rc =
-        srv_trust_root_add(st, b, n, (int64_t)time(NULL), "admin", &version, &created, &e);
+    pemn_rc rc = srv_trust_root_add(st, b, n, (int64_t)time(NULL), "admin", &version, &created, &e);
     free(b);
     if (rc) {
         fprintf(stderr, "pemnd: root add %s: %s (%s)\n", argv[1],

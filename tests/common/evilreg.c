@@ -38,8 +38,7 @@ pemn_root *evil_root_v1(const struct evil_keys *k, const char *pattern, int64_t 
     return r;
 }
 
-char *evil_root_text(pemn_root *r, const struct pemn_seckey *const *signers, size_t n,
-                     size_t *len)
+char *evil_root_text(pemn_root *r, const struct pemn_seckey *const *signers, size_t n, size_t *len)
 {
     struct pemn_err e = {0};
     for (size_t i = 0; i < n; i++)
@@ -82,12 +81,12 @@ char *evil_desired(const struct evil_desired *d, const struct pemn_seckey *sk)
     snprintf(url, sizeof url, "/v1/blobs/%s", d->digest);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:s, "
                           "s:b}",
-                          "_type", d->type ? d->type : "pemn-desired", "fleet", d->fleet,
-                          "device", d->device, "model", d->model, "version", d->version,
-                          "release", (json_int_t)d->release, "digest", d->digest, "size",
-                          (json_int_t)d->size, "package_url", url, "metadata_version",
-                          (json_int_t)d->mver, "issued", (json_int_t)d->issued, "expires",
-                          (json_int_t)d->expires, "rollout_id", "r1", "in_rollout", 1);
+                          "_type", d->type ? d->type : "pemn-desired", "fleet", d->fleet, "device",
+                          d->device, "model", d->model, "version", d->version, "release",
+                          (json_int_t)d->release, "digest", d->digest, "size", (json_int_t)d->size,
+                          "package_url", url, "metadata_version", (json_int_t)d->mver, "issued",
+                          (json_int_t)d->issued, "expires", (json_int_t)d->expires, "rollout_id",
+                          "r1", "in_rollout", 1);
     if (!o)
         die("json_pack");
     char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -136,8 +135,7 @@ void evil_pkg(const struct pemn_seckey *sk, const struct pemn_seckey *const *cos
     if (pemn_builder_new(model, version, release, &b, &e) ||
         pemn_builder_add_proto_values(b, proto, 4, &pid) ||
         pemn_builder_add_masked(b, "w", 2, shape, pid, 0, 1.0f, mask, &e) ||
-        pemn_builder_set_created(b, 1700000000 + salt) ||
-        pemn_builder_finish(b, sk, out, len, &e))
+        pemn_builder_set_created(b, 1700000000 + salt) || pemn_builder_finish(b, sk, out, len, &e))
         die(e.msg[0] ? e.msg : "building a package");
     pemn_builder_free(b);
     for (size_t i = 0; i < n; i++) {

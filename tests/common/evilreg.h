@@ -25,8 +25,7 @@ void evil_keys_init(struct evil_keys *k);
  * pattern `pattern`, expiring at `expires`. Unsigned; the caller edits, then evil_root_text. */
 pemn_root *evil_root_v1(const struct evil_keys *k, const char *pattern, int64_t expires);
 /* Signs r with each of signers[0..n) and serializes it (malloc'ed text, *len). */
-char *evil_root_text(pemn_root *r, const struct pemn_seckey *const *signers, size_t n,
-                     size_t *len);
+char *evil_root_text(pemn_root *r, const struct pemn_seckey *const *signers, size_t n, size_t *len);
 /* Publishes text as GET /v1/root/<version> (and /v1/root/latest when latest). */
 void evil_serve_root(fakesrv *s, uint64_t version, const char *text, int latest);
 

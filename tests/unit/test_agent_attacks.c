@@ -210,8 +210,8 @@ static void test_unsigned_or_foreign_metadata(void **state)
         refused(f, a, "metadata-untrusted");
     }
     /* signed by the metadata key, but not a desired state (another _type) */
-    struct evil_desired d = {FLEET, DEVICE, "net", "2.0", "pemn-root", 2, f->b.digest, f->b.len,
-                             f->mver + 1, now_s(), now_s() + 60};
+    struct evil_desired d = {FLEET,       DEVICE,   "net",       "2.0",   "pemn-root", 2,
+                             f->b.digest, f->b.len, f->mver + 1, now_s(), now_s() + 60};
     char *body = evil_desired(&d, &f->k.meta);
     evil_serve_desired(f->srv, FLEET, DEVICE, body);
     free(body);
@@ -228,8 +228,8 @@ static void test_other_device_or_fleet(void **state)
     pemn_agent *a = open_agent(f, &o, &e);
     const char *who[2][2] = {{FLEET, "d2"}, {"g", DEVICE}};
     for (int i = 0; i < 2; i++) {
-        struct evil_desired d = {who[i][0], who[i][1], "net", "2.0", NULL, 2, f->b.digest,
-                                 f->b.len, f->mver + 1, now_s(), now_s() + 600};
+        struct evil_desired d = {who[i][0],   who[i][1], "net",       "2.0",   NULL,         2,
+                                 f->b.digest, f->b.len,  f->mver + 1, now_s(), now_s() + 600};
         char *body = evil_desired(&d, &f->k.meta);
         evil_serve_desired(f->srv, FLEET, DEVICE, body); /* served to this device */
         free(body);
@@ -300,8 +300,8 @@ static void test_freeze(void **state)
     struct pemn_err e;
     pemn_agent *a = open_agent(f, &o, &e);
     /* a newer answer that has expired already */
-    struct evil_desired d = {FLEET, DEVICE, "net", "2.0", NULL, 2, f->b.digest, f->b.len,
-                             f->mver + 1, now_s() - 100, now_s() - 1};
+    struct evil_desired d = {FLEET,       DEVICE,   "net",       "2.0",         NULL,       2,
+                             f->b.digest, f->b.len, f->mver + 1, now_s() - 100, now_s() - 1};
     char *body = evil_desired(&d, &f->k.meta);
     evil_serve_desired(f->srv, FLEET, DEVICE, body);
     free(body);
@@ -349,7 +349,7 @@ static void test_wrong_model(void **state)
     refused(f, a, "wrong-model");
     running(a, &f->a);
     /* mix-and-match: the answer says "net", the bytes are "other" */
-    struct evil_desired d = {FLEET,     DEVICE,        "net",       "9.0",         NULL, 9,
+    struct evil_desired d = {FLEET,        DEVICE,    "net",     "9.0",   NULL,         9,
                              other.digest, other.len, ++f->mver, now_s(), now_s() + 600};
     char *body = evil_desired(&d, &f->k.meta);
     evil_serve_desired(f->srv, FLEET, DEVICE, body);
@@ -417,8 +417,8 @@ static void test_endless_data(void **state)
     assert_int_equal(pemn_agent_run_once(a, &cy, &e), PEMN_ETOOBIG);
     running(a, &f->a);
     /* a package longer than the signed size */
-    struct evil_desired d = {FLEET, DEVICE, "net", "2.0", NULL, 2, f->b.digest, 64, ++f->mver,
-                             now_s(), now_s() + 600};
+    struct evil_desired d = {FLEET,       DEVICE, "net",     "2.0",   NULL,         2,
+                             f->b.digest, 64,     ++f->mver, now_s(), now_s() + 600};
     char *body = evil_desired(&d, &f->k.meta);
     evil_serve_desired(f->srv, FLEET, DEVICE, body);
     free(body);
@@ -813,8 +813,8 @@ static void serve_version(fakesrv *s, const struct pkgv *p, const char *model, u
     snprintf(body, sizeof body,
              "{\"model\":\"%s\",\"version\":\"%s\",\"release\":%llu,\"digest\":\"%s\","
              "\"size\":%llu,\"package_url\":\"/v1/blobs/%s\"}",
-             model, p->version, (unsigned long long)release, p->digest,
-             (unsigned long long)size, p->digest);
+             model, p->version, (unsigned long long)release, p->digest, (unsigned long long)size,
+             p->digest);
     snprintf(path, sizeof path, "/v1/models/%s/versions/%s", model, p->version);
     fakesrv_route(s, "GET", path, 200, body, NULL);
     evil_serve_pkg(s, p->data, p->len, p->digest);
