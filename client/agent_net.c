@@ -218,6 +218,8 @@ static void report(struct pemn_agent *a, struct pemn_agent_cycle *cy, const char
     json_t *o =
         json_pack("{s:s, s:s, s:I, s:s}", "state", state, "version", cur ? cur->version : "",
                   "release", (json_int_t)(cur ? cur->release : 0), "digest", digest);
+    if (o && (!digest || !digest[0])) /* refused before any package was named */
+        json_object_set_new(o, "digest", json_null());
     if (o && rc) {
         json_object_set_new(
             o, "reason",
