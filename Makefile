@@ -14,7 +14,7 @@
 # Sources are found by wildcard: a new .c file in a module folder is built without
 # touching this file. Libraries:
 #   libpemn        proto/ + client/         (public, installed; sodium, jansson, curl)
-#   libpemn_store  storage/                 (internal; sqlite)
+#   libpemn_store  storage/                 (internal; sqlite, libpq)
 #   libpemn_srv    server/                  (internal; microhttpd)
 #   libpemn_train  train/                   (internal; openblas, zlib)
 
@@ -30,7 +30,7 @@ ifeq ($(CC),cc)
 CC := gcc
 endif
 
-PKGS       := libmicrohttpd sqlite3 libsodium jansson libcurl zlib openblas
+PKGS       := libmicrohttpd sqlite3 libpq libsodium jansson libcurl zlib openblas
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TEST_LIBS  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)

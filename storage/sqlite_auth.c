@@ -9,65 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- scopes ---------------------------------------------------------------------------- */
-static const struct {
-    const char *name;
-    unsigned bit, rights;
-} scopes[] = {
-    {"read", STORE_SCOPE_READ, STORE_SCOPE_READ},
-    {"publish", STORE_SCOPE_PUBLISH, STORE_SCOPE_PUBLISH | STORE_SCOPE_READ},
-    {"admin", STORE_SCOPE_ADMIN,
-     STORE_SCOPE_ADMIN | STORE_SCOPE_PUBLISH | STORE_SCOPE_READ | STORE_SCOPE_DEVICE},
-    {"device", STORE_SCOPE_DEVICE, STORE_SCOPE_DEVICE | STORE_SCOPE_READ},
-};
-
-unsigned store_scope_parse(const char *s)
-{
-    for (size_t i = 0; s && i < sizeof scopes / sizeof scopes[0]; i++)
-        if (strcmp(s, scopes[i].name) == 0)
-            return scopes[i].bit;
-    return 0;
-}
-
-const char *store_scope_name(unsigned scope)
-{
-    for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++)
-        if (scope == scopes[i].bit)
-            return scopes[i].name;
-    return NULL;
-}
-
-unsigned store_scope_rights(unsigned scope)
-{
-    for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++)
-        if (scope == scopes[i].bit)
-            return scopes[i].rights;
-    return 0;
-}
-
 /* ---- keys ------------------------------------------------------------------------------ */
-static void key_id_of(const struct pemn_pubkey *pub, char out[PEMN_KEYID_TEXT_MAX])
-{
-    /* pemn/key.h: the first 8 bytes of SHA-256(public key), lowercase hex. */
-    uint8_t h[PEMN_DIGEST_BYTES];
-    pemn_sha256(pub->bytes, sizeof pub->bytes, h);
-    proto_hex(h, PEMN_KEYID_BYTES, out);
-}
-
-pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const char *name,
-                      const char *actor, struct store_key *out, struct pemn_err *err)
+pemn_rc sq_key_add(struct store *st, const struct store_key *kin, const char *actor,
+                   struct pemn_err *err)
 {
     static const char sql_dup[] = "SELECT id, name FROM keys WHERE id = ?1 OR name = ?2"
                                   " OR public_key = ?3";
     static const char sql_ins[] =
         "INSERT INTO keys(id, name, public_key, added) VALUES(?1, ?2, ?3, ?4)";
-    struct store_key k;
-    memset(&k, 0, sizeof k);
-    key_id_of(pub, k.id);
-    snprintf(k.name, sizeof k.name, "%s", name && *name ? name : k.id);
-    k.pub = *pub;
-    k.added = sq_now();
-
+    const struct store_key k = *kin;
+    const struct pemn_pubkey *pub = &k.pub;
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
@@ -109,13 +60,11 @@ pemn_rc store_key_add(struct store *st, const struct pemn_pubkey *pub, const cha
     if (!rc)
         rc = sq_commit(c, err);
     sq_release(st, c);
-    if (!rc && out)
-        *out = k;
     return rc;
 }
 
-pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *actor,
-                         struct pemn_err *err)
+pemn_rc sq_key_remove(struct store *st, const char *name_or_id, const char *actor,
+                      struct pemn_err *err)
 {
     static const char sql[] = "DELETE FROM keys WHERE name = ?1 OR id = ?1";
     struct sq_conn *c;
@@ -141,7 +90,7 @@ pemn_rc store_key_remove(struct store *st, const char *name_or_id, const char *a
     return rc;
 }
 
-pemn_rc store_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err)
+pemn_rc sq_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] = "SELECT id, name, public_key, added FROM keys ORDER BY added, id";
     struct sq_conn *c;
@@ -174,53 +123,12 @@ pemn_rc store_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn
 }
 
 /* ---- tokens ---------------------------------------------------------------------------- */
-#define TOKEN_PREFIX "pemn_"
-#define TOKEN_RANDOM 32
-
-pemn_rc store_token_create(struct store *st, unsigned scope, const char *name, const char *actor,
-                           char token_out[STORE_TOKEN_TEXT_MAX], char name_out[STORE_LABEL_MAX],
-                           struct pemn_err *err)
-{
-    return store_token_create_bound(st, scope, name, NULL, NULL, actor, token_out, name_out, err);
-}
-
-pemn_rc store_token_create_bound(struct store *st, unsigned scope, const char *name,
-                                 const char *device, const char *fleet, const char *actor,
-                                 char token_out[STORE_TOKEN_TEXT_MAX],
-                                 char name_out[STORE_LABEL_MAX], struct pemn_err *err)
+pemn_rc sq_token_insert(struct store *st, const char *nm, const uint8_t *hash,
+                        const char *scope_name, const char *device, const char *fleet,
+                        const char *actor, const char *detail, struct pemn_err *err)
 {
     static const char sql[] = "INSERT INTO tokens(name, hash, scope, created, device, fleet)"
                               " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
-    const char *scope_name = store_scope_name(scope);
-    if (!scope_name)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "unknown scope");
-    if (!device)
-        device = "";
-    if (!fleet)
-        fleet = "";
-    if ((device[0] || fleet[0]) && scope != STORE_SCOPE_DEVICE)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET,
-                         "only device tokens can be bound to a device or a fleet");
-    if (strlen(device) >= STORE_LABEL_MAX || strlen(fleet) >= STORE_LABEL_MAX)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "device or fleet name too long");
-    uint8_t rnd[TOKEN_RANDOM], hash[PEMN_DIGEST_BYTES];
-    char text[STORE_TOKEN_TEXT_MAX], nm[STORE_LABEL_MAX];
-    randombytes_buf(rnd, sizeof rnd);
-    memcpy(text, TOKEN_PREFIX, sizeof TOKEN_PREFIX - 1);
-    sodium_bin2base64(text + sizeof TOKEN_PREFIX - 1, sizeof text - (sizeof TOKEN_PREFIX - 1), rnd,
-                      sizeof rnd, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(rnd, sizeof rnd);
-    crypto_hash_sha256(hash, (const unsigned char *)text, strlen(text));
-    if (name && *name) {
-        snprintf(nm, sizeof nm, "%s", name);
-    } else {
-        uint8_t r4[4];
-        char hx[9];
-        randombytes_buf(r4, sizeof r4);
-        proto_hex(r4, sizeof r4, hx);
-        snprintf(nm, sizeof nm, "%s-%s", scope_name, hx);
-    }
-
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
     if (!rc && (rc = sq_begin(c, err)) == PEMN_OK) {
@@ -229,7 +137,7 @@ pemn_rc store_token_create_bound(struct store *st, unsigned scope, const char *n
             rc = PEMN_EDB;
         } else {
             sqlite3_bind_text(s, 1, nm, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(s, 2, hash, sizeof hash, SQLITE_STATIC);
+            sqlite3_bind_blob(s, 2, hash, PEMN_DIGEST_BYTES, SQLITE_STATIC);
             sqlite3_bind_text(s, 3, scope_name, -1, SQLITE_STATIC);
             sqlite3_bind_int64(s, 4, sq_now());
             sqlite3_bind_text(s, 5, device, -1, SQLITE_STATIC);
@@ -241,27 +149,16 @@ pemn_rc store_token_create_bound(struct store *st, unsigned scope, const char *n
                 rc = sq_fail(c, err, "creating a token");
             sq_done(s);
         }
-        if (!rc) {
-            char detail[2 * STORE_LABEL_MAX + 32];
-            snprintf(detail, sizeof detail, "%s%s%s%s%s", scope_name, device[0] ? " device " : "",
-                     device, fleet[0] ? " fleet " : "", fleet);
+        if (!rc)
             rc = sq_audit(c, actor, "token.create", nm, detail, err);
-        }
         if (!rc)
             rc = sq_commit(c, err);
     }
     sq_release(st, c);
-    if (!rc) {
-        memcpy(token_out, text, sizeof text);
-        if (name_out)
-            memcpy(name_out, nm, sizeof nm);
-    }
-    sodium_memzero(text, sizeof text);
     return rc;
 }
 
-pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor,
-                           struct pemn_err *err)
+pemn_rc sq_token_revoke(struct store *st, const char *name, const char *actor, struct pemn_err *err)
 {
     static const char sql[] = "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked = 0";
     struct sq_conn *c;
@@ -288,53 +185,30 @@ pemn_rc store_token_revoke(struct store *st, const char *name, const char *actor
     return rc;
 }
 
-pemn_rc store_token_check(struct store *st, const char *token, unsigned *scope,
-                          char name_out[STORE_LABEL_MAX], struct pemn_err *err)
-{
-    return store_token_check_bound(st, token, scope, name_out, NULL, NULL, err);
-}
-
-pemn_rc store_token_check_bound(struct store *st, const char *token, unsigned *scope,
-                                char name_out[STORE_LABEL_MAX], char device_out[STORE_LABEL_MAX],
-                                char fleet_out[STORE_LABEL_MAX], struct pemn_err *err)
+pemn_rc sq_token_find(struct store *st, const uint8_t *hash, bool *found,
+                      struct store_token_row *row, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT hash, scope, name, revoked, device, fleet FROM tokens WHERE hash = ?1";
-    size_t len = token ? strnlen(token, STORE_TOKEN_TEXT_MAX) : 0;
-    if (len < sizeof TOKEN_PREFIX || len >= STORE_TOKEN_TEXT_MAX ||
-        memcmp(token, TOKEN_PREFIX, sizeof TOKEN_PREFIX - 1) != 0)
-        return proto_err(err, PEMN_EAUTH, PEMN_NO_OFFSET, "malformed token");
-    uint8_t hash[PEMN_DIGEST_BYTES];
-    crypto_hash_sha256(hash, (const unsigned char *)token, len);
-
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_blob(s, 1, hash, sizeof hash, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 1, hash, PEMN_DIGEST_BYTES, SQLITE_STATIC);
     int r = sqlite3_step(s);
+    *found = r == SQLITE_ROW;
     if (r == SQLITE_ROW) {
-        const void *stored = sqlite3_column_blob(s, 0);
-        char sc[16];
-        sq_col_text(s, 1, sc, sizeof sc);
-        if (sqlite3_column_bytes(s, 0) != (int)sizeof hash ||
-            sodium_memcmp(stored, hash, sizeof hash) != 0 || !store_scope_parse(sc)) {
-            rc = proto_err(err, PEMN_EAUTH, PEMN_NO_OFFSET, "unknown token");
-        } else if (sqlite3_column_int64(s, 3) != 0) {
-            rc = proto_err(err, PEMN_EAUTH, PEMN_NO_OFFSET, "token revoked");
-        } else {
-            *scope = store_scope_parse(sc);
-            if (name_out)
-                sq_col_text(s, 2, name_out, STORE_LABEL_MAX);
-            if (device_out)
-                sq_col_text(s, 4, device_out, STORE_LABEL_MAX);
-            if (fleet_out)
-                sq_col_text(s, 5, fleet_out, STORE_LABEL_MAX);
-        }
-    } else if (r == SQLITE_DONE) {
-        rc = proto_err(err, PEMN_EAUTH, PEMN_NO_OFFSET, "unknown token");
-    } else {
+        int n = sqlite3_column_bytes(s, 0);
+        row->hash_len = n > 0 && (size_t)n <= sizeof row->hash ? (size_t)n : 0;
+        if (row->hash_len)
+            memcpy(row->hash, sqlite3_column_blob(s, 0), row->hash_len);
+        sq_col_text(s, 1, row->scope, sizeof row->scope);
+        sq_col_text(s, 2, row->name, sizeof row->name);
+        row->revoked = sqlite3_column_int64(s, 3);
+        sq_col_text(s, 4, row->device, sizeof row->device);
+        sq_col_text(s, 5, row->fleet, sizeof row->fleet);
+    } else if (r != SQLITE_DONE) {
         rc = sq_fail(c, err, "checking a token");
     }
     sq_done(s);
@@ -342,7 +216,7 @@ pemn_rc store_token_check_bound(struct store *st, const char *token, unsigned *s
     return rc;
 }
 
-pemn_rc store_token_list(struct store *st, store_token_cb cb, void *ctx, struct pemn_err *err)
+pemn_rc sq_token_list(struct store *st, store_token_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT name, scope, created, revoked, device, fleet FROM tokens ORDER BY id";
@@ -376,8 +250,8 @@ pemn_rc store_token_list(struct store *st, store_token_cb cb, void *ctx, struct 
 }
 
 /* ---- audit and statistics -------------------------------------------------------------- */
-pemn_rc store_audit_list(struct store *st, unsigned limit, store_audit_cb cb, void *ctx,
-                         struct pemn_err *err)
+pemn_rc sq_audit_list(struct store *st, unsigned limit, store_audit_cb cb, void *ctx,
+                      struct pemn_err *err)
 {
     static const char sql[] = "SELECT id, at, actor, action, target, detail FROM audit"
                               " ORDER BY id DESC LIMIT ?1";
@@ -413,7 +287,7 @@ pemn_rc store_audit_list(struct store *st, unsigned limit, store_audit_cb cb, vo
     return rc;
 }
 
-pemn_rc store_stats(struct store *st, struct store_stats *out, struct pemn_err *err)
+pemn_rc sq_stats(struct store *st, struct store_stats *out, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT (SELECT count(*) FROM models), (SELECT count(*) FROM versions),"
@@ -437,6 +311,5 @@ pemn_rc store_stats(struct store *st, struct store_stats *out, struct pemn_err *
     }
     sq_done(s);
     sq_release(st, c);
-    blob_cache_stats(st->cache, out);
     return rc;
 }

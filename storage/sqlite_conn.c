@@ -10,13 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-void store_opts_default(struct store_opts *o)
-{
-    o->cache_bytes = (size_t)256 << 20;
-    o->cache_item_max = (size_t)64 << 20;
-    o->busy_timeout_ms = 5000;
-}
-
 int64_t sq_now(void)
 {
     return (int64_t)time(NULL);
@@ -142,14 +135,15 @@ static pemn_rc conn_open(struct store *st, struct sq_conn **out, struct pemn_err
     if (!c)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(st->path, &c->db, flags, NULL) != SQLITE_OK) {
+    struct sq_store *q = st->be;
+    if (sqlite3_open_v2(q->path, &c->db, flags, NULL) != SQLITE_OK) {
         pemn_rc rc = proto_err(err, PEMN_EDB, PEMN_NO_OFFSET, "cannot open database %s: %s",
-                               st->path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+                               q->path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
         conn_close(c);
         return rc;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, st->opts.busy_timeout_ms);
+    sqlite3_busy_timeout(c->db, q->busy_timeout_ms);
     /* The page size only takes effect on a new, empty database and must precede WAL. */
     pemn_rc rc = exec_simple(c, "PRAGMA page_size=16384", err);
     if (!rc)
@@ -168,13 +162,14 @@ static pemn_rc conn_open(struct store *st, struct sq_conn **out, struct pemn_err
 
 pemn_rc sq_acquire(struct store *st, struct sq_conn **out, struct pemn_err *err)
 {
-    pthread_mutex_lock(&st->mu);
-    struct sq_conn *c = st->idle;
+    struct sq_store *q = st->be;
+    pthread_mutex_lock(&q->mu);
+    struct sq_conn *c = q->idle;
     if (c) {
-        st->idle = c->next;
-        st->n_idle--;
+        q->idle = c->next;
+        q->n_idle--;
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&q->mu);
     if (c) {
         c->next = NULL;
         *out = c;
@@ -214,79 +209,82 @@ void sq_release(struct store *st, struct sq_conn *c)
     if (!c)
         return;
     sq_rollback(c);
-    pthread_mutex_lock(&st->mu);
-    if (st->n_idle < SQ_IDLE_MAX) {
-        c->next = st->idle;
-        st->idle = c;
-        st->n_idle++;
+    struct sq_store *q = st->be;
+    pthread_mutex_lock(&q->mu);
+    if (q->n_idle < SQ_IDLE_MAX) {
+        c->next = q->idle;
+        q->idle = c;
+        q->n_idle++;
         c = NULL;
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&q->mu);
     conn_close(c);
 }
 
 /* ---- open / close ---------------------------------------------------------------------- */
-pemn_rc store_open(const char *path, const struct store_opts *opts, struct store **out,
-                   struct pemn_err *err)
+static void sq_close(struct store *st)
 {
-    if (!path || !*path || !out)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no database path");
-    *out = NULL;
-    if (pemn_init() != PEMN_OK)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium initialisation failed");
-    if (!sqlite3_threadsafe())
-        return proto_err(err, PEMN_EDB, PEMN_NO_OFFSET, "SQLite built without thread support");
-    struct store *st = calloc(1, sizeof *st);
-    if (!st || !(st->path = strdup(path))) {
-        free(st);
-        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    }
-    if (opts)
-        st->opts = *opts;
-    else
-        store_opts_default(&st->opts);
-    if (st->opts.busy_timeout_ms <= 0)
-        st->opts.busy_timeout_ms = 5000;
-    pthread_mutex_init(&st->mu, NULL);
-    pemn_rc rc = PEMN_OK;
-    if (st->opts.cache_bytes && !(st->cache = blob_cache_new(st->opts.cache_bytes)))
-        rc = proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    struct sq_conn *c = NULL;
-    if (!rc)
-        rc = sq_acquire(st, &c, err);
-    if (!rc)
-        rc = sq_migrate(c, &st->schema, err);
-    sq_release(st, c);
-    if (rc) {
-        store_close(st);
-        return rc;
-    }
-    *out = st;
-    return PEMN_OK;
-}
-
-void store_close(struct store *st)
-{
-    if (!st)
+    struct sq_store *q = st->be;
+    if (!q)
         return;
-    struct sq_conn *c = st->idle;
+    struct sq_conn *c = q->idle;
     while (c) {
         struct sq_conn *next = c->next;
         conn_close(c);
         c = next;
     }
-    blob_cache_free(st->cache);
-    pthread_mutex_destroy(&st->mu);
-    free(st->path);
-    free(st);
+    pthread_mutex_destroy(&q->mu);
+    free(q->path);
+    free(q);
+    st->be = NULL;
 }
 
-int store_schema_version(struct store *st)
+static pemn_rc sq_open(struct store *st, const char *path, struct pemn_err *err)
 {
-    return st->schema;
+    if (!*path)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no database path");
+    if (!sqlite3_threadsafe())
+        return proto_err(err, PEMN_EDB, PEMN_NO_OFFSET, "SQLite built without thread support");
+    struct sq_store *q = calloc(1, sizeof *q);
+    if (!q || !(q->path = strdup(path))) {
+        free(q);
+        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
+    }
+    q->busy_timeout_ms = st->opts.busy_timeout_ms > 0 ? st->opts.busy_timeout_ms : 5000;
+    pthread_mutex_init(&q->mu, NULL);
+    st->be = q;
+    struct sq_conn *c = NULL;
+    pemn_rc rc = sq_acquire(st, &c, err);
+    if (!rc)
+        rc = sq_migrate(c, &st->schema, err);
+    sq_release(st, c);
+    return rc;
 }
 
-int store_schema_latest(void)
-{
-    return sq_schema_latest();
-}
+const struct store_ops sq_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .schema_latest = sq_schema_latest,
+    .put_package = sq_put_package,
+    .get_version = sq_get_version,
+    .get_latest = sq_get_latest,
+    .list_models = sq_list_models,
+    .list_versions = sq_list_versions,
+    .tag_set = sq_tag_set,
+    .tag_get = sq_tag_get,
+    .tag_delete = sq_tag_delete,
+    .list_tags = sq_list_tags,
+    .blob_find = sq_blob_find,
+    .blob_read = sq_blob_read,
+    .key_add = sq_key_add,
+    .key_remove = sq_key_remove,
+    .key_list = sq_key_list,
+    .token_insert = sq_token_insert,
+    .token_revoke = sq_token_revoke,
+    .token_find = sq_token_find,
+    .token_list = sq_token_list,
+    .audit_list = sq_audit_list,
+    .stats = sq_stats,
+    .fleet = &sq_fleet_ops,
+};

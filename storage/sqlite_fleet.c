@@ -47,23 +47,6 @@ const char sq_schema_v2_fleets[] =
     "  report_rollout TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
     "CREATE INDEX devices_by_rollout ON devices(fleet_id, report_rollout, state);";
 
-static const char *const state_names[] = {"active", "paused", "aborted"};
-
-const char *store_rollout_state_name(enum store_rollout_state s)
-{
-    if ((unsigned)s >= sizeof state_names / sizeof state_names[0])
-        return NULL;
-    return state_names[s];
-}
-
-static enum store_rollout_state state_parse(const char *s)
-{
-    for (unsigned i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
-        if (!strcmp(s, state_names[i]))
-            return (enum store_rollout_state)i;
-    return STORE_ROLLOUT_ABORTED; /* unknown text never means "go" */
-}
-
 /* ---- fleet rows ---------------------------------------------------------------------------- */
 #define FLEET_COLS                                                                                 \
     "id, name, model, version, tag, release, digest, size, prev_model, prev_version,"              \
@@ -96,7 +79,7 @@ static int64_t fleet_row(sqlite3_stmt *s, int col0, struct store_fleet *f)
     f->abort_failure_bp = (uint32_t)sqlite3_column_int64(s, c++);
     f->abort_min_devices = (uint64_t)sqlite3_column_int64(s, c++);
     sq_col_text(s, c++, state, sizeof state);
-    f->state = state_parse(state);
+    f->state = store_rollout_state_parse(state);
     sq_col_text(s, c++, f->state_reason, sizeof f->state_reason);
     f->rollout_started = sqlite3_column_int64(s, c++);
     f->created = sqlite3_column_int64(s, c++);
@@ -243,10 +226,11 @@ static pemn_rc fleet_put_on(struct sq_conn *c, const char *fleet,
     return rc;
 }
 
-pemn_rc store_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
-                        uint32_t percent_bp, uint32_t abort_failure_bp, uint64_t abort_min_devices,
-                        const char *new_rollout_id, const char *actor, bool *started,
-                        struct store_fleet *out, struct pemn_err *err)
+static pemn_rc sq_fleet_put(struct store *st, const char *fleet, const struct store_fleet_target *t,
+                            uint32_t percent_bp, uint32_t abort_failure_bp,
+                            uint64_t abort_min_devices, const char *new_rollout_id,
+                            const char *actor, bool *started, struct store_fleet *out,
+                            struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
@@ -317,10 +301,8 @@ pemn_rc sq_fleet_follow_tag(struct sq_conn *c, const struct store_version *v, co
         t.release = v->release;
         memcpy(t.digest, v->digest, sizeof t.digest);
         t.size = v->size;
-        uint8_t rnd[16];
         char rid[STORE_ROLLOUT_ID_MAX];
-        randombytes_buf(rnd, sizeof rnd);
-        proto_hex(rnd, sizeof rnd, rid);
+        store_new_rollout_id(rid);
         /* the fleet's rollout policy as last set */
         rc = fleet_put_on(c, names[i], &t, f.percent_bp, f.abort_failure_bp, f.abort_min_devices,
                           rid, actor, "fleet.follow", NULL, err);
@@ -331,8 +313,8 @@ pemn_rc sq_fleet_follow_tag(struct sq_conn *c, const struct store_version *v, co
     return rc;
 }
 
-pemn_rc store_fleet_get(struct store *st, const char *fleet, struct store_fleet *out,
-                        struct pemn_err *err)
+static pemn_rc sq_fleet_get(struct store *st, const char *fleet, struct store_fleet *out,
+                            struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -343,7 +325,7 @@ pemn_rc store_fleet_get(struct store *st, const char *fleet, struct store_fleet 
     return rc;
 }
 
-pemn_rc store_fleet_list(struct store *st, store_fleet_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_fleet_list(struct store *st, store_fleet_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] = "SELECT " FLEET_COLS " FROM fleets ORDER BY name";
     struct sq_conn *c;
@@ -367,12 +349,10 @@ pemn_rc store_fleet_list(struct store *st, store_fleet_cb cb, void *ctx, struct 
     return rc;
 }
 
-pemn_rc store_fleet_set_state(struct store *st, const char *fleet, enum store_rollout_state to,
-                              const char *reason, const char *rollout_id, const char *actor,
-                              bool *changed, struct store_fleet *out, struct pemn_err *err)
+static pemn_rc sq_fleet_set_state(struct store *st, const char *fleet, enum store_rollout_state to,
+                                  const char *reason, const char *rollout_id, const char *actor,
+                                  bool *changed, struct store_fleet *out, struct pemn_err *err)
 {
-    if (!store_rollout_state_name(to))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad rollout state");
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
@@ -481,9 +461,9 @@ static pemn_rc device_register(struct sq_conn *c, const char *id, int64_t fleet_
     return r == SQLITE_DONE ? PEMN_OK : sq_fail(c, err, "registering a device");
 }
 
-pemn_rc store_device_poll(struct store *st, const char *fleet, const char *device,
-                          int touch_seconds, struct store_fleet *fleet_out,
-                          struct store_device *dev_out, struct pemn_err *err)
+static pemn_rc sq_device_poll(struct store *st, const char *fleet, const char *device,
+                              int touch_seconds, struct store_fleet *fleet_out,
+                              struct store_device *dev_out, struct pemn_err *err)
 {
     static const char sql_touch[] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1";
     struct sq_conn *c;
@@ -543,9 +523,9 @@ static pemn_rc count_where(struct sq_conn *c, int64_t fid, const char *rollout, 
     return r == SQLITE_ROW ? PEMN_OK : sq_fail(c, err, "counting devices");
 }
 
-pemn_rc store_device_report(struct store *st, const char *fleet, const struct store_device *r,
-                            const char *counts_for, uint64_t *reporting, uint64_t *failed,
-                            struct pemn_err *err)
+static pemn_rc sq_device_report(struct store *st, const char *fleet, const struct store_device *r,
+                                const char *counts_for, uint64_t *reporting, uint64_t *failed,
+                                struct pemn_err *err)
 {
     static const char sql[] =
         "UPDATE devices SET last_seen = ?2, reported = ?2, state = ?3, reason = ?4,"
@@ -593,8 +573,8 @@ pemn_rc store_device_report(struct store *st, const char *fleet, const struct st
     return rc;
 }
 
-pemn_rc store_device_get(struct store *st, const char *fleet, const char *device,
-                         struct store_device *out, struct pemn_err *err)
+static pemn_rc sq_device_get(struct store *st, const char *fleet, const char *device,
+                             struct store_device *out, struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -610,8 +590,8 @@ pemn_rc store_device_get(struct store *st, const char *fleet, const char *device
     return rc;
 }
 
-pemn_rc store_fleet_counts(struct store *st, const char *fleet, struct store_fleet_counts *out,
-                           store_count_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_fleet_counts(struct store *st, const char *fleet, struct store_fleet_counts *out,
+                               store_count_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql_states[] =
         "SELECT state, count(*) FROM devices WHERE fleet_id = ?1 GROUP BY state ORDER BY state";
@@ -676,3 +656,14 @@ pemn_rc store_fleet_counts(struct store *st, const char *fleet, struct store_fle
     sq_release(st, c);
     return rc;
 }
+
+const struct store_fleet_ops sq_fleet_ops = {
+    .put = sq_fleet_put,
+    .get = sq_fleet_get,
+    .list = sq_fleet_list,
+    .set_state = sq_fleet_set_state,
+    .device_poll = sq_device_poll,
+    .device_report = sq_device_report,
+    .device_get = sq_device_get,
+    .counts = sq_fleet_counts,
+};

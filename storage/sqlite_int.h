@@ -13,7 +13,7 @@
 #ifndef PEMN_STORAGE_SQLITE_INT_H
 #define PEMN_STORAGE_SQLITE_INT_H
 
-#include "storage/store.h"
+#include "storage/store_ops.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -31,16 +31,13 @@ struct sq_conn {
     struct sq_conn *next; /* idle list */
 };
 
-struct blob_cache;
-
-struct store {
+/* The SQLite backend's state (st->be). */
+struct sq_store {
     char *path;
-    struct store_opts opts;
+    int busy_timeout_ms;
     pthread_mutex_t mu; /* guards idle */
     struct sq_conn *idle;
     unsigned n_idle;
-    int schema;
-    struct blob_cache *cache;
 };
 
 /* Borrow / return a connection. A connection returned inside a transaction is rolled back. */
@@ -81,9 +78,46 @@ void sq_col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 pemn_rc sq_migrate(struct sq_conn *c, int *schema_out, struct pemn_err *err);
 int sq_schema_latest(void);
 
-/* Blob cache (sqlite_blobs.c). */
-struct blob_cache *blob_cache_new(size_t budget);
-void blob_cache_free(struct blob_cache *bc);
-void blob_cache_stats(struct blob_cache *bc, struct store_stats *out);
+/* ---- the operations (struct store_ops sq_ops, sqlite_conn.c) ---- */
+pemn_rc sq_put_package(struct store *st, const struct store_version *meta, const void *bytes,
+                       size_t len, const char *actor, bool *created, struct store_version *out,
+                       struct pemn_err *err);
+pemn_rc sq_get_version(struct store *st, const char *model, const char *version,
+                       struct store_version *out, struct pemn_err *err);
+pemn_rc sq_get_latest(struct store *st, const char *model, struct store_version *out,
+                      struct pemn_err *err);
+pemn_rc sq_list_models(struct store *st, store_model_cb cb, void *ctx, struct pemn_err *err);
+pemn_rc sq_list_versions(struct store *st, const char *model, store_version_cb cb, void *ctx,
+                         struct pemn_err *err);
+pemn_rc sq_tag_set(struct store *st, const char *model, const char *tag, const char *version,
+                   const char *actor, struct store_version *out, unsigned *fleets_moved,
+                   struct pemn_err *err);
+pemn_rc sq_tag_get(struct store *st, const char *model, const char *tag, struct store_version *out,
+                   struct pemn_err *err);
+pemn_rc sq_tag_delete(struct store *st, const char *model, const char *tag, const char *actor,
+                      struct pemn_err *err);
+pemn_rc sq_list_tags(struct store *st, const char *model, store_tag_cb cb, void *ctx,
+                     struct pemn_err *err);
+pemn_rc sq_blob_find(struct store *st, const char *digest, uint64_t *size, int64_t *ref,
+                     struct pemn_err *err);
+pemn_rc sq_blob_read(struct store *st, int64_t ref, uint64_t offset, void *buf, size_t n,
+                     struct pemn_err *err);
+pemn_rc sq_key_add(struct store *st, const struct store_key *k, const char *actor,
+                   struct pemn_err *err);
+pemn_rc sq_key_remove(struct store *st, const char *name_or_id, const char *actor,
+                      struct pemn_err *err);
+pemn_rc sq_key_list(struct store *st, store_key_cb cb, void *ctx, struct pemn_err *err);
+pemn_rc sq_token_insert(struct store *st, const char *name, const uint8_t *hash,
+                        const char *scope_name, const char *device, const char *fleet,
+                        const char *actor, const char *detail, struct pemn_err *err);
+pemn_rc sq_token_revoke(struct store *st, const char *name, const char *actor,
+                        struct pemn_err *err);
+pemn_rc sq_token_find(struct store *st, const uint8_t *hash, bool *found,
+                      struct store_token_row *row, struct pemn_err *err);
+pemn_rc sq_token_list(struct store *st, store_token_cb cb, void *ctx, struct pemn_err *err);
+pemn_rc sq_audit_list(struct store *st, unsigned limit, store_audit_cb cb, void *ctx,
+                      struct pemn_err *err);
+pemn_rc sq_stats(struct store *st, struct store_stats *out, struct pemn_err *err);
+extern const struct store_fleet_ops sq_fleet_ops;
 
 #endif

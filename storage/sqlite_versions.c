@@ -60,8 +60,8 @@ static pemn_rc get_version(struct sq_conn *c, const char *model, const char *ver
     return rc;
 }
 
-pemn_rc store_get_version(struct store *st, const char *model, const char *version,
-                          struct store_version *out, struct pemn_err *err)
+pemn_rc sq_get_version(struct store *st, const char *model, const char *version,
+                       struct store_version *out, struct pemn_err *err)
 {
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
@@ -72,8 +72,8 @@ pemn_rc store_get_version(struct store *st, const char *model, const char *versi
     return rc;
 }
 
-pemn_rc store_get_latest(struct store *st, const char *model, struct store_version *out,
-                         struct pemn_err *err)
+pemn_rc sq_get_latest(struct store *st, const char *model, struct store_version *out,
+                      struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT " VERSION_COLS VERSION_FROM "WHERE m.name = ?1 ORDER BY v.release DESC LIMIT 1";
@@ -214,21 +214,11 @@ static pemn_rc put_locked(struct sq_conn *c, const struct store_version *m, cons
     return PEMN_OK;
 }
 
-pemn_rc store_put_package(struct store *st, const struct store_version *meta, const void *bytes,
-                          size_t len, const char *actor, bool *created, struct store_version *out,
-                          struct pemn_err *err)
+pemn_rc sq_put_package(struct store *st, const struct store_version *meta, const void *bytes,
+                       size_t len, const char *actor, bool *created, struct store_version *out,
+                       struct pemn_err *err)
 {
-    if (!meta || !bytes || !created || !meta->model[0] || !meta->version[0])
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "missing package or metadata");
-    if (meta->release > (uint64_t)INT64_MAX || meta->n_params > (uint64_t)INT64_MAX ||
-        meta->f32_size > (uint64_t)INT64_MAX || (uint64_t)len > (uint64_t)INT64_MAX)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "number out of the storable range");
-    uint8_t d[PEMN_DIGEST_BYTES];
-    if (pemn_digest_parse(meta->digest, d) != PEMN_OK)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "malformed digest");
-    struct store_version m = *meta;
-    pemn_digest_format(d, m.digest); /* canonical lowercase */
-
+    const struct store_version m = *meta; /* validated, digest canonical (store.c) */
     struct sq_conn *c;
     pemn_rc rc = sq_acquire(st, &c, err);
     if (rc)
@@ -248,7 +238,7 @@ pemn_rc store_put_package(struct store *st, const struct store_version *meta, co
 }
 
 /* ---- listings -------------------------------------------------------------------------- */
-pemn_rc store_list_models(struct store *st, store_model_cb cb, void *ctx, struct pemn_err *err)
+pemn_rc sq_list_models(struct store *st, store_model_cb cb, void *ctx, struct pemn_err *err)
 {
     /* The latest version per model: the row with the highest release. */
     static const char sql[] =
@@ -277,8 +267,8 @@ pemn_rc store_list_models(struct store *st, store_model_cb cb, void *ctx, struct
     return rc;
 }
 
-pemn_rc store_list_versions(struct store *st, const char *model, store_version_cb cb, void *ctx,
-                            struct pemn_err *err)
+pemn_rc sq_list_versions(struct store *st, const char *model, store_version_cb cb, void *ctx,
+                         struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT " VERSION_COLS VERSION_FROM "WHERE m.name = ?1 ORDER BY v.release DESC";
@@ -308,15 +298,9 @@ pemn_rc store_list_versions(struct store *st, const char *model, store_version_c
 }
 
 /* ---- tags ------------------------------------------------------------------------------ */
-pemn_rc store_tag_set(struct store *st, const char *model, const char *tag, const char *version,
-                      const char *actor, struct store_version *out, struct pemn_err *err)
-{
-    return store_tag_set_follow(st, model, tag, version, actor, out, NULL, err);
-}
-
-pemn_rc store_tag_set_follow(struct store *st, const char *model, const char *tag,
-                             const char *version, const char *actor, struct store_version *out,
-                             unsigned *fleets_moved, struct pemn_err *err)
+pemn_rc sq_tag_set(struct store *st, const char *model, const char *tag, const char *version,
+                   const char *actor, struct store_version *out, unsigned *fleets_moved,
+                   struct pemn_err *err)
 {
     static const char sql[] =
         "INSERT INTO tags(model_id, tag, version_id, updated)"
@@ -366,8 +350,8 @@ pemn_rc store_tag_set_follow(struct store *st, const char *model, const char *ta
     return rc;
 }
 
-pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
-                      struct store_version *out, struct pemn_err *err)
+pemn_rc sq_tag_get(struct store *st, const char *model, const char *tag, struct store_version *out,
+                   struct pemn_err *err)
 {
     static const char sql[] = "SELECT " VERSION_COLS VERSION_FROM
                               "JOIN tags t ON t.version_id = v.id AND t.model_id = m.id"
@@ -391,8 +375,8 @@ pemn_rc store_tag_get(struct store *st, const char *model, const char *tag,
     return rc;
 }
 
-pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag, const char *actor,
-                         struct pemn_err *err)
+pemn_rc sq_tag_delete(struct store *st, const char *model, const char *tag, const char *actor,
+                      struct pemn_err *err)
 {
     static const char sql[] = "DELETE FROM tags WHERE tag = ?2 AND model_id ="
                               " (SELECT id FROM models WHERE name = ?1)";
@@ -425,8 +409,8 @@ pemn_rc store_tag_delete(struct store *st, const char *model, const char *tag, c
     return rc;
 }
 
-pemn_rc store_list_tags(struct store *st, const char *model, store_tag_cb cb, void *ctx,
-                        struct pemn_err *err)
+pemn_rc sq_list_tags(struct store *st, const char *model, store_tag_cb cb, void *ctx,
+                     struct pemn_err *err)
 {
     static const char sql[] = "SELECT t.tag, v.version FROM tags t JOIN models m ON"
                               " m.id = t.model_id JOIN versions v ON v.id = t.version_id"

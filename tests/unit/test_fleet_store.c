@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "storage/store_fleet.h"
+#include "tests/common/storefix.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,37 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-fleetstore-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
-
 static struct store *open_store(void)
 {
     struct store *st = NULL;
     struct pemn_err e;
-    pemn_rc rc = store_open(g_db, NULL, &st, &e);
+    pemn_rc rc = store_open(storefix_db, NULL, &st, &e);
     if (rc)
         fail_msg("store_open: %s", e.msg);
     return st;
@@ -644,14 +619,14 @@ static void test_report_message(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_put_and_rollouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_transitions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_follow_tag, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bound_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_report_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_and_rollouts, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_state_transitions, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_devices, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_list, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_tag, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_bound_tokens, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_report_message, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
