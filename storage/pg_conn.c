@@ -2,6 +2,7 @@
  * storage/pg_conn.c — the PostgreSQL backend's connections, statements, transactions with
  * bounded retries, the audit helper, open/close and the operation table (pg_int.h).
  */
+#include "storage/store_metadata.h"
 #include "storage/pg_int.h"
 
 #include "proto/err.h"
@@ -459,4 +460,5 @@ const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
+    .metadata = &pg_metadata_ops,
 };

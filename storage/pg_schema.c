@@ -11,6 +11,7 @@
  * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
  */
 #include "storage/pg_int.h"
+#include "storage/store_metadata.h"
 
 #include "proto/err.h"
 
@@ -121,7 +122,8 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {3, schema_v3}, /* = SQLite 1-3 */
+    {3, schema_v3},          /* = SQLite 1-3 */
+    {5, pg_schema_metadata}, /* = SQLite 5 (issue 10: signed desired state) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -2,6 +2,7 @@
  * storage/sqlite_conn.c — opening the database, the connection pool, statement cache,
  * transactions and the audit helper.
  */
+#include "storage/store_metadata.h"
 #include "storage/sqlite_int.h"
 
 #include "proto/err.h"
@@ -287,4 +288,5 @@ const struct store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
+    .metadata = &sq_metadata_ops,
 };

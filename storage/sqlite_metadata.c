@@ -21,21 +21,11 @@ const char sq_schema_metadata[] = "CREATE TABLE device_metadata("
                                   "  expires INTEGER NOT NULL DEFAULT 0,"
                                   "  body TEXT NOT NULL DEFAULT '') WITHOUT ROWID;";
 
-static bool device_ok(const char *device)
-{
-    size_t n = device ? strlen(device) : 0;
-    return n > 0 && n < STORE_LABEL_MAX;
-}
-
-pemn_rc store_metadata_get(struct store *st, const char *device, struct store_metadata *out,
-                           bool *found, struct pemn_err *err)
+static pemn_rc sqm_get(struct store *st, const char *device, struct store_metadata *out,
+                       bool *found, struct pemn_err *err)
 {
     static const char sql[] = "SELECT body_version, fleet, answer_hash, issued, expires, body"
                               " FROM device_metadata WHERE device = ?1 AND body_version > 0";
-    memset(out, 0, sizeof *out);
-    *found = false;
-    if (!device_ok(device))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad device id");
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
@@ -68,14 +58,12 @@ pemn_rc store_metadata_get(struct store *st, const char *device, struct store_me
     return rc;
 }
 
-pemn_rc store_metadata_next_version(struct store *st, const char *device, uint64_t *version,
-                                    struct pemn_err *err)
+static pemn_rc sqm_next_version(struct store *st, const char *device, uint64_t *version,
+                                struct pemn_err *err)
 {
     static const char sql[] = "INSERT INTO device_metadata(device, version) VALUES(?1, 1)"
                               " ON CONFLICT(device) DO UPDATE SET version = version + 1"
                               " RETURNING version";
-    if (!device_ok(device))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad device id");
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
@@ -102,13 +90,11 @@ pemn_rc store_metadata_next_version(struct store *st, const char *device, uint64
     return rc;
 }
 
-pemn_rc store_metadata_counter(struct store *st, const char *device, uint64_t *version,
-                               struct pemn_err *err)
+static pemn_rc sqm_counter(struct store *st, const char *device, uint64_t *version,
+                           struct pemn_err *err)
 {
     static const char sql[] = "SELECT version FROM device_metadata WHERE device = ?1";
     *version = 0;
-    if (!device_ok(device))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad device id");
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
@@ -125,22 +111,15 @@ pemn_rc store_metadata_counter(struct store *st, const char *device, uint64_t *v
     return rc;
 }
 
-pemn_rc store_metadata_put(struct store *st, const char *device, const struct store_metadata *m,
-                           bool *stored, struct pemn_err *err)
+static pemn_rc sqm_put(struct store *st, const char *device, const struct store_metadata *m,
+                       bool *stored, struct pemn_err *err)
 {
     static const char sql[] =
         "UPDATE device_metadata SET body_version = ?2, fleet = ?3, answer_hash = ?4,"
         " issued = ?5, expires = ?6, body = ?7"
         " WHERE device = ?1 AND body_version < ?2 AND version >= ?2";
     static const char sql_counter[] = "SELECT version FROM device_metadata WHERE device = ?1";
-    if (stored)
-        *stored = false;
-    size_t blen = strnlen(m->body, sizeof m->body);
-    if (!device_ok(device) || m->version == 0 || blen == 0 || blen >= sizeof m->body ||
-        m->version > (uint64_t)INT64_MAX || strnlen(m->fleet, sizeof m->fleet) >= sizeof m->fleet ||
-        strnlen(m->answer_hash, sizeof m->answer_hash) >= sizeof m->answer_hash)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad signed metadata for '%s'",
-                         device ? device : "");
+    size_t blen = strlen(m->body);
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
@@ -182,3 +161,10 @@ pemn_rc store_metadata_put(struct store *st, const char *device, const struct st
     sq_release(st, c);
     return rc;
 }
+
+const struct store_metadata_ops sq_metadata_ops = {
+    .get = sqm_get,
+    .next_version = sqm_next_version,
+    .counter = sqm_counter,
+    .put = sqm_put,
+};

@@ -52,4 +52,20 @@ PEMN_WARN_UNUSED pemn_rc store_metadata_put(struct store *st, const char *device
                                             const struct store_metadata *m, bool *stored,
                                             struct pemn_err *err);
 
+/* ---- backends (internal to storage/; storage/store_ops.h) ---------------------------------- */
+/* Arguments arrive validated (device a label, m checked for lengths and version > 0). */
+struct store_metadata_ops {
+    pemn_rc (*get)(struct store *st, const char *device, struct store_metadata *out, bool *found,
+                   struct pemn_err *err);
+    pemn_rc (*next_version)(struct store *st, const char *device, uint64_t *version,
+                            struct pemn_err *err);
+    pemn_rc (*counter)(struct store *st, const char *device, uint64_t *version,
+                       struct pemn_err *err);
+    pemn_rc (*put)(struct store *st, const char *device, const struct store_metadata *m,
+                   bool *stored, struct pemn_err *err);
+};
+extern const struct store_metadata_ops sq_metadata_ops; /* storage/sqlite_metadata.c */
+extern const struct store_metadata_ops pg_metadata_ops; /* storage/pg_metadata.c */
+extern const char pg_schema_metadata[];                 /* its migration (pg_schema.c) */
+
 #endif

@@ -50,6 +50,7 @@
 
 struct blob_cache;
 struct store_fleet_ops;
+struct store_metadata_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -125,6 +126,7 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
+    const struct store_metadata_ops *metadata; /* signed desired state (store_metadata.h) */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */

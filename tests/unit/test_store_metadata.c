@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "storage/store_metadata.h"
+#include "tests/common/storefix.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,37 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-metastore-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
-
 static struct store *open_store(void)
 {
     struct store *st = NULL;
     struct pemn_err e;
-    pemn_rc rc = store_open(g_db, NULL, &st, &e);
+    pemn_rc rc = store_open(storefix_db, NULL, &st, &e);
     if (rc)
         fail_msg("store_open: %s", e.msg);
     return st;
@@ -213,10 +188,10 @@ static void test_concurrent_unique(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_counter_rises, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counter_rises, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_put_get, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_unique, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
