@@ -336,16 +336,6 @@ static const char *const root_fields[] = {
 
 static pemn_rc parse_signed(pemn_root *r, json_t *sd, struct pemn_err *err)
 {
-    const char *k;
-    json_t *m;
-    json_object_foreach(sd, k, m)
-    {
-        size_t i = 0;
-        while (i < N_ROOT_FIELDS && strcmp(root_fields[i], k) != 0)
-            i++;
-        if (i == N_ROOT_FIELDS)
-            return BAD("unknown field \"%.64s\" in a root", k);
-    }
     if (strcmp(json_string_value(json_object_get(sd, "_type")), PEMN_ROOT_TYPE) != 0)
         return BAD("\"_type\" is not \"%s\"", PEMN_ROOT_TYPE);
     int64_t spec, version, expires, thr;
@@ -356,6 +346,17 @@ static pemn_rc parse_signed(pemn_root *r, json_t *sd, struct pemn_err *err)
         return proto_err(err, PEMN_EVERSION, PEMN_NO_OFFSET,
                          "root spec_version %lld; this library reads %d", (long long)spec,
                          PEMN_ROOT_SPEC_VERSION);
+    /* a later spec_version may add fields: the version is judged first */
+    const char *k;
+    json_t *m;
+    json_object_foreach(sd, k, m)
+    {
+        size_t i = 0;
+        while (i < N_ROOT_FIELDS && strcmp(root_fields[i], k) != 0)
+            i++;
+        if (i == N_ROOT_FIELDS)
+            return BAD("unknown field \"%.64s\" in a root", k);
+    }
     for (size_t i = 0; i < N_ROOT_FIELDS; i++)
         if (!json_object_get(sd, root_fields[i]))
             return BAD("a root needs \"%s\"", root_fields[i]);
@@ -591,6 +592,23 @@ bool pemn_root_is_metadata_key(const pemn_root *root, const struct pemn_pubkey *
     return i >= 0 && rev_find(root, id) < 0 &&
            sodium_memcmp(root->mkeys[i].key.bytes, pk->bytes, PEMN_PUBKEY_BYTES) == 0;
 }
+pemn_rc pemn_root_check_metadata(const pemn_root *root, const pemn_envelope *env,
+                                 struct pemn_err *err)
+{
+    if (!root || !env)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
+    struct pemn_pubkey keys[PEMN_ROOT_MAX_KEYS];
+    size_t n = 0;
+    for (size_t i = 0; i < root->n_mkeys; i++)
+        if (rev_find(root, root->mkeys[i].id) < 0) /* never true for a parsed root */
+            keys[n++] = root->mkeys[i].key;
+    if (n && pemn_envelope_verify(env, keys, n, 1, NULL, NULL) == PEMN_OK)
+        return PEMN_OK;
+    return proto_err(err, PEMN_EUNTRUSTED, PEMN_NO_OFFSET,
+                     "signed by no metadata key of root version %llu",
+                     (unsigned long long)root->version);
+}
+
 size_t pemn_root_publisher_count(const pemn_root *root)
 {
     return root ? root->n_pubs : 0;

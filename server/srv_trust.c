@@ -43,8 +43,15 @@ pemn_rc srv_trust_root_add(struct store *st, const void *bytes, size_t len, int6
     if (!rc)
         rc = srv_trust_latest_root(st, &latest, err);
     /* a stored version again: the store answers (identical bytes: a no-op; else conflict) */
-    if (!rc && latest && pemn_root_version(next) > pemn_root_version(latest))
-        rc = pemn_root_verify_next(latest, next, err);
+    if (!rc && latest && pemn_root_version(next) > pemn_root_version(latest)) {
+        if (pemn_root_version(next) != pemn_root_version(latest) + 1)
+            rc = proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
+                           "root version %" PRIu64 " does not follow the latest stored, %" PRIu64
+                           ": add the versions in between first",
+                           pemn_root_version(next), pemn_root_version(latest));
+        else
+            rc = pemn_root_verify_next(latest, next, err);
+    }
     if (!rc)
         rc = store_trust_root_put(st, pemn_root_version(next), pemn_root_expires(next), bytes, len,
                                   actor, created, err);

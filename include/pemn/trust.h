@@ -140,6 +140,12 @@ const struct pemn_pubkey *pemn_root_metadata_key(const pemn_root *root, size_t i
 /* true when pk is one of the root's metadata keys (and not revoked). */
 bool pemn_root_is_metadata_key(const pemn_root *root, const struct pemn_pubkey *pk);
 
+/* Whether env (desired-state metadata, any "_type") carries a valid signature by at least one
+ * of the root's metadata keys that is not revoked: PEMN_OK, else PEMN_EUNTRUSTED ("signed by
+ * no metadata key of root version N"). Does not look at the content or its expiry. */
+PEMN_WARN_UNUSED pemn_rc pemn_root_check_metadata(const pemn_root *root, const pemn_envelope *env,
+                                                  struct pemn_err *err);
+
 struct pemn_root_publisher {
     struct pemn_pubkey key;
     uint8_t id[PEMN_KEYID_BYTES];
