@@ -243,16 +243,9 @@ pemn_rc agent_root_check_desired(struct pemn_agent *a, const char *body, size_t 
                                 pemn_envelope_type(env));
         goto out;
     }
-    size_t nk = pemn_root_metadata_key_count(ar->root);
-    struct pemn_pubkey keys[PEMN_ROOT_MAX_KEYS];
-    for (size_t i = 0; i < nk && i < PEMN_ROOT_MAX_KEYS; i++)
-        keys[i] = *pemn_root_metadata_key(ar->root, i);
-    if (nk == 0 || pemn_envelope_verify(env, keys, nk, 1, NULL, &re)) {
+    if (pemn_root_check_metadata(ar->root, env, &re)) {
         rc = agent_trust_refuse(a, AGENT_R_META_UNTRUSTED, PEMN_EUNTRUSTED, err,
-                                "desired state not signed by a metadata key of root version "
-                                "%llu%s%s",
-                                (unsigned long long)pemn_root_version(ar->root),
-                                re.msg[0] ? ": " : "", re.msg);
+                                "desired state: %s", re.msg);
         goto out;
     }
     size_t slen;
