@@ -3,6 +3,7 @@
  * server/srv_signer.h; wire format in docs/TRUST.md, "Signed desired state").
  */
 #include "server/srv_signer.h"
+#include "server/srv.h"
 #include "server/srv_signer_root.h"
 #include "storage/store_metadata.h"
 
@@ -88,12 +89,34 @@ static pemn_rc copy_body(const char *text, char **body, size_t *len, struct pemn
     return PEMN_OK;
 }
 
+static void make_etag(const struct store_metadata *m, char etag[SRV_SIGNER_ETAG_MAX])
+{
+    snprintf(etag, SRV_SIGNER_ETAG_MAX, "\"%.16s-%llx-%llx\"", m->answer_hash,
+             (unsigned long long)m->version, (unsigned long long)m->issued);
+}
+
+/* The body of m to the caller, or "not modified" when the client has it. */
+static pemn_rc deliver(const struct store_metadata *m, const char *if_none_match, char **body,
+                       size_t *len, char etag[SRV_SIGNER_ETAG_MAX], bool *not_modified,
+                       struct pemn_err *err)
+{
+    make_etag(m, etag);
+    if (srv_etag_matches(if_none_match, etag)) {
+        *not_modified = true;
+        return PEMN_OK;
+    }
+    return copy_body(m->body, body, len, err);
+}
+
 pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *fleet,
-                          const char *device, const json_t *answer, char **body, size_t *len,
-                          struct pemn_err *err)
+                          const char *device, const json_t *answer, const char *if_none_match,
+                          char **body, size_t *len, char etag[SRV_SIGNER_ETAG_MAX],
+                          bool *not_modified, struct pemn_err *err)
 {
     *body = NULL;
     *len = 0;
+    *not_modified = false;
+    etag[0] = 0;
     struct store_metadata *m = malloc(sizeof *m);
     if (!m)
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -106,7 +129,7 @@ pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *f
     /* the same answer, more than half of its life left: serve it again (no signing) */
     if (!rc && found && !strcmp(m->answer_hash, hash) && !strcmp(m->fleet, fleet) &&
         m->expires - now > (int64_t)(sg->expiry / 2) && m->issued <= now + 60) {
-        rc = copy_body(m->body, body, len, err);
+        rc = deliver(m, if_none_match, body, len, etag, not_modified, err);
         free(m);
         return rc;
     }
@@ -141,7 +164,7 @@ pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st, const char *f
         rc = store_metadata_put(st, device, m, &stored, err);
         /* not stored: a concurrent poll signed a newer one; this one is valid all the same */
         if (!rc)
-            rc = copy_body(m->body, body, len, err);
+            rc = deliver(m, if_none_match, body, len, etag, not_modified, err);
     }
     free(text);
     free(m);

@@ -14,6 +14,7 @@
 #include "storage/store.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct srv_signer;
 
@@ -24,13 +25,19 @@ PEMN_WARN_UNUSED pemn_rc srv_signer_new(const char *key_path, uint64_t expiry, s
                                         struct srv_signer **out, struct pemn_err *err);
 void srv_signer_free(struct srv_signer *sg); /* NULL is a no-op; wipes the key */
 
+#define SRV_SIGNER_ETAG_MAX 64
+
 /* The signed body for device's answer (the unsigned JSON object `answer`, borrowed; it must
  * hold "fleet" and "device"): the stored one when still good, else a newly signed one with the
- * next metadata version (stored). *body is malloc'ed (NUL-terminated, ending in a newline),
- * *len its length. PEMN_ENOMEM, PEMN_EDB. */
+ * next metadata version (stored). etag receives its ETag (quoted; derived from the answer's
+ * hash, the metadata version and the issue time: it changes whenever the body does). When
+ * if_none_match (the request header, may be NULL) names that ETag, *not_modified is set and
+ * no body is returned (*body NULL); else *body is malloc'ed (NUL-terminated, ending in a
+ * newline), *len its length. PEMN_ENOMEM, PEMN_EDB. */
 PEMN_WARN_UNUSED pemn_rc srv_signer_answer(struct srv_signer *sg, struct store *st,
                                            const char *fleet, const char *device,
-                                           const json_t *answer, char **body, size_t *len,
-                                           struct pemn_err *err);
+                                           const json_t *answer, const char *if_none_match,
+                                           char **body, size_t *len, char etag[SRV_SIGNER_ETAG_MAX],
+                                           bool *not_modified, struct pemn_err *err);
 
 #endif

@@ -46,8 +46,7 @@ static pemn_rc get_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
     pemn_rc rc = PEMN_OK;
     x->found = false;
     if (PQntuples(r) == 1) {
-        struct store_metadata *m = x->out;
-        memset(m, 0, sizeof *m);
+        struct store_metadata *m = x->out; /* header cleared by the caller */
         m->version = (uint64_t)pg_i64(r, 0, 0);
         pg_text(r, 0, 1, m->fleet, sizeof m->fleet);
         pg_text(r, 0, 2, m->answer_hash, sizeof m->answer_hash);
@@ -55,7 +54,7 @@ static pemn_rc get_body(struct pg_conn *c, void *vctx, struct pemn_err *err)
         m->expires = pg_i64(r, 0, 4);
         int n = PQgetlength(r, 0, 5);
         if (n <= 0 || (size_t)n >= sizeof m->body) {
-            memset(m, 0, sizeof *m);
+            m->version = 0;
             rc = proto_err(err, PEMN_EDB, PEMN_NO_OFFSET, "stored metadata of '%s' is damaged",
                            x->device);
         } else {

@@ -33,7 +33,7 @@ static pemn_rc sqm_get(struct store *st, const char *device, struct store_metada
         return rc;
     sqlite3_bind_text(s, 1, device, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
-    if (r == SQLITE_ROW) {
+    if (r == SQLITE_ROW) { /* out's header was cleared by the caller */
         out->version = (uint64_t)sqlite3_column_int64(s, 0);
         sq_col_text(s, 1, out->fleet, sizeof out->fleet);
         sq_col_text(s, 2, out->answer_hash, sizeof out->answer_hash);
@@ -44,7 +44,7 @@ static pemn_rc sqm_get(struct store *st, const char *device, struct store_metada
         if (!b || n <= 0 || (unsigned)n >= sizeof out->body) {
             rc = proto_err(err, PEMN_EDB, PEMN_NO_OFFSET, "stored metadata of '%s' is damaged",
                            device);
-            memset(out, 0, sizeof *out);
+            out->version = 0;
         } else {
             memcpy(out->body, b, (size_t)n);
             out->body[n] = 0;

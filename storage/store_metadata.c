@@ -7,6 +7,7 @@
 
 #include "proto/err.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static bool device_ok(const char *device)
@@ -26,7 +27,9 @@ static bool device_ok(const char *device)
 pemn_rc store_metadata_get(struct store *st, const char *device, struct store_metadata *out,
                            bool *found, struct pemn_err *err)
 {
-    memset(out, 0, sizeof *out);
+    /* the header only: the body buffer is 8 KiB and this runs on every poll */
+    memset(out, 0, offsetof(struct store_metadata, body));
+    out->body[0] = 0;
     *found = false;
     META_OPS(st, device, err);
     return st->ops->metadata->get(st, device, out, found, err);

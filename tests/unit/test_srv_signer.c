@@ -99,6 +99,18 @@ static json_t *open_body(const char *body, const struct pemn_pubkey *pk)
     return o;
 }
 
+/* srv_signer_answer without If-None-Match (always a body). */
+static pemn_rc answer_of(struct srv_signer *sg, struct store *st, const char *device,
+                         const json_t *a, char **body, size_t *len, struct pemn_err *e)
+{
+    char etag[SRV_SIGNER_ETAG_MAX];
+    bool same = true;
+    pemn_rc rc = srv_signer_answer(sg, st, "f", device, a, NULL, body, len, etag, &same, e);
+    assert_false(same);
+    assert_true(etag[0] == '"');
+    return rc;
+}
+
 static uint64_t jint(json_t *o, const char *k)
 {
     return (uint64_t)json_integer_value(json_object_get(o, k));
@@ -135,7 +147,7 @@ static void test_sign_once_per_answer(void **state)
     char *b1 = NULL, *b2 = NULL, *b3 = NULL;
     size_t l1, l2, l3;
     int64_t t0 = (int64_t)time(NULL);
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b1, &l1, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b1, &l1, &e), PEMN_OK);
     assert_int_equal(l1, strlen(b1));
     assert_int_equal(b1[l1 - 1], '\n');
     json_t *o = open_body(b1, &f->k.meta_pk);
@@ -146,21 +158,42 @@ static void test_sign_once_per_answer(void **state)
     assert_int_equal(jint(o, "expires") - jint(o, "issued"), 3600);
     json_decref(o);
     /* the same answer: the same bytes, no new version */
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b2, &l2, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b2, &l2, &e), PEMN_OK);
     assert_string_equal(b1, b2);
+    /* the client has it: "not modified", no body; another ETag: the body */
+    char etag[SRV_SIGNER_ETAG_MAX], etag2[SRV_SIGNER_ETAG_MAX];
+    bool same = false;
+    char *nb = NULL;
+    size_t nl = 1;
+    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, NULL, &nb, &nl, etag, &same, &e),
+                     PEMN_OK);
+    free(nb);
+    nb = NULL;
+    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, etag, &nb, &nl, etag2, &same, &e),
+                     PEMN_OK);
+    assert_true(same);
+    assert_null(nb);
+    assert_int_equal(nl, 0);
+    assert_string_equal(etag, etag2);
+    assert_int_equal(
+        srv_signer_answer(sg, f->st, "f", "d1", a1, "\"other\"", &nb, &nl, etag2, &same, &e),
+        PEMN_OK);
+    assert_false(same);
+    assert_non_null(nb);
+    free(nb);
     uint64_t counter = 0;
     assert_int_equal(store_metadata_counter(f->st, "d1", &counter, NULL), PEMN_OK);
     assert_int_equal(counter, 1);
     /* a changed answer: signed again, higher version */
     json_t *a2 = answer("2.0");
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a2, &b3, &l3, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a2, &b3, &l3, &e), PEMN_OK);
     o = open_body(b3, &f->k.meta_pk);
     assert_int_equal(jint(o, "metadata_version"), 2);
     assert_string_equal(json_string_value(json_object_get(o, "version")), "2.0");
     json_decref(o);
     /* back to the first answer: never the old version again */
     free(b2);
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b2, &l2, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b2, &l2, &e), PEMN_OK);
     o = open_body(b2, &f->k.meta_pk);
     assert_int_equal(jint(o, "metadata_version"), 3);
     json_decref(o);
@@ -169,7 +202,7 @@ static void test_sign_once_per_answer(void **state)
     size_t l4;
     json_t *a3 = answer("1.0");
     json_object_set_new(a3, "device", json_string("d2"));
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d2", a3, &b4, &l4, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d2", a3, &b4, &l4, &e), PEMN_OK);
     o = open_body(b4, &f->k.meta_pk);
     assert_int_equal(jint(o, "metadata_version"), 1);
     json_decref(o);
@@ -178,13 +211,13 @@ static void test_sign_once_per_answer(void **state)
     assert_int_equal(srv_signer_new(f->key, 3600, f->st, &sg, &e), PEMN_OK);
     char *b5 = NULL;
     size_t l5;
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b5, &l5, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b5, &l5, &e), PEMN_OK);
     assert_string_equal(b5, b2);
     /* a different lifetime is a different answer */
     srv_signer_free(sg);
     assert_int_equal(srv_signer_new(f->key, 7200, f->st, &sg, &e), PEMN_OK);
     free(b5);
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b5, &l5, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b5, &l5, &e), PEMN_OK);
     o = open_body(b5, &f->k.meta_pk);
     assert_int_equal(jint(o, "metadata_version"), 4);
     json_decref(o);
@@ -209,11 +242,11 @@ static void test_resign_before_expiry(void **state)
     json_t *a1 = answer("1.0");
     char *b1 = NULL, *b2 = NULL, *b3 = NULL;
     size_t l;
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b1, &l, &e), PEMN_OK);
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b2, &l, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b1, &l, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b2, &l, &e), PEMN_OK);
     assert_string_equal(b1, b2); /* more than half of its 4 s left */
     sleep(3);                    /* now less than half: re-signed, newer, fresh expiry */
-    assert_int_equal(srv_signer_answer(sg, f->st, "f", "d1", a1, &b3, &l, &e), PEMN_OK);
+    assert_int_equal(answer_of(sg, f->st, "d1", a1, &b3, &l, &e), PEMN_OK);
     json_t *o1 = open_body(b1, &f->k.meta_pk), *o3 = open_body(b3, &f->k.meta_pk);
     assert_true(jint(o3, "metadata_version") > jint(o1, "metadata_version"));
     assert_true(jint(o3, "expires") > jint(o1, "expires"));
