@@ -27,6 +27,18 @@
  * agent was created with allow_downgrade. The release compared is the verified manifest's,
  * never a number the server claims.
  *
+ * Trust (docs/AGENT.md "Trust", docs/TRUST.md): DIR/trust.json keeps, apart from the
+ * installed package, the highest release installed per model, the one model DIR runs
+ * (opts.model, else the first installed), and in root mode the highest signed desired-state
+ * version accepted; a release below the recorded one is refused even when DIR/current is
+ * gone or the keys changed. Root mode (opts.root_file): DIR/root.json is the current root,
+ * followed along the chain on the server each cycle; desired state must be signed by one of
+ * its metadata keys, for this fleet and device, fresh and not older than one seen; packages
+ * must be signed by publishers the root allows for the model. Refusals carry a reason
+ * (pemn_agent_cycle.reason, the event's reason, the status report): "metadata-expired",
+ * "metadata-replayed", "metadata-untrusted", "metadata-wrong-device", "wrong-model",
+ * "signer-revoked", "signer-untrusted", "root-invalid", "root-expired", "rollback-refused".
+ *
  * Thread-safety: an agent is used by one thread at a time. Two agents (in one process or
  * in two) cannot own the same DIR: the second gets PEMN_ECONFLICT.
  */
@@ -115,9 +127,11 @@ struct pemn_agent_opts {
 /* Zeroes *opts (every option at its default). */
 void pemn_agent_opts_init(struct pemn_agent_opts *opts);
 
-/* Opens (creating if needed) and locks DIR, then runs recovery (see top). *out is new; free
- * with pemn_agent_free. PEMN_EINVAL (missing dir/trusted), PEMN_ECONFLICT (DIR owned by
- * another agent), PEMN_EIO. */
+/* Opens (creating if needed) and locks DIR, loads trust.json (and the root), then runs
+ * recovery (see top). *out is new; free with pemn_agent_free. PEMN_EINVAL (missing dir, or
+ * neither trusted nor root_file), PEMN_ECONFLICT (DIR owned by another agent), PEMN_EIO,
+ * PEMN_ECORRUPT (damaged trust.json or root), PEMN_EROLLBACK (DIR/root.json older than the
+ * root version trust.json recorded). */
 PEMN_WARN_UNUSED pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
                                         struct pemn_err *err);
 void pemn_agent_free(pemn_agent *agent); /* NULL is a no-op; releases the lock */
