@@ -259,12 +259,61 @@ static void test_resign_before_expiry(void **state)
     srv_signer_free(sg);
 }
 
+/* Two pemnd (replicas) on one store: what one remembers for its 304s never makes a device
+ * see an older version than the store holds. */
+static void test_two_replicas(void **state)
+{
+    struct fx *f = *state;
+    add_root(f);
+    struct srv_signer *a = NULL, *b = NULL;
+    struct pemn_err e = {0};
+    assert_int_equal(srv_signer_new(f->key, 3600, f->st, &a, &e), PEMN_OK);
+    assert_int_equal(srv_signer_new(f->key, 3600, f->st, &b, &e), PEMN_OK);
+    json_t *x = answer("1.0"), *y = answer("2.0");
+    char ea[SRV_SIGNER_ETAG_MAX], eb[SRV_SIGNER_ETAG_MAX], e2[SRV_SIGNER_ETAG_MAX];
+    char *body = NULL;
+    size_t len;
+    bool same;
+    /* replica A signs X (version 1) and remembers it */
+    assert_int_equal(srv_signer_answer(a, f->st, "f", "d1", x, NULL, &body, &len, ea, &same, &e),
+                     PEMN_OK);
+    free(body);
+    /* replica B: the answer moves to Y (v2) and back to X (v3) */
+    assert_int_equal(answer_of(b, f->st, "d1", y, &body, &len, &e), PEMN_OK);
+    free(body);
+    assert_int_equal(srv_signer_answer(b, f->st, "f", "d1", x, NULL, &body, &len, eb, &same, &e),
+                     PEMN_OK);
+    json_t *o = open_body(body, &f->k.meta_pk);
+    assert_int_equal(jint(o, "metadata_version"), 3);
+    json_decref(o);
+    free(body);
+    assert_string_not_equal(ea, eb);
+    /* a device holding v3 asks A: A's memory (v1) does not match, the store answers: 304 */
+    body = NULL;
+    assert_int_equal(srv_signer_answer(a, f->st, "f", "d1", x, eb, &body, &len, e2, &same, &e),
+                     PEMN_OK);
+    assert_true(same);
+    assert_null(body);
+    /* a device without an ETag gets the newest body from A */
+    assert_int_equal(srv_signer_answer(a, f->st, "f", "d1", x, NULL, &body, &len, e2, &same, &e),
+                     PEMN_OK);
+    o = open_body(body, &f->k.meta_pk);
+    assert_int_equal(jint(o, "metadata_version"), 3);
+    json_decref(o);
+    free(body);
+    json_decref(x);
+    json_decref(y);
+    srv_signer_free(a);
+    srv_signer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_refuses_without_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_once_per_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resign_before_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_replicas, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
