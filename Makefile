@@ -8,7 +8,8 @@
 #   make fuzz            libFuzzer targets with clang (build/fuzz)
 #   make bench           benchmarks; ratios recorded in docs/BENCHMARKS.md
 #   make run             install missing packages, build, start pemnd on ./var/pemn.db
-#   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries
+#   make install         PREFIX=/usr/local DESTDIR= ; headers, libpemn.{a,so}, pemn.pc, binaries,
+#                        the web console (share/pemn/ui)
 #   make format | format-check | lint
 #
 # Sources are found by wildcard: a new .c file in a module folder is built without
@@ -224,11 +225,13 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc
 	$(if $(PEMN_BIN),install -m 755 $(PEMN_BIN) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(PEMND_BIN),install -m 755 $(PEMND_BIN) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PREFIX)/share/pemn/ui
+	install -m 644 ui/* $(DESTDIR)$(PREFIX)/share/pemn/ui/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/pemn $(DESTDIR)$(PREFIX)/lib/libpemn.* \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/pemn.pc $(DESTDIR)$(PREFIX)/bin/pemn \
-	    $(DESTDIR)$(PREFIX)/bin/pemnd
+	    $(DESTDIR)$(PREFIX)/bin/pemnd $(DESTDIR)$(PREFIX)/share/pemn/ui
 
 # ---- style -----------------------------------------------------------------------------
 STYLE_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

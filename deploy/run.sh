@@ -14,6 +14,7 @@ mkdir -p "$(dirname "$DB")"
 cat <<MSG
 pemnd: http://$LISTEN  (database $DB)
   health:        curl http://$LISTEN/v1/health
+  web console:   http://$LISTEN/ui/   (docs/CONSOLE.md)
   trust a key:   $BUILD/bin/pemnd --db $DB key add alice.pub --name alice
   publish token: $BUILD/bin/pemnd --db $DB token create --scope publish --name me
   push:          curl -X PUT -H "Authorization: Bearer \$TOKEN" --data-binary @net.pemn \\

@@ -34,6 +34,7 @@ struct srv_config {
     char listen[128]; /* HOST:PORT, [v6]:PORT */
     char db[1024];
     char tmp_dir[1024]; /* for spilled uploads; "" = the database's directory */
+    char ui_dir[1024];  /* the web console's files; "" = found next to the binary */
     uint64_t max_package_size;
     uint64_t upload_memory_max;
     uint64_t threads;
@@ -229,5 +230,19 @@ extern const struct srv_route srv_routes_models[];
 extern const struct srv_route srv_routes_blobs[];
 extern const struct srv_route srv_routes_fleet[];
 extern const struct srv_route srv_routes_misc[];
+extern const struct srv_route srv_routes_console[];
+extern const struct srv_route srv_routes_ui[];
+
+/* ---- the web console (srv_routes_ui.c) ------------------------------------------------- */
+/* The directory the console's files are served from: cfg->ui_dir, or the default found next
+ * to the running binary ("" when there is none). */
+const char *srv_ui_dir(const struct srv_config *cfg);
+
+/* Rollout progress samples are taken at most this often per fleet (seconds), apart from
+ * state and percentage changes (storage/store_console.h). */
+#define SRV_PROGRESS_STEP 1
+/* Records a progress sample of the fleet's current rollout when one is due (force: now);
+ * failures are logged, never fatal to the request that triggered it (srv_routes_console.c). */
+void srv_progress_sample(struct srv *s, const char *fleet, bool force);
 
 #endif

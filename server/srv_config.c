@@ -39,6 +39,9 @@ static const struct ckey keys[] = {
     {"db", C_STR, F(db), "", 0, 0, "SQLite database file (created if missing)"},
     {"tmp_dir", C_STR, F(tmp_dir), "", 0, 0,
      "where large uploads are spooled (default: the database's directory)"},
+    {"ui_dir", C_STR, F(ui_dir), "", 0, 0,
+     "the web console's files, served at /ui/ (default: ../share/pemn/ui next to the pemnd "
+     "binary, or the source tree's ui/ for a binary in build/)"},
     {"max_package_size", C_SIZE, F(max_package_size), "256M", 1, 1000000000ull,
      "largest package accepted by a push (413 above)"},
     {"upload_memory_max", C_SIZE, F(upload_memory_max), "8M", 4 * KiB, 1 * GiB,

@@ -16,7 +16,13 @@
 #include <string.h>
 
 static const struct srv_route *const builtin_tables[] = {
-    srv_routes_misc, srv_routes_models, srv_routes_blobs, srv_routes_fleet, srv_routes_trust,
+    srv_routes_misc,    /* health, metrics, keys */
+    srv_routes_models,  /* models, versions, tags */
+    srv_routes_blobs,   /* package bytes */
+    srv_routes_fleet,   /* fleets, devices, rollouts */
+    srv_routes_console, /* the console's reads (srv_routes_console.c) */
+    srv_routes_ui,      /* the console's files (srv_routes_ui.c) */
+    srv_routes_trust,   /* the root of trust (srv_trust.c) */
 };
 
 static size_t table_count(void)

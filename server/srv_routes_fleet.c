@@ -271,6 +271,7 @@ static enum MHD_Result h_put(struct srv_req *r)
     if (started)
         srv_log(SRV_LOG_INFO, "fleet %s: rollout %s of %s %s at %.2f%%", name, f.rollout_id,
                 t.model, t.version, percent_bp / 100.0);
+    srv_progress_sample(r->srv, name, started);
     ret = reply_fleet(r, 200, name);
 out:
     json_decref(o);
@@ -540,6 +541,8 @@ static enum MHD_Result h_status(struct srv_req *r)
             srv_log(SRV_LOG_WARN, "fleet %s: rollout %s aborted: %s", fleet, f.rollout_id,
                     why_abort);
     }
+    if (counts)
+        srv_progress_sample(r->srv, fleet, false);
     struct store_device d;
     if ((rc = store_device_get(st, fleet, device, &d, &e)) ||
         (rc = store_fleet_get(st, fleet, &f, &e))) {
@@ -617,6 +620,7 @@ static enum MHD_Result h_rollout(struct srv_req *r)
         store_fleet_set_state(srv_store(r->srv), fleet, to, reason, NULL, r->actor, NULL, NULL, &e);
     if (rc)
         return srv_reply_store_error(r, rc, &e);
+    srv_progress_sample(r->srv, fleet, false);
     return reply_fleet(r, 200, fleet);
 }
 

@@ -3,8 +3,9 @@
  *
  * A push is checked completely before anything is stored: the package must parse, its
  * content digest and Ed25519 signature must verify, the signer must be a trusted publisher
- * (the keys table, read at each push so `pemnd key add` takes effect at once), and the
- * manifest's name/version must equal the URL's. The store then writes blob, version and
+ * (the keys table, read at each push so `pemnd key add` takes effect at once), no signer
+ * may be revoked by the latest stored root (server/srv_trust.h), and the manifest's
+ * name/version must equal the URL's. The store then writes blob, version and
  * audit row in one transaction.
  */
 #include "server/srv.h"
@@ -101,6 +102,13 @@ static enum MHD_Result push(struct srv_req *r)
     }
     if (rc) {
         ret = reject(r, 400, "corrupt", e.msg[0] ? e.msg : pemn_strerror(rc));
+        goto out;
+    }
+    if ((rc = srv_trust_push_check(srv_store(r->srv), pkg, &e)) == PEMN_EREVOKED) {
+        ret = reject(r, 403, "revoked", e.msg);
+        goto out;
+    } else if (rc) {
+        ret = srv_reply_store_error(r, rc, &e);
         goto out;
     }
     struct pemn_pkg_info info;

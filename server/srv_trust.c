@@ -257,6 +257,25 @@ enum MHD_Result srv_trust_reply_refused(struct srv_req *r, pemn_rc rc, const str
     return srv_reply_store_error(r, rc, e);
 }
 
+pemn_rc srv_trust_push_check(struct store *st, const pemn_pkg *pkg, struct pemn_err *err)
+{
+    pemn_root *root = NULL;
+    pemn_rc rc = srv_trust_latest_root(st, &root, err);
+    for (uint32_t i = 0; !rc && root && i < pemn_pkg_signer_count(pkg); i++) {
+        struct pemn_pubkey pk;
+        uint8_t id[PEMN_KEYID_BYTES];
+        char hex[PEMN_KEYID_TEXT_MAX];
+        if (pemn_pkg_signer(pkg, i, &pk, id) == PEMN_OK && pemn_root_is_revoked(root, id)) {
+            pemn_keyid_format(id, hex);
+            rc = proto_err(err, PEMN_EREVOKED, PEMN_NO_OFFSET,
+                           "signer %s is revoked by root version %" PRIu64, hex,
+                           pemn_root_version(root));
+        }
+    }
+    pemn_root_free(root);
+    return rc;
+}
+
 void srv_trust_record_signers(struct store *st, const pemn_pkg *pkg, const char *digest)
 {
     struct pemn_pubkey keys[PEMN_PKG_MAX_SIGNERS];

@@ -48,6 +48,10 @@ json_t *srv_trust_mark(struct srv_trust_view *v, struct store *st, const struct 
  * 409 "untrusted"), or the store error. */
 enum MHD_Result srv_trust_reply_refused(struct srv_req *r, pemn_rc rc, const struct pemn_err *e);
 
+/* Push-time check: PEMN_EREVOKED when a signer of pkg is revoked by the latest stored root
+ * (a revoked key cannot publish); PEMN_OK otherwise, also when no root is stored. */
+pemn_rc srv_trust_push_check(struct store *st, const pemn_pkg *pkg, struct pemn_err *err);
+
 /* Records the signers of a pushed package (best effort: a failure is logged; the check then
  * falls back to the version's signer id). */
 void srv_trust_record_signers(struct store *st, const pemn_pkg *pkg, const char *digest);

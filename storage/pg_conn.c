@@ -4,6 +4,8 @@
  */
 #include "storage/store_metadata.h"
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -460,5 +462,7 @@ const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .stats = pg_stats,
     .fleet = &pg_fleet_ops,
+    .console = &pg_console_ops,
+    .trust = &pg_trust_ops,
     .metadata = &pg_metadata_ops,
 };

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The schema (migration 5 of storage/pg_schema.c, as SQLite's 5). */
+/* The schema (migration 6 of storage/pg_schema.c, as SQLite's 6). */
 const char pg_schema_metadata[] = "CREATE TABLE device_metadata("
                                   "  device text PRIMARY KEY,"
                                   "  version bigint NOT NULL,"

@@ -11,6 +11,8 @@
  * plus rollout_counts (the abort rule's counters, so a report never scans a fleet).
  */
 #include "storage/pg_int.h"
+#include "storage/store_console.h"
+#include "storage/store_trust.h"
 #include "storage/store_metadata.h"
 
 #include "proto/err.h"
@@ -122,8 +124,10 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {3, schema_v3},          /* = SQLite 1-3 */
-    {5, pg_schema_metadata}, /* = SQLite 5 (issue 10: signed desired state) */
+    {3, schema_v3},            /* = SQLite 1-3 */
+    {4, pg_schema_v4_console}, /* = SQLite 4: report history, rollout progress */
+    {5, pg_schema_trust},      /* = SQLite 5: roots, package signers (issue 10) */
+    {6, pg_schema_metadata},   /* = SQLite 6: signed desired state (issue 10) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

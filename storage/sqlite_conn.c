@@ -4,6 +4,8 @@
  */
 #include "storage/store_metadata.h"
 #include "storage/sqlite_int.h"
+#include "storage/store_console.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -288,5 +290,7 @@ const struct store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .stats = sq_stats,
     .fleet = &sq_fleet_ops,
+    .console = &sq_console_ops,
+    .trust = &sq_trust_ops,
     .metadata = &sq_metadata_ops,
 };

@@ -7,9 +7,10 @@
  * processes opening the same file at once migrate it exactly once.
  */
 #include "storage/sqlite_int.h"
+#include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
 #include "storage/sqlite_metadata.h"
-#include "storage/sqlite_trust.h"
+#include "storage/store_trust.h"
 
 #include "proto/err.h"
 
@@ -81,9 +82,9 @@ static const struct {
     int version;
     const char *sql;
 } migrations[] = {
-    {1, schema_v1},          {2, sq_schema_v2_fleets},
-    {3, schema_v3},          {4, sq_schema_trust}, /* issue 10: roots, package signers */
-    {5, sq_schema_metadata},                       /* issue 10: signed desired state */
+    {1, schema_v1},          {2, sq_schema_v2_fleets}, {3, schema_v3}, {4, sq_schema_v4_console},
+    {5, sq_schema_trust},    /* issue 10: roots, package signers */
+    {6, sq_schema_metadata}, /* issue 10: signed desired state */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

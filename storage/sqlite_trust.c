@@ -1,9 +1,8 @@
 /*
- * storage/sqlite_trust.c — SQLite backend of storage/store_trust.h: the root chain and the
- * signers of each package.
+ * storage/sqlite_trust.c — SQLite backend of storage/store_trust.h (sq_trust_ops): the root
+ * chain and the signers of each package. Arguments arrive validated (storage/store_trust.c).
  */
 #include "storage/sqlite_int.h"
-#include "storage/sqlite_trust.h"
 #include "storage/store_trust.h"
 
 #include "proto/err.h"
@@ -26,21 +25,15 @@ const char sq_schema_trust[] = "CREATE TABLE roots("
                                "  public_key BLOB NOT NULL,"
                                "  PRIMARY KEY(digest, public_key)) WITHOUT ROWID;";
 
-pemn_rc store_trust_root_put(struct store *st, uint64_t version, int64_t expires, const void *bytes,
-                             size_t len, const char *actor, bool *created, struct pemn_err *err)
+static pemn_rc sq_root_put(struct store *st, uint64_t version, int64_t expires, const char *digest,
+                           const void *bytes, size_t len, const char *actor, bool *created,
+                           struct pemn_err *err)
 {
     static const char sql_latest[] = "SELECT max(version) FROM roots";
     static const char sql_same[] = "SELECT digest FROM roots WHERE version = ?1";
     static const char sql_ins[] = "INSERT INTO roots(version, digest, expires, added, size, data)"
                                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
-    if (created)
-        *created = false;
-    if (!bytes || len == 0 || version == 0 || version > (uint64_t)INT64_MAX)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid root");
-    uint8_t d[PEMN_DIGEST_BYTES];
-    char digest[PEMN_DIGEST_TEXT_MAX], ver[24];
-    pemn_sha256(bytes, len, d);
-    pemn_digest_format(d, digest);
+    char ver[24];
     snprintf(ver, sizeof ver, "%llu", (unsigned long long)version);
 
     struct sq_conn *c;
@@ -119,20 +112,13 @@ static void row_meta(sqlite3_stmt *s, struct store_root *m)
     m->size = (uint64_t)sqlite3_column_int64(s, 4);
 }
 
-pemn_rc store_trust_root_get(struct store *st, uint64_t version, struct store_root *meta,
-                             uint8_t **bytes, size_t *len, struct pemn_err *err)
+static pemn_rc sq_root_get(struct store *st, uint64_t version, struct store_root *meta,
+                           uint8_t **bytes, size_t *len, struct pemn_err *err)
 {
     static const char sql_v[] =
         "SELECT version, digest, expires, added, size, data FROM roots WHERE version = ?1";
     static const char sql_latest[] = "SELECT version, digest, expires, added, size, data FROM"
                                      " roots ORDER BY version DESC LIMIT 1";
-    if (bytes)
-        *bytes = NULL;
-    if (len)
-        *len = 0;
-    if (version > (uint64_t)INT64_MAX)
-        return proto_err(err, PEMN_ENOTFOUND, PEMN_NO_OFFSET, "no root version %llu",
-                         (unsigned long long)version);
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, version ? sql_v : sql_latest, &c, &s, err);
@@ -171,7 +157,7 @@ pemn_rc store_trust_root_get(struct store *st, uint64_t version, struct store_ro
     return rc;
 }
 
-pemn_rc store_trust_root_list(struct store *st, store_root_cb cb, void *ctx, struct pemn_err *err)
+static pemn_rc sq_root_list(struct store *st, store_root_cb cb, void *ctx, struct pemn_err *err)
 {
     static const char sql[] =
         "SELECT version, digest, expires, added, size FROM roots ORDER BY version";
@@ -196,13 +182,11 @@ pemn_rc store_trust_root_list(struct store *st, store_root_cb cb, void *ctx, str
     return rc;
 }
 
-pemn_rc store_trust_signers_put(struct store *st, const char *digest,
-                                const struct pemn_pubkey *keys, size_t n, struct pemn_err *err)
+static pemn_rc sq_signers_put(struct store *st, const char *digest, const struct pemn_pubkey *keys,
+                              size_t n, struct pemn_err *err)
 {
     static const char sql[] =
         "INSERT OR IGNORE INTO package_signers(digest, public_key) VALUES(?1, ?2)";
-    if (!digest || (!keys && n))
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "invalid arguments");
     struct sq_conn *c;
     pemn_rc rc = sq_acquire_write(st, &c, err);
     if (rc)
@@ -225,12 +209,11 @@ pemn_rc store_trust_signers_put(struct store *st, const char *digest,
     return rc;
 }
 
-pemn_rc store_trust_signers_get(struct store *st, const char *digest, struct pemn_pubkey *keys,
-                                size_t cap, size_t *n, struct pemn_err *err)
+static pemn_rc sq_signers_get(struct store *st, const char *digest, struct pemn_pubkey *keys,
+                              size_t cap, size_t *n, struct pemn_err *err)
 {
     static const char sql[] = "SELECT public_key FROM package_signers WHERE digest = ?1"
                               " ORDER BY public_key";
-    *n = 0;
     struct sq_conn *c;
     sqlite3_stmt *s;
     pemn_rc rc = sq_acquire_stmt(st, sql, &c, &s, err);
@@ -255,3 +238,11 @@ pemn_rc store_trust_signers_get(struct store *st, const char *digest, struct pem
     sq_release(st, c);
     return rc;
 }
+
+const struct store_trust_ops sq_trust_ops = {
+    .root_put = sq_root_put,
+    .root_get = sq_root_get,
+    .root_list = sq_root_list,
+    .signers_put = sq_signers_put,
+    .signers_get = sq_signers_get,
+};

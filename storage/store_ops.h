@@ -50,6 +50,8 @@
 
 struct blob_cache;
 struct store_fleet_ops;
+struct store_console_ops;
+struct store_trust_ops;
 struct store_metadata_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
@@ -126,6 +128,8 @@ struct store_ops {
 
     /* ---- features: one pointer per feature's table (NULL: not supported) ---- */
     const struct store_fleet_ops *fleet;
+    const struct store_console_ops *console;   /* storage/store_console.h */
+    const struct store_trust_ops *trust;       /* storage/store_trust.h */
     const struct store_metadata_ops *metadata; /* signed desired state (store_metadata.h) */
 };
 

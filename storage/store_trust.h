@@ -48,4 +48,24 @@ pemn_rc store_trust_signers_put(struct store *st, const char *digest,
 pemn_rc store_trust_signers_get(struct store *st, const char *digest, struct pemn_pubkey *keys,
                                 size_t cap, size_t *n, struct pemn_err *err);
 
+/* ---- backends (internal to storage/: storage/store_ops.h) ---------------------------------- */
+/* Arguments validated and the root's digest computed by storage/store_trust.c. */
+struct store_trust_ops {
+    pemn_rc (*root_put)(struct store *st, uint64_t version, int64_t expires, const char *digest,
+                        const void *bytes, size_t len, const char *actor, bool *created,
+                        struct pemn_err *err);
+    pemn_rc (*root_get)(struct store *st, uint64_t version, struct store_root *meta,
+                        uint8_t **bytes, size_t *len, struct pemn_err *err);
+    pemn_rc (*root_list)(struct store *st, store_root_cb cb, void *ctx, struct pemn_err *err);
+    pemn_rc (*signers_put)(struct store *st, const char *digest, const struct pemn_pubkey *keys,
+                           size_t n, struct pemn_err *err);
+    pemn_rc (*signers_get)(struct store *st, const char *digest, struct pemn_pubkey *keys,
+                           size_t cap, size_t *n, struct pemn_err *err);
+};
+extern const struct store_trust_ops sq_trust_ops; /* storage/sqlite_trust.c */
+extern const struct store_trust_ops pg_trust_ops; /* storage/pg_trust.c */
+/* The schema migration of each backend (appended to its migration list). */
+extern const char sq_schema_trust[];
+extern const char pg_schema_trust[];
+
 #endif

@@ -63,6 +63,17 @@ static json_t *to_json(const pemn_pkg *pkg, const struct pemn_pkg_info *in, cons
     char pub[PEMN_PUBKEY_TEXT_MAX];
     pemn_pubkey_format(&in->signer, pub);
     json_object_set_new(o, "signer_key", json_string(pub));
+    json_t *all = json_array(); /* every signer, co-signers of format 1.1 included */
+    for (uint32_t i = 0; i < pemn_pkg_signer_count(pkg); i++) {
+        struct pemn_pubkey k;
+        uint8_t id[PEMN_KEYID_BYTES];
+        char hex[PEMN_KEYID_TEXT_MAX];
+        if (pemn_pkg_signer(pkg, i, &k, id) == PEMN_OK) {
+            pemn_keyid_format(id, hex);
+            json_array_append_new(all, json_string(hex));
+        }
+    }
+    json_object_set_new(o, "signers", all);
     for (uint32_t i = 0; i < in->n_meta; i++) {
         const char *k, *v;
         if (pemn_pkg_meta(pkg, i, &k, &v) == PEMN_OK)
@@ -140,7 +151,17 @@ static void to_text(const pemn_pkg *pkg, const struct pemn_pkg_info *in, const c
     if (in->density > 0)
         printf("  density %g", in->density);
     printf("\nformat     %u.%u\n", in->format_major, in->format_minor);
-    printf("signer     %s (signature not checked: pemn verify)\n", signer);
+    printf("signer     %s", signer);
+    for (uint32_t i = 1; i < pemn_pkg_signer_count(pkg); i++) {
+        struct pemn_pubkey k;
+        uint8_t id[PEMN_KEYID_BYTES];
+        char hex[PEMN_KEYID_TEXT_MAX];
+        if (pemn_pkg_signer(pkg, i, &k, id) == PEMN_OK) {
+            pemn_keyid_format(id, hex);
+            printf(", %s", hex);
+        }
+    }
+    printf(" (signatures not checked: pemn verify)\n");
     printf("digest     %s\n", digest);
     for (uint32_t i = 0; i < in->n_meta; i++) {
         const char *k, *v;

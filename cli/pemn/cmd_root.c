@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <pemn/client.h>
 #include <pemn/trust.h>
 
+#include "cli/pemn/client_util.h"
 #include "cli/pemn/cmd.h"
 #include "cli/pemn/util.h"
 
@@ -54,6 +56,10 @@ static void help(FILE *f)
         "verify   checks each file alone (its own threshold), each link from --previous or\n"
         "         the file before it (version +1, previous threshold), and that the last is\n"
         "         not expired (at --at, default now); prints its content.\n"
+        "pull     walks the registry's chain (GET /v1/root/N+1, N+2, ... until 404) from\n"
+        "         the trusted PINNED.json, checking every link, and writes the newest\n"
+        "         verified root to --out (atomically; may be PINNED.json itself). Exit 12\n"
+        "         when the newest is expired (it is still written: it is authentic).\n"
         "\n"
         "  --model-threshold PATTERN=N  packages of models matching PATTERN need N\n"
         "                      signatures by their publishers (default 1; the largest\n"
@@ -622,6 +628,108 @@ static int cmd_verify_root(int argc, char **argv)
     return r;
 }
 
+/* ---- pull (the device side of the chain) --------------------------------------------------- */
+static int cmd_pull_root(int argc, char **argv)
+{
+    struct cli_net n;
+    cli_net_init(&n);
+    static const struct option opts[] = {
+        CLI_NET_LONGOPTS,
+        {"root", required_argument, NULL, 'r'},
+        {"out", required_argument, NULL, 'o'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *pinned = NULL, *out = NULL;
+    bool json = false;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":s:t:qh", opts, NULL)) != -1) {
+        int k = cli_net_opt(&n, "root", ch, optarg);
+        if (k < 0)
+            return CLI_EXIT_USAGE;
+        if (k > 0)
+            continue;
+        switch (ch) {
+        case 'r':
+            pinned = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            help(stdout);
+            return CLI_EXIT_OK;
+        case ':':
+            return cli_usage("root", "%s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage("root", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc || !pinned)
+        return cli_usage("root", "pull needs --root PINNED.json and no other argument");
+    struct pemn_err e = {0};
+    pemn_root *trusted = NULL, *newest = NULL;
+    pemn_rc rc = pemn_root_load(pinned, &trusted, &e);
+    if (rc)
+        return fail(rc, &e);
+    pemn_client *c = NULL;
+    int ex = cli_net_client("root", &n, NULL, &c);
+    if (ex) {
+        pemn_root_free(trusted);
+        return ex;
+    }
+    unsigned links = 0;
+    rc = pemn_client_update_root(c, trusted, 0, &newest, &links, &e);
+    pemn_rc walk = rc;
+    struct pemn_err we = e;
+    if (newest && out) { /* every verified link is kept, even before a failure */
+        size_t bl;
+        const uint8_t *b = pemn_root_bytes(newest, &bl);
+        struct pemn_err e2 = {0};
+        pemn_rc w = cli_write_file(out, b, bl, &e2);
+        if (w) {
+            ex = fail(w, &e2);
+            goto done;
+        }
+    }
+    if (!walk && newest)
+        rc = pemn_root_check_expiry(newest, (int64_t)time(NULL), &e);
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "ok", json_boolean(rc == PEMN_OK));
+        json_object_set_new(o, "result", json_string(pemn_rc_name(rc)));
+        json_object_set_new(o, "message", json_string(rc && e.msg[0] ? e.msg : ""));
+        json_object_set_new(o, "links", json_integer(links));
+        if (newest)
+            json_object_set_new(o, "version", json_integer((json_int_t)pemn_root_version(newest)));
+        ex = cli_print_json("root", o);
+        if (rc)
+            ex = cli_exit_code(rc);
+    } else if (walk) {
+        ex = fail(walk, &we);
+        if (newest && links)
+            fprintf(stderr, "  verified up to version %llu (%u links)%s\n",
+                    (unsigned long long)pemn_root_version(newest), links, out ? ", written" : "");
+    } else {
+        printf("root version %llu (%u link%s walked from version %llu)%s%s\n",
+               (unsigned long long)pemn_root_version(newest), links, links == 1 ? "" : "s",
+               (unsigned long long)pemn_root_version(trusted), out ? ", written to " : "",
+               out ? out : "");
+        ex = rc ? fail(rc, &e) : CLI_EXIT_OK;
+    }
+done:
+    pemn_client_free(c);
+    pemn_root_free(trusted);
+    pemn_root_free(newest);
+    return ex;
+}
+
 int cmd_root(int argc, char **argv)
 {
     if (argc < 2) {
@@ -639,5 +747,7 @@ int cmd_root(int argc, char **argv)
         return cmd_update(argc - 1, argv + 1);
     if (!strcmp(sub, "verify"))
         return cmd_verify_root(argc - 1, argv + 1);
-    return cli_usage("root", "unknown subcommand '%s' (init, update, verify)", sub);
+    if (!strcmp(sub, "pull"))
+        return cmd_pull_root(argc - 1, argv + 1);
+    return cli_usage("root", "unknown subcommand '%s' (init, update, verify, pull)", sub);
 }

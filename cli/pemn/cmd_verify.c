@@ -184,7 +184,11 @@ int cmd_verify(int argc, char **argv)
         printf("\ndigest %s\n", digest);
         ret = CLI_EXIT_OK;
     } else {
-        fprintf(stderr, "pemn verify: %s: %s (signer %s)\n", path, what, signer);
+        fprintf(stderr, "pemn verify: %s: %s (signer%s %s", path, what,
+                json_array_size(signers) > 1 ? "s" : "", signer);
+        for (size_t i = 1; i < json_array_size(signers); i++)
+            fprintf(stderr, ", %s", json_string_value(json_array_get(signers, i)));
+        fprintf(stderr, ")\n");
         if (e.rc == rc && e.msg[0])
             fprintf(stderr, "  %s\n", e.msg);
         ret = cli_exit_code(rc);

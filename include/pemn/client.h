@@ -228,6 +228,25 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_pull(pemn_client *c, const char *name, cons
  * file need not exist. */
 pemn_rc pemn_client_cache_path(const pemn_client *c, const char *digest, char *buf, size_t n);
 
+/* ---- root of trust (pemn/trust.h, docs/TRUST.md) ----------------------------------------- */
+#define PEMN_ROOT_WALK_MAX 1024u /* default bound on the links one update walks */
+/* GET /v1/root/{version} (0: /v1/root/latest), parsed and checked alone (pemn_root_parse:
+ * its own threshold); a numbered answer of another version is PEMN_ECORRUPT. *out is new.
+ * PEMN_ENOTFOUND when the registry has no such version. */
+PEMN_WARN_UNUSED pemn_rc pemn_client_get_root(pemn_client *c, uint64_t version,
+                                              struct pemn_root **out, struct pemn_err *err);
+/* The chain walk of TUF's client workflow: from `trusted` (not modified), fetches versions
+ * N+1, N+2, ... until the registry answers 404, checking every link against the previous
+ * version (pemn_root_verify_next). At most max_links links (0: PEMN_ROOT_WALK_MAX; beyond:
+ * PEMN_ETOOBIG). *out: the newest root reached (new; a copy of trusted when nothing is
+ * newer); *links (may be NULL): links walked. A link that fails ends the walk with its error
+ * (PEMN_EUNTRUSTED, PEMN_EVERSION, PEMN_ECORRUPT, PEMN_EHTTP...) and *out still holds the
+ * newest root verified before it (as in TUF, verified links are kept; NULL only when the
+ * walk could not start). Expiry is the caller's (pemn_root_check_expiry on *out). */
+PEMN_WARN_UNUSED pemn_rc pemn_client_update_root(pemn_client *c, const struct pemn_root *trusted,
+                                                 unsigned max_links, struct pemn_root **out,
+                                                 unsigned *links, struct pemn_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -92,4 +92,14 @@ if cc -std=c11 -Wall -Werror -include stdlib.h -o "$T_TMP/prog_static" "$T_TMP/p
 else
     fail "program links statically against libpemn.a" "$(head -5 "$T_TMP/cc2.log")"
 fi
+
+# the web console: installed next to the binaries, found by the installed pemnd by default
+check_eq "installed the console" "$(cd ui && ls | sort)" "$(cd "$ROOT/usr/share/pemn/ui" && ls | sort)"
+PEMND_BIN="$ROOT/usr/bin/pemnd"
+if pemnd_start "$T_TMP/srv"; then
+    check_eq "installed pemnd serves its console" "$(sha256sum <ui/app.js)" \
+        "$(curl -s "$PEMND_URL/ui/app.js" | sha256sum)"
+else
+    fail "installed pemnd starts" "$(tail -3 "$T_TMP/srv/pemnd.log")"
+fi
 t_done

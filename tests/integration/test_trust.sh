@@ -107,7 +107,8 @@ check_eq "two signers listed" 2 "$(jq '.signers | length' out)"
 run "sign again with the same key: conflict" 11 "$P" sign s.pemn --key bob.key
 run "co-signed package still verifies with --trust" 0 "$P" verify s.pemn --trust alice.pub
 run "... and with the co-signer's key alone" 0 "$P" verify s.pemn --trust bob.pub
-run "co-signed package inspects" 0 "$P" inspect s.pemn
+run "co-signed package inspects" 0 "$P" inspect --json s.pemn
+check_eq "inspect lists both signers" 2 "$(jq '.signers | length' out)"
 cmp -s s.pemn s-orig.pemn && fail "signing changed the file" || pass "signing changed the file"
 # a damaged co-signature is caught
 SZ=$(stat -c %s s.pemn)
@@ -168,6 +169,10 @@ check_eq "refusal code is revoked" revoked "$(json_get "$B" error.code)"
 check_eq "fleet target on a revoked signer's package: 409" 409 \
     "$(pub PUT /v1/fleets/f1 '{"model":"other","version":"v1"}')"
 check_eq "fleet refusal code is revoked" revoked "$(json_get "$B" error.code)"
+"$PEMN_MKPKG" pack bob.key other v2 2 2000 b2.pemn >/dev/null
+check_eq "push by a revoked key: 403" 403 "$(http_status PUT "$U/v1/models/other/versions/v2" \
+    -H "Authorization: Bearer $PUB" -T b2.pemn)"
+check_eq "push refusal code is revoked" revoked "$(json_get "$B" error.code)"
 check_eq "fleet on a good package is fine" 200 "$(pub PUT /v1/fleets/f2 '{"model":"mnist-a","version":"v1"}')"
 http_status GET "$U/v1/models/other" >/dev/null
 check_eq "listing marks the revoked version" true "$(jq -r '.versions[0].revoked' "$B")"
@@ -188,6 +193,21 @@ check_eq "removed key's refusal code is untrusted" untrusted "$(json_get "$B" er
 check_eq "fleet target after key removal: 409" 409 "$(pub PUT /v1/fleets/f3 '{"model":"mnist-a","version":"v1"}')"
 pemnd_admin key add alice.pub >/dev/null
 check_eq "key added back: taggable again" 200 "$(pub PUT /v1/models/mnist-a/tags/beta '{"version":"v1"}')"
+
+# ---- pemn root pull: the chain walk from a pinned version ---------------------------------
+run "root pull from v1 walks to v2" 0 "$P" root pull --server "$U" --root root1.json --out dev-root.json
+says "one link walked" 'root version 2 \(1 link walked from version 1\)' out
+check "the newest root was written" cmp -s dev-root.json root2.json
+run "root pull from v2: nothing newer" 0 "$P" root pull --server "$U" --root dev-root.json \
+    --out dev-root.json --json
+check_eq "zero links" 0 "$(jq -r .links out)"
+run "root pull from an attacker's pinned root: refused" 5 "$P" root pull --server "$U" \
+    --root evil1.json --out evil-next.json
+run "pemnd root add v3 (rotation)" 0 "$PEMND_BIN" --db "$PEMND_DB" root add root3.json
+run "root pull from v1 walks two links" 0 "$P" root pull --server "$U" --root root1.json --json
+check_eq "two links" 2 "$(jq -r .links out)"
+check_eq "to version 3" 3 "$(jq -r .version out)"
+run "root pull without --root: usage" 2 "$P" root pull --server "$U"
 
 # ---- pemn pull --root -------------------------------------------------------------------------
 run "pull --root (alice, mnist-a)" 0 "$P" pull --server "$U" --root root2.json --quiet \

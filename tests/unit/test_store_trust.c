@@ -1,6 +1,7 @@
-/* Contract test of storage/store_trust.h (the root chain and package signers), written
- * against the store interface only, so it can run on every backend: consecutive versions,
- * idempotent re-adds, conflicts, latest, listing, audit, concurrent adds, signers. */
+/* Contract test of storage/store_trust.h (the root chain and package signers) on every
+ * backend (tests/common/storefix.h: SQLite, and PostgreSQL when PEMN_TEST_PG_HOST is set):
+ * consecutive versions, idempotent re-adds, conflicts, latest, listing, audit, concurrent adds,
+ * signers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include "storage/store_trust.h"
+#include "tests/common/storefix.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,37 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[256];
-static char g_db[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/pemn-truststore-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char p[400];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_db, suffix[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-    return 0;
-}
-
 static struct store *open_store(void)
 {
     struct store *st = NULL;
     struct pemn_err e;
-    if (store_open(g_db, NULL, &st, &e))
+    if (store_open(storefix_db, NULL, &st, &e))
         fail_msg("store_open: %s", e.msg);
     return st;
 }
@@ -208,10 +184,10 @@ static void test_signers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chain_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_and_audit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_adds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_rules, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_audit, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_adds, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_signers, storefix_setup, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
