@@ -141,7 +141,7 @@ void evil_pkg(const struct pemn_seckey *sk, const struct pemn_seckey *const *cos
     for (size_t i = 0; i < n; i++) {
         pemn_pkg *p = NULL;
         uint8_t *more = NULL;
-        size_t ml;
+        size_t ml = 0;
         if (pemn_pkg_open_mem(*out, *len, 0, &p, &e) ||
             pemn_pkg_add_signature(p, cosign[i], &more, &ml, &e))
             die(e.msg);
