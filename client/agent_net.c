@@ -316,6 +316,7 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
     struct pemn_err pe = {0};
     pemn_rc act = PEMN_OK;
     struct resp r = {.max = DESIRED_MAX};
+    bool quiet = false; /* the same root refusal as the last cycle's: not reported again */
 
     /* 0. root mode: follow the root chain; a bad link or an expired root stops installs */
     if ((rc = agent_trust_update_root(a, &pe))) {
@@ -325,8 +326,10 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
         }
         act = rc;
         rc = PEMN_OK;
+        quiet = !agent_trust_root_refusal_new(a, pe.msg);
         goto verdict;
     }
+    (void)agent_trust_root_refusal_new(a, "");
 
     /* 1. what should run here */
     char url[PATH_MAX];
@@ -431,7 +434,8 @@ verdict:
     if (act) {
         snprintf(cy.reason, sizeof cy.reason, "%s",
                  agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(act));
-        report(a, &cy, "failed", act, pe.msg, cy.digest);
+        if (!quiet)
+            report(a, &cy, "failed", act, pe.msg, cy.digest);
         if (final_refusal(act))
             remember(a, r.etag, false); /* not again for this answer */
         rc = proto_err(err, act, PEMN_NO_OFFSET, "%s", pe.msg);

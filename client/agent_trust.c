@@ -175,3 +175,10 @@ pemn_rc agent_trust_verify_new(struct pemn_agent *a, const pemn_pkg *pkg, struct
         return agent_root_check_pkg(a, pkg, err);
     return pemn_pkg_verify(pkg, a->opts.trusted, err);
 }
+
+bool agent_trust_root_refusal_new(struct pemn_agent *a, const char *msg)
+{
+    bool fresh = strcmp(a->trust->root_refusal, msg) != 0;
+    snprintf(a->trust->root_refusal, sizeof a->trust->root_refusal, "%s", msg);
+    return fresh;
+}

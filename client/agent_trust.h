@@ -61,8 +61,9 @@ struct agent_trust_rec {
 struct agent_root; /* root mode: client/agent_root.c */
 struct agent_trust {
     struct agent_trust_rec rec;
-    char reason[32];         /* of the last refusal, "" when none */
-    struct agent_root *root; /* NULL in simple (--trust) mode */
+    char reason[32];                     /* of the last refusal, "" when none */
+    char root_refusal[PEMN_ERR_MSG_MAX]; /* the last cycle's root refusal, "" none */
+    struct agent_root *root;             /* NULL in simple (--trust) mode */
 };
 
 /* Loads DIR/trust.json (and in root mode DIR/root.json, or opts.root_file when DIR has none)
@@ -112,6 +113,9 @@ pemn_rc agent_trust_check_fresh(struct pemn_agent *a, struct pemn_err *err);
 pemn_rc agent_trust_refuse(struct pemn_agent *a, const char *reason, pemn_rc rc,
                            struct pemn_err *err, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Remembers msg as this cycle's root refusal ("" = none); true when it differs from the
+ * last cycle's (so it is reported once, not every cycle). */
+bool agent_trust_root_refusal_new(struct pemn_agent *a, const char *msg);
 /* True in root mode. */
 bool agent_trust_root_mode(const struct pemn_agent *a);
 

@@ -561,6 +561,14 @@ static void test_root_chain_attacks(void **state)
     pemn_agent *a = open_agent(f, &o, &e);
     refused(f, a, "root-invalid");
     running(a, &f->a);
+    /* the next cycle refuses again, but does not report the same refusal again */
+    fakesrv_reset_stats(f->srv);
+    struct pemn_agent_cycle cy;
+    assert_int_not_equal(pemn_agent_run_once(a, &cy, &e), PEMN_OK);
+    assert_string_equal(cy.reason, "root-invalid");
+    struct fakesrv_stats st;
+    fakesrv_get_stats(f->srv, &st);
+    assert_null(strstr(st.put_log, "root-invalid"));
     /* a missing link: v3 is there, v2 is not; the device stays on v1 and so does not trust
      * meta2 */
     fakesrv_route(f->srv, "GET", "/v1/root/2", 404, "{}", NULL);
