@@ -30,9 +30,7 @@
 #define DESIRED_TYPE "pemn-desired"
 
 struct agent_root {
-    pemn_root *root;
-    pemn_keyring *keys; /* the root's publishers: what recovery re-verifies installs with */
-    bool own_trusted;   /* opts.trusted points at keys */
+    pemn_root *root; /* the current root (DIR/root.json) */
 };
 
 /* SHA-256 (hex) of the root's metadata keys, in the root's (sorted) order. */
@@ -50,33 +48,14 @@ static void metadata_keys_hash(const pemn_root *root, char out[65])
     sodium_bin2hex(out, 65, d, sizeof d);
 }
 
-/* Makes root current: new publisher keyring, the record's root version and metadata-key
- * hash (a new metadata key set resets the metadata version floor). Takes root. */
+/* Makes root current: the record's root version and metadata-key hash (a new metadata key
+ * set resets the metadata version floor). Takes root. */
 static pemn_rc adopt(struct pemn_agent *a, pemn_root *root, struct pemn_err *err)
 {
+    (void)err;
     struct agent_root *ar = a->trust->root;
-    pemn_keyring *kr = NULL;
-    if (pemn_keyring_new(&kr)) {
-        pemn_root_free(root);
-        return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-    }
-    for (size_t i = 0; i < pemn_root_publisher_count(root); i++) {
-        struct pemn_root_publisher p;
-        if (!pemn_root_publisher(root, i, &p) && pemn_keyring_add(kr, &p.key) != PEMN_OK &&
-            pemn_keyring_count(kr) == 0) {
-            pemn_keyring_free(kr);
-            pemn_root_free(root);
-            return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
-        }
-    }
     pemn_root_free(ar->root);
     ar->root = root;
-    if (ar->own_trusted || !a->opts.trusted || pemn_keyring_count(a->opts.trusted) == 0) {
-        a->opts.trusted = kr;
-        ar->own_trusted = true;
-    }
-    pemn_keyring_free(ar->keys);
-    ar->keys = kr;
     struct agent_trust_rec *rec = &a->trust->rec;
     char mk[65];
     metadata_keys_hash(root, mk);
@@ -140,9 +119,6 @@ void agent_root_free(struct pemn_agent *a)
     struct agent_root *ar = a->trust ? a->trust->root : NULL;
     if (!ar)
         return;
-    if (ar->own_trusted)
-        a->opts.trusted = NULL;
-    pemn_keyring_free(ar->keys);
     pemn_root_free(ar->root);
     free(ar);
     a->trust->root = NULL;

@@ -8,8 +8,8 @@
 
 #include "client/agent_trust.h"
 
-/* Loads DIR/root.json, or opts.root_file when DIR has none (then stored there); builds the
- * keyring of the root's publishers for recovery and sets opts.trusted to it when unset. */
+/* Loads DIR/root.json, or opts.root_file when DIR has none (then stored there). In root mode
+ * opts.trusted is not used: the root decides (packages: pemn_root_check_package). */
 pemn_rc agent_root_open(struct pemn_agent *a, struct pemn_err *err);
 void agent_root_free(struct pemn_agent *a);
 pemn_rc agent_root_update(struct pemn_agent *a, struct pemn_err *err);

@@ -67,7 +67,7 @@ struct agent_trust {
 };
 
 /* Loads DIR/trust.json (and in root mode DIR/root.json, or opts.root_file when DIR has none)
- * before recovery; in root mode also builds the keyring recovery verifies with. PEMN_ECORRUPT
+ * before recovery. PEMN_ECORRUPT
  * when trust.json or root.json exists but is damaged (never silently reset). */
 pemn_rc agent_trust_open(struct pemn_agent *a, struct pemn_err *err);
 /* After recovery: raises the record to what DIR/current holds (an agent directory from before
