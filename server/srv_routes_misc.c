@@ -2,6 +2,7 @@
  * server/srv_routes_misc.c — GET /v1/health, GET /metrics, GET /v1/keys.
  */
 #include "server/srv.h"
+#include "server/srv_trust.h"
 
 #include <pemn/key.h>
 #include <stdlib.h>
@@ -29,25 +30,39 @@ static enum MHD_Result metrics(struct srv_req *r)
     return srv_queue(r, 200, resp, len);
 }
 
+struct key_list {
+    json_t *arr;
+    const pemn_root *root; /* latest root of trust, or NULL */
+};
+
 static int key_cb(void *ctx, const struct store_key *k)
 {
+    struct key_list *l = ctx;
     char text[PEMN_PUBKEY_TEXT_MAX];
     pemn_pubkey_format(&k->pub, text);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "id", k->id, "name", k->name, "public_key", text,
-                          "added", (json_int_t)k->added);
-    return o ? json_array_append_new(ctx, o) : -1;
+    uint8_t id[PEMN_KEYID_BYTES];
+    pemn_key_id(&k->pub, id);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", k->id, "name", k->name, "public_key", text,
+                          "added", (json_int_t)k->added, "revoked",
+                          l->root && pemn_root_is_revoked(l->root, id));
+    return o ? json_array_append_new(l->arr, o) : -1;
 }
 
 static enum MHD_Result keys(struct srv_req *r)
 {
-    json_t *arr = json_array();
+    pemn_root *root = NULL;
+    struct key_list l = {json_array(), NULL};
     struct pemn_err e;
-    pemn_rc rc = arr ? store_key_list(srv_store(r->srv), key_cb, arr, &e) : PEMN_ENOMEM;
+    pemn_rc rc = l.arr ? srv_trust_latest_root(srv_store(r->srv), &root, &e) : PEMN_ENOMEM;
+    l.root = root;
+    if (!rc)
+        rc = store_key_list(srv_store(r->srv), key_cb, &l, &e);
+    pemn_root_free(root);
     if (rc) {
-        json_decref(arr);
+        json_decref(l.arr);
         return srv_reply_store_error(r, rc, &e);
     }
-    return srv_reply_json(r, 200, json_pack("{s:o}", "keys", arr));
+    return srv_reply_json(r, 200, json_pack("{s:o}", "keys", l.arr));
 }
 
 const struct srv_route srv_routes_misc[] = {

@@ -95,20 +95,23 @@ static enum MHD_Result push(struct srv_req *r)
         ret = reject(r, 403, "bad_signature", e.msg[0] ? e.msg : "signature does not verify");
         goto out;
     }
-    if (rc == PEMN_EUNTRUSTED) {
-        ret =
-            reject(r, 403, "untrusted", e.msg[0] ? e.msg : "the signer is not a trusted publisher");
-        goto out;
-    }
-    if (rc) {
+    if (rc && rc != PEMN_EUNTRUSTED) {
         ret = reject(r, 400, "corrupt", e.msg[0] ? e.msg : pemn_strerror(rc));
         goto out;
     }
-    if ((rc = srv_trust_push_check(srv_store(r->srv), pkg, &e)) == PEMN_EREVOKED) {
-        ret = reject(r, 403, "revoked", e.msg);
+    /* the signatures are valid: a revoked signer is the more precise refusal */
+    struct pemn_err re = {0};
+    pemn_rc rv = srv_trust_push_check(srv_store(r->srv), pkg, &re);
+    if (rv == PEMN_EREVOKED) {
+        ret = reject(r, 403, "revoked", re.msg);
         goto out;
-    } else if (rc) {
-        ret = srv_reply_store_error(r, rc, &e);
+    } else if (rv) {
+        ret = srv_reply_store_error(r, rv, &re);
+        goto out;
+    }
+    if (rc == PEMN_EUNTRUSTED) {
+        ret =
+            reject(r, 403, "untrusted", e.msg[0] ? e.msg : "the signer is not a trusted publisher");
         goto out;
     }
     struct pemn_pkg_info info;

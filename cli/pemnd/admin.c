@@ -3,6 +3,7 @@
  */
 #include "cli/pemnd/admin.h"
 
+#include "server/srv_trust.h"
 #include "storage/store.h"
 
 #include <pemn/key.h>
@@ -255,6 +256,22 @@ static int cmd_key(struct store *st, int argc, char **argv)
         rc = pemn_pubkey_load(path, &pk, &e); /* its messages name the path */
         if (rc)
             return finish(rc, &e);
+        /* a key the latest root revokes is not trusted again (docs/TRUST.md) */
+        pemn_root *root = NULL;
+        if (srv_trust_latest_root(st, &root, &e) == PEMN_OK && root) {
+            uint8_t id[PEMN_KEYID_BYTES];
+            pemn_key_id(&pk, id);
+            bool revoked = pemn_root_is_revoked(root, id);
+            uint64_t rv = pemn_root_version(root);
+            pemn_root_free(root);
+            if (revoked) {
+                char hex[PEMN_KEYID_TEXT_MAX];
+                pemn_keyid_format(id, hex);
+                fprintf(stderr, "pemnd: key %s is revoked by root version %llu\n", hex,
+                        (unsigned long long)rv);
+                return EX_CONFLICT;
+            }
+        }
         struct store_key k;
         rc = store_key_add(st, &pk, name, "cli", &k, &e);
         if (rc)

@@ -194,7 +194,9 @@ PEMN_WARN_UNUSED pemn_rc pemn_root_next(const pemn_root *prev, pemn_root **out);
 
 /* Every modifier below drops the signatures already made (they no longer match).
  * PEMN_EEXIST for a key already present, PEMN_EREVOKED for adding a revoked key,
- * PEMN_ETOOBIG past a limit, PEMN_EINVAL for a bad pattern or threshold. */
+ * PEMN_ECONFLICT for a metadata key that is also a root or publisher key (or the reverse),
+ * PEMN_ENOTFOUND for removing what is absent, PEMN_ETOOBIG past a limit, PEMN_EINVAL for a
+ * bad pattern or threshold. */
 pemn_rc pemn_root_set_expires(pemn_root *root, int64_t expires);
 pemn_rc pemn_root_set_threshold(pemn_root *root, unsigned threshold);
 pemn_rc pemn_root_add_key(pemn_root *root, const struct pemn_pubkey *pk);
@@ -207,7 +209,8 @@ pemn_rc pemn_root_remove_publisher(pemn_root *root, const uint8_t id[PEMN_KEYID_
 /* Sets the threshold of a model pattern (1 removes the entry: 1 is the default). */
 pemn_rc pemn_root_set_model_threshold(pemn_root *root, const char *pattern, unsigned threshold);
 /* Revokes a key id: removes it from publishers and metadata keys (a root key cannot be
- * revoked while it is one: PEMN_EINVAL, remove it first) and lists it as revoked. */
+ * revoked while it is one: PEMN_EINVAL, remove it first) and lists it as revoked
+ * (PEMN_EEXIST when it already is). */
 pemn_rc pemn_root_revoke(pemn_root *root, const uint8_t id[PEMN_KEYID_BYTES]);
 
 /* Adds sk's signature over the current content (the key need not be a root key: a key of

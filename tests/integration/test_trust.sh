@@ -164,6 +164,12 @@ check_eq "listing: bob's package not revoked under v1" false "$(jq -r '.versions
 run "pemnd root add v2 (revokes bob)" 0 "$PEMND_BIN" --db "$PEMND_DB" root add root2.json
 check_eq "latest is now v2" 2 "$(curl -s -D - -o /dev/null "$U/v1/root/latest" | tr -d '\r' |
     sed -n 's/^[Pp]emn-[Rr]oot-[Vv]ersion: //p')"
+http_status GET "$U/v1/keys" >/dev/null
+check_eq "GET /v1/keys marks bob revoked" true "$(jq -r --arg b "$BOB" '.keys[] | select(.id==$b) | .revoked' "$B")"
+check_eq "GET /v1/keys: alice not revoked" false "$(jq -r --arg a "$(id alice)" '.keys[] | select(.id==$a) | .revoked' "$B")"
+run "pemnd key remove bob" 0 "$PEMND_BIN" --db "$PEMND_DB" key remove "$BOB"
+run "a revoked key cannot be trusted again" 11 "$PEMND_BIN" --db "$PEMND_DB" key add bob.pub
+says "the refusal names the root" 'revoked by root version 2' err
 check_eq "tag a revoked signer's package: 409" 409 "$(pub PUT /v1/models/other/tags/beta '{"version":"v1"}')"
 check_eq "refusal code is revoked" revoked "$(json_get "$B" error.code)"
 check_eq "fleet target on a revoked signer's package: 409" 409 \
