@@ -14,6 +14,7 @@
 #include "storage/store_trust.h"
 #include "tests/common/evilreg.h"
 #include "tests/common/pkgfix.h"
+#include "tests/common/storefix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +23,21 @@
 #include <unistd.h>
 
 struct fx {
-    char dir[300], db[400], key[400], other_key[400];
+    char dir[300], key[400], other_key[400];
     struct evil_keys k;
     struct store *st;
 };
 
+/* The store is storefix's (SQLite, or PostgreSQL on that leg): the signer's storage is part
+ * of the contract; the keys live in a directory of their own. */
 static int setup(void **state)
 {
+    if (storefix_setup(state))
+        return -1;
     struct fx *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
     snprintf(f->dir, sizeof f->dir, "%s", pkgfix_tmpdir());
-    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
     evil_keys_init(&f->k);
     char base[340];
     snprintf(base, sizeof base, "%s/meta", f->dir);
@@ -44,7 +48,7 @@ static int setup(void **state)
     snprintf(f->other_key, sizeof f->other_key, "%s.key", base);
     if (pemn_key_save(base, &f->k.meta2, NULL))
         return -1;
-    if (store_open(f->db, NULL, &f->st, NULL))
+    if (store_open(storefix_db, NULL, &f->st, NULL))
         return -1;
     *state = f;
     return 0;
@@ -59,7 +63,7 @@ static int teardown(void **state)
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
     free(f);
-    return 0;
+    return storefix_teardown(state);
 }
 
 static void add_root(struct fx *f)
