@@ -60,6 +60,8 @@ struct srv_config {
     uint64_t device_registration_rate; /* devices one token may register per minute */
     uint64_t scrub_interval;           /* seconds between background scrubs (0: none) */
     uint64_t scrub_rate;               /* bytes/s a background scrub may read */
+    char metadata_key[1024];  /* signs desired-state answers ("" = unsigned); docs/TRUST.md */
+    uint64_t metadata_expiry; /* seconds a signed answer stays valid */
 };
 
 /* Fills every field with its default. */
@@ -114,6 +116,7 @@ struct srv_respcache *srv_get_respcache(struct srv *s);
 const char *srv_tmp_dir(struct srv *s);
 struct srv_uploads *srv_get_uploads(struct srv *s);
 struct srv_guard *srv_get_guard(struct srv *s);
+struct srv_signer *srv_get_signer(struct srv *s); /* NULL when answers are not signed */
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4

@@ -93,6 +93,10 @@ static const struct ckey keys[] = {
      "seconds between background scrubs that hash every stored blob (0: none)"},
     {"scrub_rate", C_SIZE, F(scrub_rate), "16M", 64 * KiB, 64 * GiB,
      "bytes per second a background scrub may read"},
+    {"metadata_key", C_STR, F(metadata_key), "", 0, 0,
+     "Ed25519 .key that signs desired-state answers (needs a root naming it; docs/TRUST.md)"},
+    {"metadata_expiry", C_UINT, F(metadata_expiry), "86400", 60, 31536000,
+     "seconds a signed desired-state answer is valid (re-signed after half of it)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

@@ -10,6 +10,7 @@
 #include "storage/sqlite_console.h"
 #include "storage/sqlite_fleet.h"
 #include "storage/oci_schema.h"
+#include "storage/sqlite_metadata.h"
 #include "storage/store_trust.h"
 
 #include "proto/err.h"
@@ -89,6 +90,7 @@ static const struct {
     {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
     {6, sq_schema_v6_oci},      /* OCI uploads, manifests, fleet sources */
     {7, sq_schema_trust},       /* issue 10: roots, package signers */
+    {8, sq_schema_metadata},    /* issue 10: signed desired state */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -61,6 +61,7 @@ struct store_verify_ops;
 struct store_devguard_ops;
 struct verified_set;
 struct store_trust_ops;
+struct store_metadata_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -142,6 +143,7 @@ struct store_ops {
     const struct store_verify_ops *verify;     /* storage/store_verify.h */
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
     const struct store_trust_ops *trust;       /* storage/store_trust.h */
+    const struct store_metadata_ops *metadata; /* signed desired state (store_metadata.h) */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */
