@@ -4,6 +4,7 @@
  * (client/agent_net.c does the polling).
  */
 #include "client/agent_int.h"
+#include "client/agent_trust.h"
 
 #include "proto/err.h"
 #include "proto/fsutil.h"
@@ -81,6 +82,10 @@ const char *pemn_agent_reason(pemn_rc rc)
         return "canceled";
     case PEMN_ETOOBIG:
         return "too-large";
+    case PEMN_EEXPIRED:
+        return "metadata-expired";
+    case PEMN_EREVOKED:
+        return "signer-revoked";
     default:
         return "failed";
     }
@@ -98,7 +103,9 @@ void agent_emit(struct pemn_agent *a, const char *state, pemn_rc rc, const char 
         return;
     struct pemn_agent_event ev = {
         .state = state,
-        .reason = rc ? pemn_agent_reason(rc) : NULL,
+        .reason = !rc                        ? NULL
+                  : agent_trust_reason(a)[0] ? agent_trust_reason(a)
+                                             : pemn_agent_reason(rc),
         .message = message ? message : "",
         .model = model ? model : "",
         .version = version ? version : "",
@@ -131,7 +138,7 @@ static pemn_rc check_version(const struct pemn_agent *a, const char *hex,
         rc = proto_err(err, PEMN_EDIGEST, PEMN_NO_OFFSET, "%s: content is %s", path, text);
         goto out;
     }
-    if ((rc = pemn_pkg_verify(pkg, a->opts.trusted, err)))
+    if ((rc = agent_trust_verify_installed(a, pkg, err)))
         goto out;
     struct pemn_pkg_info info;
     if ((rc = pemn_pkg_info(pkg, &info)))
@@ -314,8 +321,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
     *out = NULL;
     if (!opts || !opts->dir || !opts->dir[0])
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "agent directory not given");
-    if (!opts->trusted || pemn_keyring_count(opts->trusted) == 0)
-        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no trusted keys given");
+    if ((!opts->trusted || pemn_keyring_count(opts->trusted) == 0) && !opts->root_file)
+        return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "no trusted keys or root given");
     if (pemn_init())
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "libsodium failed to initialise");
     struct pemn_agent *a = calloc(1, sizeof *a);
@@ -349,7 +356,8 @@ pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out, str
                  : proto_err(err, PEMN_EIO, PEMN_NO_OFFSET, "flock %s: %s", p, strerror(errno));
         goto fail;
     }
-    if ((rc = recover(a, err)))
+    if ((rc = agent_trust_open(a, err)) || (rc = recover(a, err)) ||
+        (rc = agent_trust_sync(a, err)))
         goto fail;
     *out = a;
     return PEMN_OK;
@@ -363,6 +371,7 @@ void pemn_agent_free(pemn_agent *a)
     if (!a)
         return;
     agent_net_free(a);
+    agent_trust_free(a);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     free(a);
@@ -519,13 +528,15 @@ static pemn_rc install_opened(struct pemn_agent *a, const pemn_pkg *pkg, const c
 {
     pemn_rc rc;
     struct pemn_pkg_info info;
-    if ((rc = pemn_pkg_verify(pkg, a->opts.trusted, err)))
+    if ((rc = agent_trust_verify_new(a, pkg, err)))
         return rc;
     if ((rc = pemn_pkg_info(pkg, &info)))
         return proto_err(err, rc, PEMN_NO_OFFSET, "cannot read the manifest");
     if (expect && expect->model && strcmp(expect->model, info.name) != 0)
         return proto_err(err, PEMN_ECONFLICT, PEMN_NO_OFFSET,
                          "package is model '%s', expected '%s'", info.name, expect->model);
+    if ((rc = agent_trust_check_pkg(a, pkg, &info, err)))
+        return rc;
     rc = pemn_agent_admit(a, info.release, text, err);
     if (rc == PEMN_EEXIST)
         return PEMN_OK; /* already current: nothing to do */
@@ -533,6 +544,7 @@ static pemn_rc install_opened(struct pemn_agent *a, const pemn_pkg *pkg, const c
         return rc;
     if ((rc = install_pkg(a, pkg, text, &info, err)))
         return rc;
+    (void)agent_trust_note_install(a, &info, NULL); /* else redone from DIR/current at start */
     if (changed)
         *changed = 1;
     return PEMN_OK;

@@ -26,6 +26,7 @@ struct pemn_agent {
                                    refusal */
     void *curl;                 /* CURL easy handle for polling and reports, kept alive */
     struct pemn_client *client; /* package downloads (pemn/client.h) */
+    struct agent_trust *trust;  /* rollback record and root of trust (client/agent_trust.h) */
 };
 
 /* Frees the network state (client/agent_net.c). */

@@ -3,6 +3,7 @@
  * status reports, package download through pemn/client.h, install (client/agent.c).
  */
 #include "client/agent_int.h"
+#include "client/agent_root.h"
 #include "client/oci_int.h"
 
 #include "proto/err.h"
@@ -196,6 +197,16 @@ static pemn_rc status_error(long status, const char *what, const struct resp *r,
                      text);
 }
 
+pemn_rc agent_http_get(struct pemn_agent *a, const char *url, size_t max, long *status, char **body,
+                       size_t *len, struct pemn_err *err)
+{
+    struct resp r = {.max = max};
+    pemn_rc rc = http(a, "GET", url, NULL, NULL, status, &r, err);
+    *body = r.body;
+    *len = r.len;
+    return rc;
+}
+
 /* ---- status reports ------------------------------------------------------------------------ */
 
 /* Emits the event and PUTs the report; a report the server does not take is counted, not
@@ -213,8 +224,12 @@ static void report(struct pemn_agent *a, struct pemn_agent_cycle *cy, const char
                             json_pack("{s:I, s:b, s:I}", "bytes", (json_int_t)cy->bytes_downloaded,
                                       "delta", cy->delta_used, "package_size",
                                       (json_int_t)cy->package_bytes));
+    if (o && (!digest || !digest[0])) /* refused before any package was named */
+        json_object_set_new(o, "digest", json_null());
     if (o && rc) {
-        json_object_set_new(o, "reason", json_string(pemn_agent_reason(rc)));
+        json_object_set_new(
+            o, "reason",
+            json_string(agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(rc)));
         if (message && message[0])
             json_object_set_new(o, "message", json_string(message));
     }
@@ -250,7 +265,9 @@ static pemn_rc ensure_client(struct pemn_agent *a, struct pemn_err *err)
     struct pemn_client_options o;
     pemn_client_options_init(&o);
     o.token = a->opts.token;
-    o.trusted = a->opts.trusted;
+    /* root mode: the keyring follows the root (replaced on update); fetches then check
+     * signatures only and the install asks the root */
+    o.trusted = agent_trust_root_mode(a) ? NULL : a->opts.trusted;
     if (a->opts.timeout_ms > 0)
         o.connect_timeout_ms = (uint32_t)(a->opts.timeout_ms < 10000 ? a->opts.timeout_ms : 10000);
     /* a download is bounded as a whole and by its rate, whatever the registry does */
@@ -317,18 +334,40 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
     pemn_rc rc = ensure_client(a, err);
     if (rc)
         return rc;
+    agent_trust_clear_reason(a);
+    struct pemn_err pe = {0};
+    pemn_rc act = PEMN_OK;
+    struct resp r = {.max = DESIRED_MAX};
+    bool quiet = false; /* the same root refusal as the last cycle's: not reported again */
+
+    /* 0. root mode: follow the root chain; a bad link or an expired root stops installs */
+    if ((rc = agent_trust_update_root(a, &pe))) {
+        if (!agent_trust_reason(a)[0]) { /* could not ask: not a refusal */
+            rc = proto_err(err, rc, PEMN_NO_OFFSET, "%s", pe.msg);
+            goto done;
+        }
+        act = rc;
+        rc = PEMN_OK;
+        quiet = !agent_trust_root_refusal_new(a, pe.msg);
+        goto verdict;
+    }
+    (void)agent_trust_root_refusal_new(a, "");
 
     /* 1. what should run here */
     char url[PATH_MAX];
     if ((rc = agent_path(url, err, "%s/v1/fleets/%s/devices/%s/desired", a->opts.server,
                          a->opts.fleet, a->opts.device)))
         return rc;
-    struct resp r = {.max = DESIRED_MAX};
     long status = 0;
     if ((rc = http(a, "GET", url, NULL, a->etag, &status, &r, err)))
         goto done;
     if (status == 304) {
         cy.not_modified = 1;
+        /* what was acted on must still be fresh: a registry answering 304 forever is a freeze */
+        if ((act = agent_trust_check_fresh(a, &pe))) {
+            remember(a, "", false);
+            goto verdict;
+        }
         goto done;
     }
     if (status == 404) {
@@ -340,7 +379,12 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
         rc = status_error(status, "desired state", &r, err);
         goto done;
     }
-    json_t *o = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    /* root mode: the fields below are the signed ones, verified; else the plain answer */
+    json_t *o = NULL;
+    if ((act = agent_trust_desired(a, r.body ? r.body : "", r.len, &o, &pe))) {
+        remember(a, r.etag, false);
+        goto verdict;
+    }
     json_t *rel = json_object_get(o, "release"), *size = json_object_get(o, "size");
     struct pemn_resolved res;
     memset(&res, 0, sizeof res);
@@ -373,8 +417,9 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
 
     /* 3. refuse a downgrade before spending bandwidth on it (the manifest is checked again
      *    after the download: a server can lie about the release, not about signed bytes) */
-    struct pemn_err pe = {0};
-    pemn_rc act = pemn_agent_admit(a, cy.release, cy.digest, &pe);
+    act = agent_trust_check_announced(a, cy.model, cy.release, &pe);
+    if (act == PEMN_OK)
+        act = pemn_agent_admit(a, cy.release, cy.digest, &pe);
     if (act == PEMN_OK) {
         report(a, &cy, "downloading", PEMN_OK, "", cy.digest);
         char dest[PATH_MAX];
@@ -402,7 +447,8 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
             struct pemn_fetch_options fo = {
                 .min_release =
                     a->opts.allow_downgrade || !a->st.has_current ? 0 : a->st.current.release,
-                .flags = PEMN_FETCH_NO_CACHE | (a->opts.no_delta ? PEMN_FETCH_NO_DELTA : 0),
+                .flags = PEMN_FETCH_NO_CACHE | (a->opts.no_delta ? PEMN_FETCH_NO_DELTA : 0) |
+                         (agent_trust_root_mode(a) ? PEMN_FETCH_SIGNATURES_ONLY : 0),
                 .progress = fetch_progress,
                 .progress_user = a,
                 /* the installed version is the base of a delta (client/delta.c) */
@@ -430,14 +476,17 @@ pemn_rc pemn_agent_run_once(pemn_agent *a, struct pemn_agent_cycle *out, struct 
             unlink(dest); /* installed (copied into versions/) or refused: not kept */
         }
     }
+verdict:
     if (act == PEMN_ECANCELED) {
         rc = proto_err(err, PEMN_ECANCELED, PEMN_NO_OFFSET, "%s", pe.msg);
         goto done;
     }
     cy.result = act;
     if (act) {
-        snprintf(cy.reason, sizeof cy.reason, "%s", pemn_agent_reason(act));
-        report(a, &cy, "failed", act, pe.msg, cy.digest);
+        snprintf(cy.reason, sizeof cy.reason, "%s",
+                 agent_trust_reason(a)[0] ? agent_trust_reason(a) : pemn_agent_reason(act));
+        if (!quiet)
+            report(a, &cy, "failed", act, pe.msg, cy.digest);
         if (final_refusal(act))
             remember(a, r.etag, false); /* not again for this answer */
         rc = proto_err(err, act, PEMN_NO_OFFSET, "%s", pe.msg);

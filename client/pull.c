@@ -346,12 +346,16 @@ static pemn_rc verify_pkg(pemn_client *c, const char *path, const struct pemn_re
     pemn_rc rc = pemn_pkg_open_file(path, 0, &pkg, err);
     if (rc)
         return rc;
-    if (c->o.trusted || !c->o.root)
-        rc = pemn_pkg_verify(pkg, c->o.trusted, err);
-    if (!rc && c->o.root) {
-        rc = pemn_root_check_expiry(c->o.root, (int64_t)time(NULL), err);
-        if (!rc)
-            rc = pemn_root_check_package(c->o.root, r->model[0] ? r->model : NULL, pkg, err);
+    if (o && (o->flags & PEMN_FETCH_SIGNATURES_ONLY)) {
+        rc = pemn_pkg_verify_signatures(pkg, err); /* the caller decides trust */
+    } else {
+        if (c->o.trusted || !c->o.root)
+            rc = pemn_pkg_verify(pkg, c->o.trusted, err);
+        if (!rc && c->o.root) {
+            rc = pemn_root_check_expiry(c->o.root, (int64_t)time(NULL), err);
+            if (!rc)
+                rc = pemn_root_check_package(c->o.root, r->model[0] ? r->model : NULL, pkg, err);
+        }
     }
     if (rc) {
         pemn_pkg_free(pkg);

@@ -63,6 +63,8 @@ struct srv_config {
     uint64_t delta_max_package;        /* larger packages are not diffed (srv_routes_delta.c) */
     uint64_t delta_concurrency;        /* delta computations at once (503 beyond) */
     uint64_t delta_min_saving;         /* percent of the package a delta must save */
+    char metadata_key[1024];  /* signs desired-state answers ("" = unsigned); docs/TRUST.md */
+    uint64_t metadata_expiry; /* seconds a signed answer stays valid */
 };
 
 /* Fills every field with its default. */
@@ -117,6 +119,7 @@ struct srv_respcache *srv_get_respcache(struct srv *s);
 const char *srv_tmp_dir(struct srv *s);
 struct srv_uploads *srv_get_uploads(struct srv *s);
 struct srv_guard *srv_get_guard(struct srv *s);
+struct srv_signer *srv_get_signer(struct srv *s); /* NULL when answers are not signed */
 
 /* ---- requests and routes --------------------------------------------------------------- */
 #define SRV_MAX_PARAMS 4

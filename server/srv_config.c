@@ -101,6 +101,10 @@ static const struct ckey keys[] = {
     {"delta_min_saving", C_UINT, F(delta_min_saving), "0", 0, 99,
      "percent of the package a delta must save to be served (404 delta_not_smaller below; "
      "0: any delta smaller than the package)"},
+    {"metadata_key", C_STR, F(metadata_key), "", 0, 0,
+     "Ed25519 .key that signs desired-state answers (needs a root naming it; docs/TRUST.md)"},
+    {"metadata_expiry", C_UINT, F(metadata_expiry), "86400", 60, 31536000,
+     "seconds a signed desired-state answer is valid (re-signed after half of it)"},
     {"read_token_required", C_BOOL, F(read_token_required), "false", 0, 0,
      "whether reads need a token (read scope or better)"},
 };

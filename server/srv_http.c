@@ -14,6 +14,7 @@
 #include "server/srv.h"
 #include "server/srv_oci.h"
 #include "server/srv_guard.h"
+#include "server/srv_signer.h"
 #include "server/srv_respcache.h"
 
 #include "proto/err.h"
@@ -42,6 +43,7 @@ struct srv {
     struct srv_scrub *scrub;
     struct srv_uploads *uploads;
     struct srv_guard *guard;
+    struct srv_signer *signer; /* NULL: desired state unsigned */
     atomic_uint inflight;
     unsigned port;
     char tmp_dir[1024];
@@ -55,6 +57,11 @@ struct store *srv_store(struct srv *s)
 const struct srv_config *srv_cfg(struct srv *s)
 {
     return &s->cfg;
+}
+
+struct srv_signer *srv_get_signer(struct srv *s)
+{
+    return s->signer;
 }
 
 struct srv_metrics *srv_get_metrics(struct srv *s)
@@ -538,6 +545,12 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         free(s);
         return rc;
     }
+    if (cfg->metadata_key[0] &&
+        (rc = srv_signer_new(cfg->metadata_key, cfg->metadata_expiry, s->store, &s->signer, err))) {
+        store_close(s->store);
+        free(s);
+        return rc;
+    }
     s->metrics = srv_metrics_new(srv_route_count());
     s->respcache = srv_respcache_new(cfg->cache_size / 4);
     s->uploads = srv_uploads_new(s->tmp_dir, cfg->upload_buffer, cfg->upload_memory_max,
@@ -548,6 +561,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
+        srv_signer_free(s->signer);
         store_close(s->store);
         free(s);
         return proto_err(err, PEMN_ENOMEM, PEMN_NO_OFFSET, "out of memory");
@@ -577,6 +591,7 @@ pemn_rc srv_start(const struct srv_config *cfg, struct srv **out, struct pemn_er
         srv_uploads_free(s->uploads);
         srv_metrics_free(s->metrics);
         srv_respcache_free(s->respcache);
+        srv_signer_free(s->signer);
         store_close(s->store);
         free(s);
         return rc;
@@ -610,6 +625,7 @@ void srv_stop(struct srv *s)
     srv_metrics_free(s->metrics);
     srv_guard_free(s->guard); /* after the daemon: no connection left to notify */
     srv_uploads_free(s->uploads);
+    srv_signer_free(s->signer);
     store_close(s->store);
     free(s);
 }

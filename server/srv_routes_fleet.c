@@ -20,6 +20,7 @@
 #include "server/srv_oci.h"
 #include "server/srv_trust.h"
 #include "server/srv_rollout.h"
+#include "server/srv_signer.h"
 #include "storage/store_fleet.h"
 
 #include "proto/err.h"
@@ -348,33 +349,54 @@ static enum MHD_Result h_desired(struct srv_req *r)
     json_object_set_new(o, "device", json_string(device));
     json_object_set_new(o, "rollout_id", json_string(f.rollout_id));
     json_object_set_new(o, "in_rollout", json_boolean(in_rollout));
-    srv_oci_desired_source(r->srv, fleet, o); /* bytes from an OCI registry (docs/OCI.md) */
-    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    /* bytes from an OCI registry (docs/OCI.md): part of the answer, so a signed answer
+     * covers the location too */
+    srv_oci_desired_source(r->srv, fleet, o);
+    /* with a metadata key: the signed envelope (docs/TRUST.md), re-signed only on change;
+     * its ETag comes from the stored version, so a 304 reads no body */
+    struct srv_signer *sg = srv_get_signer(r->srv);
+    char *text = NULL;
+    size_t n = 0;
+    char etag[SRV_SIGNER_ETAG_MAX];
+    bool same = false;
+    if (sg && (rc = srv_signer_answer(sg, srv_store(r->srv), fleet, device, o,
+                                      srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), &text, &n, etag,
+                                      &same, &e))) {
+        json_decref(o);
+        return srv_reply_store_error(r, rc, &e);
+    }
+    if (!sg)
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
-    if (!text)
+    if (!text && !same)
         return srv_reply_error(r, 503, "unavailable", "out of memory");
-    size_t n = strlen(text);
-    /* the ETag is the body's hash, so it changes exactly when the answer does */
-    uint8_t h[PEMN_DIGEST_BYTES];
-    char hex[2 * 16 + 1], etag[2 * 16 + 3];
-    pemn_sha256(text, n, h);
-    proto_hex(h, 16, hex);
-    snprintf(etag, sizeof etag, "\"%s\"", hex);
+    if (!sg) {
+        /* the ETag is the body's hash, so it changes exactly when the answer does */
+        n = strlen(text);
+        uint8_t h[PEMN_DIGEST_BYTES];
+        char hex[2 * 16 + 1];
+        pemn_sha256(text, n, h);
+        proto_hex(h, 16, hex);
+        snprintf(etag, sizeof etag, "\"%s\"", hex);
+        same = srv_etag_matches(srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
+    }
     struct MHD_Response *resp;
     unsigned status;
-    if (srv_etag_matches(srv_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+    if (same) {
         free(text);
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         status = 304;
         n = 0;
     } else {
-        char *t2 = realloc(text, n + 2);
+        char *t2 = sg ? text : realloc(text, n + 2); /* a signed body ends in "\n" already */
         if (!t2) {
             free(text);
             return srv_reply_error(r, 503, "unavailable", "out of memory");
         }
-        t2[n++] = '\n';
-        t2[n] = 0;
+        if (!sg) {
+            t2[n++] = '\n';
+            t2[n] = 0;
+        }
         resp = MHD_create_response_from_buffer(n, t2, MHD_RESPMEM_MUST_FREE);
         if (!resp)
             free(t2);

@@ -2,6 +2,7 @@
  * storage/pg_conn.c — the PostgreSQL backend's connections, statements, transactions with
  * bounded retries, the audit helper, open/close and the operation table (pg_int.h).
  */
+#include "storage/store_metadata.h"
 #include "storage/pg_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
@@ -471,4 +472,5 @@ const struct store_ops pg_ops = {
     .devguard = &pg_devguard_ops,
     .trust = &pg_trust_ops,
     .delta = &pg_delta_ops,
+    .metadata = &pg_metadata_ops,
 };

@@ -17,6 +17,7 @@
 #include "storage/oci_schema.h"
 #include "storage/store_console.h"
 #include "storage/store_trust.h"
+#include "storage/store_metadata.h"
 
 #include "proto/err.h"
 
@@ -138,6 +139,7 @@ static const struct {
         "CREATE INDEX device_registrations_by_time ON device_registrations(token, at);"},
     {6, pg_schema_v6_oci},   /* = SQLite 6: OCI state (storage/pg_oci.c) */
     {7, pg_schema_trust},    /* = SQLite 7: roots, package signers (issue 10) */
+    {8, pg_schema_metadata}, /* = SQLite 8: signed desired state (issue 10) */
     {9, pg_schema_v9_delta}, /* = SQLite 9: package deltas (storage/pg_delta.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

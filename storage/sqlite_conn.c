@@ -2,6 +2,7 @@
  * storage/sqlite_conn.c — opening the database, the connection pool, statement cache,
  * transactions and the audit helper.
  */
+#include "storage/store_metadata.h"
 #include "storage/sqlite_int.h"
 #include "storage/store_oci.h"
 #include "storage/store_console.h"
@@ -305,4 +306,5 @@ const struct store_ops sq_ops = {
     .devguard = &sq_devguard_ops,
     .trust = &sq_trust_ops,
     .delta = &sq_delta_ops,
+    .metadata = &sq_metadata_ops,
 };

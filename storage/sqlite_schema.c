@@ -11,6 +11,7 @@
 #include "storage/sqlite_fleet.h"
 #include "storage/delta_schema.h"
 #include "storage/oci_schema.h"
+#include "storage/sqlite_metadata.h"
 #include "storage/store_trust.h"
 
 #include "proto/err.h"
@@ -90,6 +91,7 @@ static const struct {
     {5, sq_schema_v5_devguard}, /* device registrations per token (sqlite_devguard.c) */
     {6, sq_schema_v6_oci},      /* OCI uploads, manifests, fleet sources */
     {7, sq_schema_trust},       /* issue 10: roots, package signers */
+    {8, sq_schema_metadata},    /* issue 10: signed desired state */
     {9, sq_schema_v9_delta},    /* package deltas (sqlite_delta.c) */
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

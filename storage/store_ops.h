@@ -62,6 +62,7 @@ struct store_devguard_ops;
 struct store_delta_ops;
 struct verified_set;
 struct store_trust_ops;
+struct store_metadata_ops;
 
 /* The row a token lookup finds (store_token_check compares the hash and decides). */
 struct store_token_row {
@@ -144,6 +145,7 @@ struct store_ops {
     const struct store_devguard_ops *devguard; /* storage/store_devguard.h */
     const struct store_trust_ops *trust;       /* storage/store_trust.h */
     const struct store_delta_ops *delta;       /* storage/store_delta.h (issue 12) */
+    const struct store_metadata_ops *metadata; /* signed desired state (store_metadata.h) */
 };
 
 /* Fleets, devices and rollouts (storage/store_fleet.h); the same contracts. */

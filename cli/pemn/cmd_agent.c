@@ -31,7 +31,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pemn agent --server URL --fleet F --device ID --trust KEY.pub --dir DIR\n"
+            "usage: pemn agent --server URL --fleet F --device ID --dir DIR\n"
+            "                  (--root ROOT.json --model NAME | --trust KEY.pub [--model NAME])\n"
             "                  [--token T | --token-file FILE] [--interval S] [--once] [--expand]\n"
             "                  [--allow-downgrade] [--timeout S] [--download-timeout S]\n"
             "                  [--min-rate R] [--rate-window S] [--max-disk N] [--no-delta]\n"
@@ -47,7 +48,13 @@ static void usage(FILE *f)
             "  --device ID         this device's id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})\n"
             "  --token T           device-scope token (default $PEMN_TOKEN)\n"
             "  --token-file FILE   read the token from FILE's first line (keeps it out of ps)\n"
-            "  --trust KEY.pub     trusted publisher key (repeatable; at least one)\n"
+            "  --root ROOT.json    root mode: the pinned root of trust (pemn root init); the\n"
+            "                      agent follows its chain on the server, installs only what\n"
+            "                      signed, unexpired desired state names and the root's\n"
+            "                      publishers signed (docs/AGENT.md, Trust)\n"
+            "  --model NAME        the one model this device runs (required with --root; with\n"
+            "                      --trust the first model installed is pinned otherwise)\n"
+            "  --trust KEY.pub     simple mode: trusted publisher key (repeatable)\n"
             "  --dir DIR           agent directory (state.json, versions/, current)\n"
             "  --interval S        seconds between polls, jittered by +-25%% (default 60)\n"
             "  --once              one cycle, then exit with its result\n"
@@ -70,7 +77,28 @@ static void usage(FILE *f)
             "\n"
             "Exit: 0 ok (or stopped by SIGTERM/SIGINT); with --once the cycle's result:\n"
             "  4 bad signature, 5 untrusted, 8 digest mismatch, 9 rollback refused,\n"
-            "  7 network, 10 auth, 3 corrupt, 1 other.\n");
+            "  7 network, 10 auth, 3 corrupt, 1 other; trust refusals:\n"
+            "  20 metadata-expired, 21 metadata-replayed, 22 metadata-untrusted,\n"
+            "  23 metadata-wrong-device, 24 wrong-model, 25 signer-revoked,\n"
+            "  26 signer-untrusted, 27 root-invalid, 28 root-expired.\n");
+}
+
+/* Exit status of a --once cycle refused for a trust reason (docs/AGENT.md). */
+static const struct {
+    const char *reason;
+    int code;
+} trust_exit[] = {
+    {"metadata-expired", 20},      {"metadata-replayed", 21}, {"metadata-untrusted", 22},
+    {"metadata-wrong-device", 23}, {"wrong-model", 24},       {"signer-revoked", 25},
+    {"signer-untrusted", 26},      {"root-invalid", 27},      {"root-expired", 28},
+};
+
+static int cycle_exit(pemn_rc rc, const struct pemn_agent_cycle *cy)
+{
+    for (size_t i = 0; rc && i < sizeof trust_exit / sizeof trust_exit[0]; i++)
+        if (!strcmp(cy->reason, trust_exit[i].reason))
+            return trust_exit[i].code;
+    return cli_exit_code(rc);
 }
 
 struct agent_log {
@@ -153,6 +181,8 @@ int cmd_agent(int argc, char **argv)
         {"token", required_argument, NULL, 't'},
         {"token-file", required_argument, NULL, 'F'},
         {"trust", required_argument, NULL, 'k'},
+        {"root", required_argument, NULL, 'r'},
+        {"model", required_argument, NULL, 'm'},
         {"dir", required_argument, NULL, 'D'},
         {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 'T'},
@@ -205,6 +235,12 @@ int cmd_agent(int argc, char **argv)
             break;
         case 'D':
             o.dir = optarg;
+            break;
+        case 'r':
+            o.root_file = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
             break;
         case 'k':
             if (n_trust == MAX_TRUST) {
@@ -288,10 +324,14 @@ int cmd_agent(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind < argc || !o.server || !o.fleet || !o.device || !o.dir || n_trust == 0) {
+    if (optind < argc || !o.server || !o.fleet || !o.device || !o.dir ||
+        (n_trust == 0) == !o.root_file || (o.root_file && !o.model)) {
         fprintf(stderr, "pemn agent: %s\n\n",
-                optind < argc ? "unexpected argument"
-                              : "--server, --fleet, --device, --dir and --trust are required");
+                optind < argc            ? "unexpected argument"
+                : o.root_file && n_trust ? "--root and --trust exclude each other"
+                : o.root_file            ? "--root needs --model NAME"
+                                         : "--server, --fleet, --device, --dir and --root or "
+                                           "--trust are required");
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
@@ -313,7 +353,7 @@ int cmd_agent(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    o.trusted = kr;
+    o.trusted = n_trust ? kr : NULL;
     o.timeout_ms = (long)(timeout * 1000);
     o.cancel = &g_stop;
     o.on_event = on_event;
@@ -358,6 +398,7 @@ int cmd_agent(int argc, char **argv)
     int exit_code = CLI_EXIT_OK;
     while (!g_stop) {
         struct pemn_agent_cycle cy;
+        memset(&cy, 0, sizeof cy);
         memset(&e, 0, sizeof e);
         rc = pemn_agent_run_once(a, &cy, &e);
         if (rc == PEMN_ECANCELED)
@@ -375,7 +416,7 @@ int cmd_agent(int argc, char **argv)
                     cy.reports_failed);
         fflush(stdout);
         if (once) {
-            exit_code = cli_exit_code(rc);
+            exit_code = cycle_exit(rc, &cy);
             break;
         }
         /* +-25% jitter so that a fleet started together does not poll together */

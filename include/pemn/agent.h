@@ -27,6 +27,18 @@
  * agent was created with allow_downgrade. The release compared is the verified manifest's,
  * never a number the server claims.
  *
+ * Trust (docs/AGENT.md "Trust", docs/TRUST.md): DIR/trust.json keeps, apart from the
+ * installed package, the highest release installed per model, the one model DIR runs
+ * (opts.model, else the first installed), and in root mode the highest signed desired-state
+ * version accepted; a release below the recorded one is refused even when DIR/current is
+ * gone or the keys changed. Root mode (opts.root_file): DIR/root.json is the current root,
+ * followed along the chain on the server each cycle; desired state must be signed by one of
+ * its metadata keys, for this fleet and device, fresh and not older than one seen; packages
+ * must be signed by publishers the root allows for the model. Refusals carry a reason
+ * (pemn_agent_cycle.reason, the event's reason, the status report): "metadata-expired",
+ * "metadata-replayed", "metadata-untrusted", "metadata-wrong-device", "wrong-model",
+ * "signer-revoked", "signer-untrusted", "root-invalid", "root-expired", "rollback-refused".
+ *
  * Thread-safety: an agent is used by one thread at a time. Two agents (in one process or
  * in two) cannot own the same DIR: the second gets PEMN_ECONFLICT.
  */
@@ -103,6 +115,12 @@ struct pemn_agent_opts {
     const volatile sig_atomic_t *cancel; /* optional: nonzero stops a cycle (PEMN_ECANCELED) */
     pemn_agent_event_fn on_event;
     void *event_user;
+    /* trust (docs/AGENT.md, "Trust"; borrowed) */
+    const char *model;         /* the one model to run (wrong-model otherwise); NULL: the first
+                                  model installed in DIR is pinned */
+    const char *root_file;     /* root mode: the initial trusted root (pemn root init); once DIR
+                                  holds a root, DIR/root.json (updated along the chain) is used.
+                                  trusted may then be NULL (the root names the publishers) */
     pemn_agent_fault_fn fault; /* test hook, normally NULL */
     void *fault_user;
     /* when the desired state names an OCI repository ("oci://HOST/REPO", docs/OCI.md) as
@@ -120,9 +138,11 @@ struct pemn_agent_opts {
 /* Zeroes *opts (every option at its default). */
 void pemn_agent_opts_init(struct pemn_agent_opts *opts);
 
-/* Opens (creating if needed) and locks DIR, then runs recovery (see top). *out is new; free
- * with pemn_agent_free. PEMN_EINVAL (missing dir/trusted), PEMN_ECONFLICT (DIR owned by
- * another agent), PEMN_EIO. */
+/* Opens (creating if needed) and locks DIR, loads trust.json (and the root), then runs
+ * recovery (see top). *out is new; free with pemn_agent_free. PEMN_EINVAL (missing dir, or
+ * neither trusted nor root_file), PEMN_ECONFLICT (DIR owned by another agent), PEMN_EIO,
+ * PEMN_ECORRUPT (damaged trust.json or root), PEMN_EROLLBACK (DIR/root.json older than the
+ * root version trust.json recorded). */
 PEMN_WARN_UNUSED pemn_rc pemn_agent_new(const struct pemn_agent_opts *opts, pemn_agent **out,
                                         struct pemn_err *err);
 void pemn_agent_free(pemn_agent *agent); /* NULL is a no-op; releases the lock */

@@ -194,6 +194,9 @@ PEMN_WARN_UNUSED pemn_rc pemn_client_untag(pemn_client *c, const char *name, con
 #define PEMN_FETCH_ALLOW_DOWNGRADE 2u
 /* never ask for a delta (issue 12): always download the whole package */
 #define PEMN_FETCH_NO_DELTA 4u
+/* check the digest and that every signature verifies, but leave the trust decision to the
+ * caller (the agent's root of trust, pemn/trust.h): options.trusted is not consulted */
+#define PEMN_FETCH_SIGNATURES_ONLY 8u
 
 struct pemn_fetch_options {
     uint64_t min_release;      /* refuse (PEMN_EROLLBACK) a package with release below this;

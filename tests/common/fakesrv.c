@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_ROUTES 32
+#define MAX_ROUTES 256
 #define MAX_CUTS 32
 #define MAX_BLOBS 64
 #define MAX_UPLOAD (256u << 20)
@@ -296,6 +296,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     snprintf(s->st.last_path, sizeof s->st.last_path, "%s", url);
     if (!strcmp(method, "PUT")) {
         s->st.upload_len = cs->len;
+        size_t used = strlen(s->st.put_log), room = sizeof s->st.put_log - used;
+        if (room > 1)
+            snprintf(s->st.put_log + used, room, "%.*s\n", (int)cs->len,
+                     cs->up ? (const char *)cs->up : "");
         crypto_hash_sha256(s->st.upload_sha, cs->up ? cs->up : (const uint8_t *)"", cs->len);
     }
     int fail_status = 0, retry_after = -1;

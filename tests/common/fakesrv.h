@@ -58,7 +58,8 @@ struct fakesrv_stats {
     char last_if_none_match[256]; /* If-None-Match of the last request */
     char last_method[16];
     char last_path[512];
-    size_t upload_len; /* body of the last PUT */
+    size_t upload_len;   /* body of the last PUT */
+    char put_log[16384]; /* every PUT body since the last reset, one per line (truncated) */
     uint8_t upload_sha[32];
 };
 void fakesrv_get_stats(fakesrv *s, struct fakesrv_stats *out);
