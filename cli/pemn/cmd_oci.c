@@ -82,6 +82,33 @@ static void apply_net(const struct cli_net *n, struct pemn_oci_options *o)
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
+/* The options push and pull share: --server/--token refused, the network options, --plain-http
+ * and --credentials. Returns -1 on a usage error (already reported), 1 when ch was one of
+ * them, 0 otherwise. */
+static int oci_common_opt(struct cli_net *n, struct pemn_oci_options *o, const char **cred_file,
+                          const char *cmd, int ch, const char *arg)
+{
+    if (ch == 's' || ch == 't') {
+        fprintf(stderr,
+                "pemn %s: --server/--token do not apply to oci:// (credentials "
+                "come from the environment or --credentials)\n",
+                cmd);
+        return -1;
+    }
+    int k = cli_net_opt(n, cmd, ch, arg);
+    if (k)
+        return k;
+    switch (ch) {
+    case 'P':
+        o->plain_http = 1;
+        return 1;
+    case 'C':
+        *cred_file = arg;
+        return 1;
+    }
+    return 0;
+}
+
 static void push_usage(FILE *f)
 {
     fprintf(f,
@@ -137,23 +164,12 @@ int cli_oci_push(int argc, char **argv)
     optind = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-        if (ch == 's' || ch == 't') {
-            fprintf(stderr, "pemn push: --server/--token do not apply to oci:// (credentials "
-                            "come from the environment or --credentials)\n");
-            return CLI_EXIT_USAGE;
-        }
-        int k = cli_net_opt(&n, "push", ch, optarg);
+        int k = oci_common_opt(&n, &o, &cred_file, "push", ch, optarg);
         if (k < 0)
             return CLI_EXIT_USAGE;
         if (k > 0)
             continue;
         switch (ch) {
-        case 'P':
-            o.plain_http = 1;
-            break;
-        case 'C':
-            cred_file = optarg;
-            break;
         case 'Z':
             if (cli_parse_u64(optarg, &o.chunk_size) || o.chunk_size < 1024) {
                 fprintf(stderr, "pemn push: --chunk-size wants bytes >= 1024\n");
@@ -250,23 +266,12 @@ int cli_oci_pull(int argc, char **argv)
     optind = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "qk:o:h", opts, NULL)) != -1) {
-        if (ch == 's' || ch == 't') {
-            fprintf(stderr, "pemn pull: --server/--token do not apply to oci:// (credentials "
-                            "come from the environment or --credentials)\n");
-            return CLI_EXIT_USAGE;
-        }
-        int k = cli_net_opt(&n, "pull", ch, optarg);
+        int k = oci_common_opt(&n, &o, &cred_file, "pull", ch, optarg);
         if (k < 0)
             return CLI_EXIT_USAGE;
         if (k > 0)
             continue;
         switch (ch) {
-        case 'P':
-            o.plain_http = 1;
-            break;
-        case 'C':
-            cred_file = optarg;
-            break;
         case 'k':
             if (n_trust >= MAX_TRUST)
                 return cli_usage("pull", "at most %d --trust keys", MAX_TRUST);
