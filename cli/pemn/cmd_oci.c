@@ -179,12 +179,8 @@ int cli_oci_push(int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            push_usage(stdout);
-            return CLI_EXIT_OK;
         default:
-            push_usage(stderr);
-            return CLI_EXIT_USAGE;
+            return cli_help_or_usage(ch, push_usage);
         }
     }
     if (argc - optind != 2 || strncmp(argv[optind + 1], "oci://", 6) != 0) {

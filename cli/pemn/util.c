@@ -113,6 +113,16 @@ const char *cli_shape(uint32_t ndim, const uint64_t *shape, char *buf, size_t ca
     return buf;
 }
 
+int cli_help_or_usage(int ch, void (*usage)(FILE *))
+{
+    if (ch == 'h') {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
+
 int cli_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')

@@ -39,6 +39,10 @@ const char *cli_human_size(uint64_t bytes, char *buf, size_t cap);
 /* "[16, 72]" into buf. Returns buf. */
 const char *cli_shape(uint32_t ndim, const uint64_t *shape, char *buf, size_t cap);
 
+/* The end of an option loop: -h/--help prints usage on stdout and returns CLI_EXIT_OK; any
+ * other (unknown) option prints it on stderr and returns CLI_EXIT_USAGE. */
+int cli_help_or_usage(int ch, void (*usage)(FILE *));
+
 /* Strict parsers: the whole string must be a number in range. 0 ok, -1 otherwise. */
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_double(const char *s, double *out);
