@@ -42,19 +42,29 @@ const char sq_schema_v6_oci[] =
     "  updated INTEGER NOT NULL);";
 
 /* ---- upload sessions ------------------------------------------------------------------- */
+/* Takes the write connection and prepares its first statement; on failure nothing is held. */
+static pemn_rc begin_write(struct store *st, const char *sql, struct sq_conn **c, sqlite3_stmt **s,
+                           struct pemn_err *err)
+{
+    pemn_rc rc = sq_acquire_write(st, c, err);
+    if (rc)
+        return rc;
+    if (!(*s = sq_stmt(*c, sql, err))) {
+        sq_release(st, *c);
+        return PEMN_EDB;
+    }
+    return PEMN_OK;
+}
+
 static pemn_rc exec_write(struct store *st, const char *sql, const char *what,
                           void (*bind)(sqlite3_stmt *, const void *), const void *ctx, int *changes,
                           struct pemn_err *err)
 {
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire_write(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = begin_write(st, sql, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, sql, err);
-    if (!s) {
-        sq_release(st, c);
-        return PEMN_EDB;
-    }
     bind(s, ctx);
     int r = sqlite3_step(s);
     sq_done(s);
@@ -189,14 +199,10 @@ static pemn_rc sq_oci_upload_expire(struct store *st, int64_t before, store_oci_
         struct store_oci_upload batch[EXPIRE_BATCH];
         int n = 0;
         struct sq_conn *c;
-        pemn_rc rc = sq_acquire_write(st, &c, err);
+        sqlite3_stmt *s;
+        pemn_rc rc = begin_write(st, sql_sel, &c, &s, err);
         if (rc)
             return rc;
-        sqlite3_stmt *s = sq_stmt(c, sql_sel, err);
-        if (!s) {
-            sq_release(st, c);
-            return PEMN_EDB;
-        }
         sqlite3_bind_int64(s, 1, before);
         int r;
         while (n < EXPIRE_BATCH && (r = sqlite3_step(s)) == SQLITE_ROW)
@@ -238,15 +244,11 @@ static pemn_rc sq_oci_blob_put(struct store *st, const char *digest, const void 
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "malformed digest");
     pemn_digest_format(d, canon);
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire_write(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = begin_write(st, sql_has, &c, &s, err);
     if (rc)
         return rc;
     bool made = false;
-    sqlite3_stmt *s = sq_stmt(c, sql_has, err);
-    if (!s) {
-        rc = PEMN_EDB;
-        goto out;
-    }
     sqlite3_bind_text(s, 1, canon, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
     sq_done(s);
@@ -306,15 +308,11 @@ static pemn_rc sq_oci_manifest_put(struct store *st, const struct store_oci_mani
     if (!m->data || !m->len || m->len > STORE_OCI_MANIFEST_MAX)
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "manifest of %zu bytes", m->len);
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire_write(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = begin_write(st, sql_ver, &c, &s, err);
     if (rc)
         return rc;
     bool made = false;
-    sqlite3_stmt *s = sq_stmt(c, sql_ver, err);
-    if (!s) {
-        rc = PEMN_EDB;
-        goto out;
-    }
     sqlite3_bind_text(s, 1, m->repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, m->version, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
@@ -452,14 +450,10 @@ static pemn_rc sq_oci_source_set(struct store *st, const char *fleet, const char
     if (location && (!location[0] || strlen(location) >= STORE_OCI_LOCATION_MAX))
         return proto_err(err, PEMN_EINVAL, PEMN_NO_OFFSET, "bad location");
     struct sq_conn *c;
-    pemn_rc rc = sq_acquire_write(st, &c, err);
+    sqlite3_stmt *s;
+    pemn_rc rc = begin_write(st, location ? sql_fleet : sql_del, &c, &s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *s = sq_stmt(c, location ? sql_fleet : sql_del, err);
-    if (!s) {
-        rc = PEMN_EDB;
-        goto out;
-    }
     sqlite3_bind_text(s, 1, fleet, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
     sq_done(s);
@@ -488,7 +482,6 @@ static pemn_rc sq_oci_source_set(struct store *st, const char *fleet, const char
                       location ? location : "", err);
     if (!rc)
         rc = sq_commit(c, err);
-out:
     sq_release(st, c);
     return rc;
 }
