@@ -231,23 +231,11 @@ static pemn_rc fleet_put_on(struct pg_conn *c, const char *fleet,
     if (rc)
         return rc;
     rc = fleet_read(c, fleet, true, &f, &id, err);
-    if (rc == PEMN_ENOTFOUND) {
-        memset(&f, 0, sizeof f);
-        snprintf(f.name, sizeof f.name, "%s", fleet);
-        f.created = now;
-        id = 0;
+    if (rc == PEMN_ENOTFOUND || rc == PEMN_OK) {
+        if (rc == PEMN_ENOTFOUND)
+            id = 0;
+        begin = store_fleet_retarget(&f, rc == PEMN_OK, fleet, t->digest, now);
         rc = PEMN_OK;
-    } else if (rc == PEMN_OK) {
-        if (!strcmp(f.target.digest, t->digest) && f.state != STORE_ROLLOUT_ABORTED) {
-            begin = false;
-        } else {
-            if (f.state != STORE_ROLLOUT_ABORTED) {
-                f.previous = f.target;
-                f.has_previous = true;
-            }
-            if (f.has_previous && !strcmp(f.previous.digest, t->digest))
-                f.has_previous = false;
-        }
     } else {
         return rc;
     }

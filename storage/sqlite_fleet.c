@@ -206,25 +206,11 @@ static pemn_rc fleet_put_on(struct sq_conn *c, const char *fleet,
         t = &cur;
     }
     pemn_rc rc = fleet_read(c, fleet, &f, &id, NULL);
-    if (rc == PEMN_ENOTFOUND) {
-        memset(&f, 0, sizeof f);
-        snprintf(f.name, sizeof f.name, "%s", fleet);
-        f.created = now;
-        id = 0;
+    if (rc == PEMN_ENOTFOUND || rc == PEMN_OK) {
+        if (rc == PEMN_ENOTFOUND)
+            id = 0;
+        begin = store_fleet_retarget(&f, rc == PEMN_OK, fleet, t->digest, now);
         rc = PEMN_OK;
-    } else if (rc == PEMN_OK) {
-        if (!strcmp(f.target.digest, t->digest) && f.state != STORE_ROLLOUT_ABORTED) {
-            begin = false;
-        } else {
-            /* the old target becomes the fallback, unless it was stopped by an abort */
-            if (f.state != STORE_ROLLOUT_ABORTED) {
-                f.previous = f.target;
-                f.has_previous = true;
-            }
-            /* a fallback equal to the new target would be no fallback at all */
-            if (f.has_previous && !strcmp(f.previous.digest, t->digest))
-                f.has_previous = false;
-        }
     } else {
         rc = sq_fail(c, err, "reading a fleet");
     }

@@ -6,6 +6,7 @@
 
 #include "proto/err.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const state_names[] = {"active", "paused", "aborted"};
@@ -23,6 +24,28 @@ enum store_rollout_state store_rollout_state_parse(const char *s)
         if (!strcmp(s, state_names[i]))
             return (enum store_rollout_state)i;
     return STORE_ROLLOUT_ABORTED; /* unknown text never means "go" */
+}
+
+bool store_fleet_retarget(struct store_fleet *f, bool existed, const char *fleet,
+                          const char *new_digest, int64_t now)
+{
+    if (!existed) {
+        memset(f, 0, sizeof *f);
+        snprintf(f->name, sizeof f->name, "%s", fleet);
+        f->created = now;
+        return true;
+    }
+    if (!strcmp(f->target.digest, new_digest) && f->state != STORE_ROLLOUT_ABORTED)
+        return false;
+    /* the old target becomes the fallback, unless it was stopped by an abort */
+    if (f->state != STORE_ROLLOUT_ABORTED) {
+        f->previous = f->target;
+        f->has_previous = true;
+    }
+    /* a fallback equal to the new target would be no fallback at all */
+    if (f->has_previous && !strcmp(f->previous.digest, new_digest))
+        f->has_previous = false;
+    return true;
 }
 
 static bool label_ok(const char *s)

@@ -198,6 +198,14 @@ enum store_rollout_state store_rollout_state_parse(const char *s);
  * can interleave two store handles deterministically. NULL in production. */
 extern void (*store_test_hook)(struct store *st, const char *point);
 
+/* The retarget rule of a fleet PUT, the same on every backend (storage/store_fleet.c).
+ * f is the stored fleet (existed) or is initialised here as a new fleet named `fleet`
+ * created at `now`. The old target becomes the fallback unless an abort stopped it, and a
+ * fallback equal to the new target is dropped. Returns whether a new rollout begins (false
+ * only when the target is unchanged and not aborted). The caller then sets f->target. */
+bool store_fleet_retarget(struct store_fleet *f, bool existed, const char *fleet,
+                          const char *new_digest, int64_t now);
+
 /* Generates a rollout id (32 hex characters of randomness) into out. */
 void store_new_rollout_id(char out[STORE_ROLLOUT_ID_MAX]);
 
